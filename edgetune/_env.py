@@ -1,0 +1,34 @@
+"""Process-wide switches that keep the frameworks quiet and offline-safe.
+
+Why here: ONNX Runtime, OpenVINO/NNCF and ultralytics each phone home or spin threads unless
+told otherwise, and most read their switch once at import time. edgetune sets them with
+`setdefault`, so a user who exports a different value keeps it.
+"""
+
+from __future__ import annotations
+
+import os
+
+_DEFAULTS = {
+    # Telemetry off: ORT native telemetry, OpenVINO/NNCF analytics (honours CI=true), ultralytics.
+    "ORT_DISABLE_TELEMETRY": "1",
+    "OPENVINO_TELEMETRY_DISABLE": "1",
+    "NNCF_DISABLE_TELEMETRY": "1",
+    "YOLO_OFFLINE": "1",
+    "YOLO_AUTOINSTALL": "0",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    # OpenMP threads spin while waiting; on a 2-core box shared with another process that costs 5x.
+    "OMP_WAIT_POLICY": "PASSIVE",
+    "KMP_WARNINGS": "0",
+}
+
+
+def apply_environment() -> None:
+    """Set the switches that must exist before torch/onnxruntime/openvino are imported."""
+    for key, value in _DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def offline_forced() -> bool:
+    """True when the user asked for no online download at all (EDGETUNE_OFFLINE/HF_HUB_OFFLINE)."""
+    return any(os.environ.get(k, "") not in ("", "0") for k in ("EDGETUNE_OFFLINE", "HF_HUB_OFFLINE"))

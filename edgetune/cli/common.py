@@ -1,0 +1,60 @@
+"""What every command shares: --json output, one-line errors with distinct exit codes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from edgetune.errors import EdgetuneError, ExitCode
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (for CI).")
+
+
+def emit(result: Any, as_json: bool, human: Callable[[Any], None] | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps(result, default=str))
+    elif human is not None:
+        human(result)
+    else:
+        click.echo(json.dumps(result, indent=2, default=str))
+
+
+def fail(message: str, code: int) -> None:
+    click.echo(f"edgetune: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(as_json_param: str = "as_json") -> Callable:
+    """Turn EdgetuneError into `edgetune: error: <what> (hint: <fix>)` and its exit code.
+
+    Under --json a gate failure still prints its result object on stdout first, so CI sees the
+    numbers and the non-zero code together.
+    """
+
+    def deco(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except EdgetuneError as exc:
+                if kwargs.get(as_json_param) and exc.payload is not None:
+                    click.echo(json.dumps(exc.payload, default=str))
+                fail(exc.one_line(), int(exc.exit_code))
+            except KeyboardInterrupt:
+                fail("interrupted", int(ExitCode.INTERRUPTED))
+
+        return wrapper
+
+    return deco
+
+
+def table(rows: list[list[Any]], headers: list[str]) -> str:
+    cells = [headers] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(cells[0]), line(["-" * w for w in widths])] + [line(r) for r in cells[1:]])

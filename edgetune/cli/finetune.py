@@ -1,0 +1,48 @@
+"""`edgetune finetune`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgetune.cli.common import emit, handle_errors, json_option
+
+
+@click.command()
+@click.option("--task", type=click.Choice(["classify"]), default="classify", show_default=True,
+              help="What to train (detect and kws arrive in later releases).")
+@click.option("--model", required=True, help="Model card name (`edgetune models`).")
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="ImageFolder: DIR/train/<class>/, DIR/val/<class>/.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory to create.")
+@click.option("--epochs", default=10, show_default=True, type=int)
+@click.option("--lr", default=5e-4, show_default=True, type=float, help="AdamW peak learning rate (cosine, warm-up).")
+@click.option("--batch", default=32, show_default=True, type=int)
+@click.option("--img-size", type=int, default=None, help="Square input size [default: the card's].")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--freeze", default="none", show_default=True,
+              help="none (full fine-tune) | backbone (linear probe on cached features) | N (first N stages).")
+@click.option("--patience", default=5, show_default=True, type=int, help="Early stop after N epochs without val gain.")
+@click.option("--val-split", type=float, default=None, help="Hold out this fraction when DATA has no train/val.")
+@click.option("--weights", type=click.Path(path_type=Path), default=None, help="Pretrained weights file (offline).")
+@click.option("--head-init", type=click.Choice(["probe", "random"]), default="probe", show_default=True,
+              help="probe: fit the new head on cached features before fine-tuning (LP-FT).")
+@click.option("--threads", type=int, default=None, help="Torch threads [default: all cores].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@json_option
+@handle_errors()
+def finetune(task: str, model: str, data: Path, out: Path, epochs: int, lr: float, batch: int, img_size: int | None,
+             seed: int, freeze: str, patience: int, val_split: float | None, weights: Path | None, head_init: str,
+             threads: int | None, resume: bool, quiet: bool, as_json: bool) -> None:
+    """Fine-tune a pretrained model on your data into a run directory."""
+    from edgetune.tasks import get_task
+    from edgetune.train.config import TrainConfig
+
+    cfg = TrainConfig(task=task, model=model, data=data, out=out, epochs=epochs, lr=lr, batch=batch,
+                      img_size=img_size, seed=seed, freeze=freeze, patience=patience, val_split=val_split,
+                      weights=weights, resume=resume, head_init=head_init, threads=threads)
+    result = get_task(task).finetune(cfg, quiet=quiet or as_json)
+    emit(result, as_json, lambda r: click.echo(
+        f"{r['run']}: best val {r['metric_name']} {r['metric']:.4f} at epoch {r['best']['epoch']} "
+        f"({r['epochs']} epochs, {r['seconds']:.0f}s)"))

@@ -1,0 +1,1 @@
+"""Export: ONNX conversion and validation, quantisers, and the Target registry."""

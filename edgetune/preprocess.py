@@ -1,0 +1,74 @@
+"""Image preprocessing shared by training, evaluation, export validation and the device runtime.
+
+One implementation (PIL + numpy, no torch) so that what PyTorch is validated on and what the
+artefact sees on a device are the same pixels. Normalisation (mean/std) is *not* done here: it
+lives inside the exported graph, so the artefact takes float32 RGB in [0, 1], NCHW.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+_INTERP = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
+           "nearest": Image.Resampling.NEAREST}
+
+
+@dataclass(frozen=True)
+class ImagePreprocess:
+    """Resize the shorter side to `resize`, centre-crop to `size`; RGB; float [0, 1] NCHW."""
+
+    size: int
+    resize: int
+    interpolation: str = "bilinear"
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)  # applied in-graph, recorded for reference
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+    @classmethod
+    def for_size(cls, size: int, crop_pct: float, interpolation: str, mean, std) -> ImagePreprocess:
+        return cls(size=size, resize=int(math.floor(size / crop_pct)), interpolation=interpolation,
+                   mean=tuple(mean), std=tuple(std))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ImagePreprocess:
+        return cls(size=int(d["size"]), resize=int(d["resize"]), interpolation=d["interpolation"],
+                   mean=tuple(d["mean"]), std=tuple(d["std"]))
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "input": "float32 RGB NCHW in [0, 1]; mean/std applied inside the graph"}
+
+    def load_square(self, source: Path | bytes) -> np.ndarray:
+        """Decode an image to the stored training form: RGB uint8 (resize, resize, 3).
+
+        Raises OSError/ValueError on unreadable data (callers turn that into a DataError).
+        """
+        img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        img.draft("RGB", (self.resize, self.resize))  # JPEG: decode at reduced scale, much faster
+        img = ImageOps.exif_transpose(img).convert("RGB")
+        w, h = img.size
+        scale = self.resize / min(w, h)
+        nw, nh = max(self.resize, round(w * scale)), max(self.resize, round(h * scale))
+        img = img.resize((nw, nh), _INTERP[self.interpolation])
+        left, top = (nw - self.resize) // 2, (nh - self.resize) // 2
+        img = img.crop((left, top, left + self.resize, top + self.resize))
+        return np.asarray(img, dtype=np.uint8)
+
+    def center(self, square: np.ndarray) -> np.ndarray:
+        """Centre-crop a stored (resize, resize, 3) array to (size, size, 3)."""
+        off = (self.resize - self.size) // 2
+        return square[off: off + self.size, off: off + self.size]
+
+    def to_input(self, crops: np.ndarray) -> np.ndarray:
+        """(N, size, size, 3) or (size, size, 3) uint8 → float32 NCHW in [0, 1]."""
+        if crops.ndim == 3:
+            crops = crops[None]
+        return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
+
+    def __call__(self, source: Path | bytes) -> np.ndarray:
+        """File → model input (1, 3, size, size) float32."""
+        return self.to_input(self.center(self.load_square(source)))

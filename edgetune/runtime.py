@@ -1,0 +1,63 @@
+"""One Session API over ONNX Runtime and OpenVINO. Imports no torch, so a device with the light
+install runs `bench` and `predict` on an exported artefact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgetune.errors import RunDirError
+
+
+class Session:
+    """`run(x) -> list of outputs` for one model file, with a fixed thread count."""
+
+    def __init__(self, model_path: str | Path, *, threads: int | None = None) -> None:
+        self.path = Path(model_path)
+        if not self.path.is_file():
+            raise RunDirError(f"model file {self.path} not found", hint="run `edgetune export` first")
+        self.threads = threads
+        if self.path.suffix == ".onnx":
+            self.runtime = "onnxruntime"
+            self._init_ort(threads)
+        elif self.path.suffix == ".xml":
+            self.runtime = "openvino"
+            self._init_ov(threads)
+        else:
+            raise RunDirError(f"{self.path} is neither .onnx nor OpenVINO .xml")
+
+    def _init_ort(self, threads: int | None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.inter_op_num_threads = 1
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        try:
+            self._ort = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise RunDirError(f"ONNX Runtime cannot load {self.path}: {str(exc).splitlines()[0][:200]}",
+                              hint="re-run `edgetune export`") from None
+        inp = self._ort.get_inputs()[0]
+        self.input_name, self.input_shape = inp.name, tuple(inp.shape)
+        self._run = lambda x: self._ort.run(None, {self.input_name: x})
+
+    def _init_ov(self, threads: int | None) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        compiled = core.compile_model(core.read_model(str(self.path)), "CPU", config)
+        self.input_name = compiled.input(0).get_any_name()
+        self.input_shape = tuple(compiled.input(0).get_partial_shape().to_shape()) if compiled.input(0).get_partial_shape().is_static else ()
+        request = compiled.create_infer_request()
+        self._run = lambda x: [np.asarray(v) for v in request.infer({0: x}).values()]
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        return self._run(np.ascontiguousarray(x, dtype=np.float32))

@@ -1,0 +1,43 @@
+"""Tasks: what differs between classify/detect/kws. The rest of the code never branches on a
+task name; it asks the TASKS registry for the Task of a run and calls its methods."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgetune.registry import Registry
+
+
+class Task(Protocol):
+    name: str
+    metric_name: str  # key of the task's metric in JSON (a fraction in [0, 1])
+
+    def finetune(self, config: Any, *, quiet: bool = False) -> dict[str, Any]:
+        """Train into config.out; return the finetune JSON (run, metric, best, epochs, seconds)."""
+
+    def export_inputs(self, manifest: dict[str, Any], *, count: int) -> list[np.ndarray]:
+        """Real validation inputs for export validation (model-input arrays)."""
+
+    def calibration_inputs(self, manifest: dict[str, Any], *, size: int, seed: int) -> tuple[list[np.ndarray], dict]:
+        """A deterministic stratified training subset for int8 calibration, and its record."""
+
+    def evaluate(self, session: Any, manifest: dict[str, Any], *, data: str | None = None) -> dict[str, float]:
+        """The task metric of an artefact (a runtime Session) on the held-out split."""
+
+
+TASKS: Registry[Task] = Registry("task")
+
+
+def _load() -> None:
+    from edgetune.tasks.classify import ClassifyTask
+
+    TASKS.register("classify", ClassifyTask())
+
+
+TASKS.set_loader(_load)
+
+
+def get_task(name: str) -> Task:
+    return TASKS.get(name)

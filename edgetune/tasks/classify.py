@@ -1,0 +1,103 @@
+"""The classify Task: ImageFolder data, top-1 metric, artefact evaluation without torch."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgetune.data.imagefolder import ImageFolderData, scan_imagefolder
+from edgetune.errors import DataError
+from edgetune.preprocess import ImagePreprocess
+from edgetune.progress import track
+
+
+class ClassifyTask:
+    name = "classify"
+    metric_name = "top1"
+
+    # -- training (torch, imported lazily so the light install can evaluate artefacts) ---------
+    def finetune(self, config: Any, *, quiet: bool = False) -> dict[str, Any]:
+        from edgetune.train.classifier import finetune_classifier
+
+        return finetune_classifier(config, quiet=quiet)
+
+    # -- data of an existing run --------------------------------------------------------------
+    @staticmethod
+    def preprocess(manifest: dict[str, Any]) -> ImagePreprocess:
+        return ImagePreprocess.from_dict(manifest["preprocessing"])
+
+    @staticmethod
+    def data(manifest: dict[str, Any], override: str | None = None) -> ImageFolderData:
+        """Re-open the run's data (same layout and split seed), or `override` (e.g. on a device)."""
+        d = manifest["data"]
+        root = Path(override or d["root"])
+        layout = d["layout"]
+        val_split = float(layout.split(":", 1)[1]) if layout.startswith("split:") and not override else None
+        data = scan_imagefolder(root, val_split=val_split, seed=int(manifest["seed"]))
+        if data.classes != manifest["labels"]:
+            raise DataError(f"classes in {root} ({', '.join(data.classes)}) differ from the run's labels "
+                            f"({', '.join(manifest['labels'])})", hint="point --data at the run's data set")
+        return data
+
+    def export_inputs(self, manifest: dict[str, Any], *, count: int) -> list[np.ndarray]:
+        data = self.data(manifest)
+        pre = self.preprocess(manifest)
+        labels = data.val.labels
+        picks = _stratified(labels, count, seed=0)
+        return [pre(data.val.samples[i].path) for i in picks]
+
+    def calibration_inputs(self, manifest: dict[str, Any], *, size: int, seed: int) -> tuple[list[np.ndarray], dict]:
+        """A per-class stratified, seeded subset of the training split; indices and hash recorded."""
+        data = self.data(manifest)
+        n_train = len(data.train.samples)
+        if size > n_train:
+            raise DataError(f"--calib-size {size} is larger than the training split ({n_train} images)",
+                            hint=f"use --calib-size {n_train} or fewer")
+        pre = self.preprocess(manifest)
+        picks = _stratified(data.train.labels, size, seed=seed)
+        h = hashlib.sha256()
+        inputs = []
+        for i in picks:
+            path = data.train.samples[i].path
+            h.update(str(path.relative_to(data.root)).encode())
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+            inputs.append(pre(path))
+        per_class = np.bincount(data.train.labels[picks], minlength=len(data.classes))
+        record = {"size": len(picks), "seed": seed, "split": "train", "strategy": "stratified per class",
+                  "indices": [int(i) for i in picks], "hash": h.hexdigest(),
+                  "per_class_min": int(per_class.min())}
+        return inputs, record
+
+    def evaluate(self, session: Any, manifest: dict[str, Any], *, data: str | None = None,
+                 quiet: bool = True) -> dict[str, Any]:
+        """Top-1 of an artefact on the val split, one image at a time (static batch 1)."""
+        ds = self.data(manifest, data)
+        pre = self.preprocess(manifest)
+        labels = ds.val.labels
+        preds = np.empty(len(labels), dtype=np.int64)
+        for i, s in enumerate(track(ds.val.samples, total=len(labels), desc="evaluate", quiet=quiet)):
+            preds[i] = int(np.argmax(session.run(pre(s.path))[0]))
+        n = len(ds.classes)
+        confusion = np.zeros((n, n), dtype=np.int64)
+        np.add.at(confusion, (labels, preds), 1)
+        return {self.metric_name: float((preds == labels).mean()), "n": int(len(labels)),
+                "confusion": confusion.tolist()}
+
+
+def _stratified(labels: np.ndarray, size: int, *, seed: int) -> np.ndarray:
+    """`size` indices spread evenly over classes (round-robin over seeded per-class orders)."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    orders = [list(rng.permutation(np.flatnonzero(labels == c))) for c in classes]
+    picks: list[int] = []
+    for k in range(math.ceil(size / max(len(classes), 1)) + max(len(o) for o in orders)):
+        for order in orders:
+            if k < len(order) and len(picks) < size:
+                picks.append(int(order[k]))
+        if len(picks) >= size:
+            break
+    return np.array(sorted(picks), dtype=np.int64)

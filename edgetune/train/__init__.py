@@ -1,0 +1,1 @@
+"""Training pieces shared by tasks (torch required: install the `train` extra)."""

@@ -1,0 +1,219 @@
+"""Fine-tune an image classifier from a model card on an ImageFolder (the classify Task's trainer).
+
+Speed choices (measured, see benchmarks/RESULTS.md): images are decoded once into a uint8 array
+and augmented per batch as tensors; channels_last memory format (1.6x faster convolutions on
+this CPU); the new head starts from a cached-feature linear probe (LP-FT), so few epochs suffice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torchvision.transforms import v2
+
+from edgetune.assets import resolve_weights
+from edgetune.data.imagefolder import ImageFolderData, decode_split, scan_imagefolder
+from edgetune.errors import RunDirError, UsageError
+from edgetune.preprocess import ImagePreprocess
+from edgetune.progress import log, track
+from edgetune.run import RunDir, versions
+from edgetune.train import models as M
+from edgetune.train.config import TrainConfig
+from edgetune.train.loop import FitState, fit, load_checkpoint
+from edgetune.train.probe import extract_features, fit_linear
+from edgetune.zoo import ModelCard, card_to_dict, get_card
+
+METRIC = "top1"
+
+
+def preprocess_for(card: ModelCard, img_size: int | None) -> ImagePreprocess:
+    i = card.input
+    return ImagePreprocess.for_size(img_size or i.size, i.crop_pct, i.interpolation, i.mean, i.std)
+
+
+def build_model(card: ModelCard, num_classes: int, weights: Any) -> M.Normalized:
+    """Pretrained architecture → new head for `num_classes` → BN momentum fixed → normalised input."""
+    model = M.create_pretrained(card, weights)
+    M.replace_head(model, card, num_classes)
+    M.set_bn_momentum(model, 0.1)
+    return M.Normalized(model, card.input.mean, card.input.std)
+
+
+def load_trained(manifest: dict[str, Any], checkpoint) -> M.Normalized:
+    """The fine-tuned model of a run (architecture from the card snapshot, weights from checkpoint)."""
+    card = get_card(manifest["model"])
+    model = M.Normalized(M.build_architecture(card, len(manifest["labels"])), card.input.mean, card.input.std)
+    try:
+        model.load_state_dict(load_checkpoint(checkpoint))
+    except RuntimeError as exc:
+        raise RunDirError(f"checkpoint {checkpoint} does not match model {card.name} with "
+                          f"{len(manifest['labels'])} classes: {str(exc).splitlines()[0][:120]}") from None
+    return model.eval()
+
+
+class _Augment:
+    """Per-sample augmentation of stored squares (RandomResizedCrop, flip, mild colour jitter)."""
+
+    def __init__(self, size: int) -> None:
+        self.t = v2.Compose([
+            v2.RandomResizedCrop(size, scale=(0.35, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
+        ])
+
+    def __call__(self, squares: np.ndarray) -> torch.Tensor:
+        batch = torch.from_numpy(squares).permute(0, 3, 1, 2)
+        out = torch.stack([self.t(img) for img in batch])
+        return out.float().div_(255).contiguous(memory_format=torch.channels_last)
+
+
+def _center_batches(squares: np.ndarray, pre: ImagePreprocess, batch: int):
+    off = (pre.resize - pre.size) // 2
+    for i in range(0, len(squares), batch):
+        crop = squares[i: i + batch, off: off + pre.size, off: off + pre.size]
+        yield torch.from_numpy(pre.to_input(crop)).contiguous(memory_format=torch.channels_last)
+
+
+@torch.no_grad()
+def evaluate_top1(model: nn.Module, squares: np.ndarray, labels: np.ndarray, pre: ImagePreprocess,
+                  batch: int = 64) -> float:
+    model.eval()
+    preds = torch.cat([model(x).argmax(1) for x in _center_batches(squares, pre, batch)])
+    return float((preds.numpy() == labels).mean())
+
+
+def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    card = get_card(cfg.model)
+    if card.task != "classify":
+        raise UsageError(f"model {card.name} is a {card.task} model, not classify",
+                         hint="`edgetune models --task classify` lists the classifiers")
+    run = RunDir(cfg.out)
+    if run.manifest_path.exists() and not cfg.resume:
+        raise RunDirError(f"{run.path} already holds a run", hint="pass --resume to continue it, or a new --out")
+    data = scan_imagefolder(cfg.data, val_split=cfg.val_split, seed=cfg.seed)
+    pre = preprocess_for(card, cfg.img_size)
+    weights = resolve_weights(card, cfg.weights) if (card.weights.pretrained or cfg.weights) else None
+    digest = hashlib.sha256()
+    n_total = len(data.train.samples) + len(data.val.samples)
+    log(f"{card.name}: {len(data.classes)} classes, {len(data.train.samples)} train / "
+        f"{len(data.val.samples)} val images, {pre.size} px; weights: "
+        f"{weights.source + ' ' + weights.path.name if weights else 'none (random init)'}", quiet=quiet)
+    bar = iter(track(range(n_total), total=n_total, desc="decode", quiet=quiet))
+    tick = lambda _n: next(bar, None)  # noqa: E731
+    train_sq = decode_split(data.train, pre, data.root, digest, tick)
+    val_sq = decode_split(data.val, pre, data.root, digest, tick)
+    train_y, val_y = data.train.labels, data.val.labels
+
+    model = build_model(card, len(data.classes), weights).to(memory_format=torch.channels_last)
+    net = model.model
+    frozen_modules: list[nn.Module] = []
+    probe_info: dict[str, Any] = {}
+    manifest = _manifest(cfg, card, data, pre, digest.hexdigest(), weights)
+
+    if (cfg.freeze == "backbone" or cfg.head_init == "probe") and not cfg.resume:
+        feats = lambda sq: extract_features(model, "model." + card.classifier,  # noqa: E731
+                                            lambda: list(_center_batches(sq, pre, 64)))
+        t0 = time.perf_counter()
+        f_train, f_val = feats(train_sq), feats(val_sq)
+        head_sd, acc, l2 = fit_linear(f_train, torch.from_numpy(train_y), f_val, torch.from_numpy(val_y),
+                                      len(data.classes), label_smoothing=cfg.label_smoothing)
+        M.head_of(net, card).load_state_dict(head_sd)
+        probe_info = {"val_" + METRIC: round(acc, 5), "l2": l2, "seconds": round(time.perf_counter() - t0, 2)}
+        log(f"linear probe on cached features: val {METRIC} {acc:.4f} (L2 {l2}, {probe_info['seconds']}s)", quiet=quiet)
+
+    if cfg.freeze == "backbone":
+        state = _finish_probe(run, model, probe_info, t_start)
+    else:
+        if cfg.freeze_stages:
+            frozen_modules = M.apply_freeze(net, M.frozen_prefixes(card, cfg.freeze_stages))
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        steps_per_epoch = math.ceil(len(train_y) / cfg.batch)
+        sched = _warmup_cosine(opt, warmup=int(cfg.warmup_epochs * steps_per_epoch), total=cfg.epochs * steps_per_epoch)
+        augment = _Augment(pre.size)
+
+        def train_epoch(epoch: int) -> float:
+            model.train()
+            for m in frozen_modules:
+                m.eval()
+            g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+            torch.manual_seed(cfg.seed * 1000 + epoch)
+            order = torch.randperm(len(train_y), generator=g).numpy()
+            total, seen = 0.0, 0
+            for i in track(range(0, len(order), cfg.batch), total=steps_per_epoch, desc=f"epoch {epoch}", quiet=quiet):
+                idx = np.sort(order[i: i + cfg.batch])
+                if len(idx) < 2:  # BatchNorm cannot train on a batch of one
+                    continue
+                x, y = augment(train_sq[idx]), torch.from_numpy(train_y[idx])
+                loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.item() * len(idx)
+                seen += len(idx)
+            return total / max(seen, 1)
+
+        def on_epoch(st: FitState) -> None:
+            run.write_manifest({**manifest, **_results(st, probe_info, "running")})
+
+        state = fit(run=run, model=model, optimizer=opt, scheduler=sched, train_epoch=train_epoch,
+                    evaluate=lambda: evaluate_top1(model, val_sq, val_y, pre), epochs=cfg.epochs,
+                    patience=cfg.patience, on_epoch=on_epoch, resume=cfg.resume, metric_name=METRIC)
+    state.seconds = time.perf_counter() - t_start if not cfg.resume else state.seconds
+    run.write_manifest({**manifest, **_results(state, probe_info, "done")})
+    return {"run": str(run.path), "task": "classify", "model": card.name, "metric_name": METRIC,
+            "metric": state.best_metric, "best": {"epoch": state.best_epoch, METRIC: state.best_metric},
+            "epochs": state.epoch, "seconds": round(state.seconds, 2), "stopped_early": state.stopped_early,
+            "probe": probe_info or None}
+
+
+def _finish_probe(run: RunDir, model: nn.Module, probe: dict[str, Any], t_start: float) -> FitState:
+    from edgetune.train.loop import save_state_dict
+
+    save_state_dict(run.checkpoint, model.state_dict())
+    acc = probe["val_" + METRIC]
+    return FitState(epoch=1, best_metric=acc, best_epoch=1, seconds=time.perf_counter() - t_start,
+                    history=[{"epoch": 1, METRIC: acc, "mode": "linear probe on cached features"}])
+
+
+def _warmup_cosine(opt: torch.optim.Optimizer, *, warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _manifest(cfg: TrainConfig, card: ModelCard, data: ImageFolderData, pre: ImagePreprocess, data_hash: str,
+              weights: Any) -> dict[str, Any]:
+    counts = lambda split: np.bincount(split.labels, minlength=len(data.classes)).tolist()  # noqa: E731
+    return {
+        "task": "classify", "model": card.name, "card": card_to_dict(card),
+        "labels": data.classes, "preprocessing": pre.to_dict(),
+        "data": {"root": str(data.root.resolve()), "layout": data.layout, "hash": data_hash,
+                 "train_per_class": counts(data.train), "val_per_class": counts(data.val)},
+        "weights": {"source": weights.source, "file": str(weights.path), "sha256": weights.sha256} if weights else None,
+        "seed": cfg.seed, "config": cfg.to_dict(), "versions": versions(),
+        "metric_name": METRIC,
+    }
+
+
+def _results(state: FitState, probe: dict[str, Any], status: str) -> dict[str, Any]:
+    return {"status": status, "history": state.history, "probe": probe or None,
+            "best": {"epoch": state.best_epoch, METRIC: state.best_metric},
+            "epochs_done": state.epoch, "stopped_early": state.stopped_early, "seconds": round(state.seconds, 2)}

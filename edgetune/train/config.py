@@ -1,0 +1,55 @@
+"""TrainConfig: every fine-tune knob in one frozen dataclass (rare knobs live here, not in
+positional arguments), recorded verbatim in the manifest."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from edgetune.errors import UsageError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    task: str
+    model: str
+    data: Path
+    out: Path
+    epochs: int = 10
+    lr: float = 5e-4
+    batch: int = 32
+    img_size: int | None = None  # None: the model card's input size
+    seed: int = 0
+    freeze: str = "none"  # "none" | "backbone" (cached-feature linear probe) | "<N>" first N stages
+    patience: int = 5  # epochs without a val improvement before stopping
+    val_split: float | None = None
+    weights: Path | None = None
+    resume: bool = False
+    warmup_epochs: float = 1.0
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    head_init: str = "probe"  # "probe": fit the new head on cached features first (LP-FT); "random"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"--epochs must be ≥ 1, got {self.epochs}"),
+            (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+            (self.batch >= 1, f"--batch must be ≥ 1, got {self.batch}"),
+            (self.img_size is None or 16 <= self.img_size <= 1024, f"--img-size must be in [16, 1024], got {self.img_size}"),
+            (self.patience >= 1, f"--patience must be ≥ 1, got {self.patience}"),
+            (self.head_init in ("probe", "random"), f"--head-init must be probe or random, got {self.head_init}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise UsageError(msg)
+        if self.freeze not in ("none", "backbone") and not self.freeze.isdigit():
+            raise UsageError(f"--freeze must be none, backbone or a number of stages, got {self.freeze!r}")
+
+    @property
+    def freeze_stages(self) -> int | None:
+        """Number of frozen stages, or None for `backbone`/`none`."""
+        return int(self.freeze) if self.freeze.isdigit() else None
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}

@@ -1,0 +1,101 @@
+"""The shared epoch loop: best + last checkpoints, resume, early stopping, manifest updates.
+
+Tasks provide `train_epoch(epoch) -> loss` and `evaluate() -> metric`; everything about
+persistence lives here once. Checkpoints are plain state_dicts loaded with weights_only=True.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgetune.errors import EdgetuneError, ExitCode, RunDirError
+from edgetune.fsutil import atomic_path
+from edgetune.progress import log
+from edgetune.run import RunDir
+
+
+class Interrupted(EdgetuneError):
+    exit_code = ExitCode.INTERRUPTED
+
+
+@dataclass
+class FitState:
+    epoch: int = 0  # epochs completed
+    best_metric: float = -1.0
+    best_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+
+def save_state_dict(path, state: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise RunDirError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0][:160]}",
+                          hint="it is truncated or not written by edgetune; re-run the fine-tune") from None
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
+            "python": repr(random.getstate())}
+
+
+def fit(*, run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+        train_epoch: Callable[[int], float], evaluate: Callable[[], float], epochs: int, patience: int,
+        on_epoch: Callable[[FitState], None], resume: bool, metric_name: str) -> FitState:
+    """Run epochs until `epochs` or early stop; after each epoch save last.pt (and checkpoint.pt
+    when the val metric improves) then call `on_epoch` (which rewrites the manifest)."""
+    state = FitState()
+    if resume:
+        if not run.last.is_file():
+            raise RunDirError(f"--resume: {run.last} not found", hint="start without --resume")
+        ck = load_checkpoint(run.last)
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        scheduler.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["rng"]["torch"])
+        state = FitState(**ck["fit"])
+        log(f"resuming after epoch {state.epoch} (best {metric_name} {state.best_metric:.4f})")
+    start = time.perf_counter() - state.seconds
+    try:
+        for epoch in range(state.epoch + 1, epochs + 1):
+            t0 = time.perf_counter()
+            loss = train_epoch(epoch)
+            metric = evaluate()
+            state.epoch = epoch
+            state.history.append({"epoch": epoch, "loss": round(loss, 5), metric_name: round(metric, 5),
+                                  "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 2)})
+            improved = metric > state.best_metric
+            if improved:
+                state.best_metric, state.best_epoch = metric, epoch
+                save_state_dict(run.checkpoint, model.state_dict())
+            state.seconds = time.perf_counter() - start
+            if epoch - state.best_epoch >= patience and epoch < epochs:
+                state.stopped_early = True
+            save_state_dict(run.last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                       "scheduler": scheduler.state_dict(), "rng": _rng_state(),
+                                       "fit": state.__dict__})
+            log(f"epoch {epoch}/{epochs}  loss {loss:.4f}  val {metric_name} {metric:.4f}"
+                f"{'  *best' if improved else ''}  ({time.perf_counter() - t0:.0f}s)")
+            on_epoch(state)
+            if state.stopped_early:
+                log(f"early stop: no val improvement for {patience} epochs (best epoch {state.best_epoch})")
+                break
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted during epoch {state.epoch + 1}; last completed epoch {state.epoch} "
+                          f"is saved in {run.last}",
+                          hint="continue with the same command plus --resume") from None
+    return state
