@@ -1,8 +1,13 @@
 """ONNX Runtime static int8 (QDQ) quantisation.
 
-Default: per-channel symmetric int8 weights, asymmetric uint8 activations, MinMax calibration.
-Per-tensor weights wreck depthwise-heavy nets (EfficientNet-Lite0 top-1 0.86 → 0.32–0.57, see
-ENVIRONMENT.md), so per-channel is the default that holds accuracy.
+Default: per-channel symmetric int8 weights, asymmetric uint8 activations (U8S8, the fast
+MLAS path), MinMax calibration, and the first convolution (the one that sees raw pixels) kept in
+float. Why each, measured on fine-tuned EfficientNet-Lite0 (benchmarks/RESULTS.md):
+- per-tensor weights wreck depthwise-heavy nets (top-1 0.86 → 0.32–0.57, ENVIRONMENT.md);
+- on x86 CPUs without VNNI, U8S8 saturates in the int16 pair sums; the stem conv (3 input
+  channels, pixel-range inputs) is where it bites: 0.838 → 0.762 quantised, 0.832 with the stem
+  in float; 7-bit weights (reduce_range) gave 0.796, U8U8 0.830 but 8x slower than fp32;
+- Percentile/Entropy calibration did not help here (0.756/0.762) but stay selectable.
 """
 
 from __future__ import annotations
@@ -31,8 +36,18 @@ class _Reader:
         pass
 
 
+def first_compute_nodes(model_path: Path) -> list[str]:
+    """Name of the first Conv/Gemm/MatMul in graph order: the layer fed by the (normalised) pixels."""
+    import onnx
+
+    for node in onnx.load(str(model_path), load_external_data=False).graph.node:
+        if node.op_type in ("Conv", "Gemm", "MatMul"):
+            return [node.name]
+    return []
+
+
 def quantize_static_int8(fp32: Path, out: Path, calib: Sequence[np.ndarray], *, per_channel: bool = True,
-                         method: str = "minmax") -> dict:
+                         method: str = "minmax", keep_first_float: bool = True) -> dict:
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -60,8 +75,10 @@ def quantize_static_int8(fp32: Path, out: Path, calib: Sequence[np.ndarray], *, 
         import onnx
 
         name = onnx.load(str(prepped), load_external_data=False).graph.input[0].name
+        kept = first_compute_nodes(prepped) if keep_first_float else []
         quantize_static(str(prepped), str(out), reader_cls(name, calib), quant_format=QuantFormat.QDQ,
                         per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=cm, extra_options=extra)
+                        calibrate_method=cm, nodes_to_exclude=kept, extra_options=extra)
     return {"quantizer": "onnxruntime.quantize_static", "format": "QDQ", "per_channel": per_channel,
-            "activations": "uint8 asymmetric", "weights": "int8 symmetric", "calibration_method": method}
+            "activations": "uint8 asymmetric", "weights": "int8 symmetric", "calibration_method": method,
+            "kept_float": kept}

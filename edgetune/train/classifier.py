@@ -122,7 +122,8 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
     probe_info: dict[str, Any] = {}
     manifest = _manifest(cfg, card, data, pre, digest.hexdigest(), weights)
 
-    if (cfg.freeze == "backbone" or cfg.head_init == "probe") and not cfg.resume:
+    # LP-FT only helps when the backbone already has useful features (pretrained weights).
+    if (cfg.freeze == "backbone" or (cfg.head_init == "probe" and weights is not None)) and not cfg.resume:
         feats = lambda sq: extract_features(model, "model." + card.classifier,  # noqa: E731
                                             lambda: list(_center_batches(sq, pre, 64)))
         t0 = time.perf_counter()

