@@ -104,7 +104,8 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
         raise RunDirError(f"{run.path} already holds a run", hint="pass --resume to continue it, or a new --out")
     data = scan_imagefolder(cfg.data, val_split=cfg.val_split, seed=cfg.seed)
     pre = preprocess_for(card, cfg.img_size)
-    weights = resolve_weights(card, cfg.weights) if (card.weights.pretrained or cfg.weights) else None
+    weights = (resolve_weights(card, cfg.weights)
+               if cfg.pretrained and (card.weights.pretrained or cfg.weights) else None)
     digest = hashlib.sha256()
     n_total = len(data.train.samples) + len(data.val.samples)
     log(f"{card.name}: {len(data.classes)} classes, {len(data.train.samples)} train / "
@@ -131,7 +132,8 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
         head_sd, acc, l2 = fit_linear(f_train, torch.from_numpy(train_y), f_val, torch.from_numpy(val_y),
                                       len(data.classes), label_smoothing=cfg.label_smoothing)
         M.head_of(net, card).load_state_dict(head_sd)
-        probe_info = {"val_" + METRIC: round(acc, 5), "l2": l2, "seconds": round(time.perf_counter() - t0, 2)}
+        probe_info = {"val_" + METRIC: round(acc, 5), "l2": l2, "seconds": round(time.perf_counter() - t0, 2),
+                      "elapsed": round(time.perf_counter() - t_start, 2)}
         log(f"linear probe on cached features: val {METRIC} {acc:.4f} (L2 {l2}, {probe_info['seconds']}s)", quiet=quiet)
 
     if cfg.freeze == "backbone":
@@ -170,10 +172,19 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
         def on_epoch(st: FitState) -> None:
             run.write_manifest({**manifest, **_results(st, probe_info, "running")})
 
+        initial = None
+        if probe_info:  # the probe-initialised model is epoch 0: fine-tuning must beat it
+            from edgetune.train.loop import save_state_dict
+
+            acc = probe_info["val_" + METRIC]
+            save_state_dict(run.checkpoint, model.state_dict())
+            initial = FitState(epoch=0, best_metric=acc, best_epoch=0,
+                               history=[{"epoch": 0, METRIC: acc, "mode": "head fitted on cached features",
+                                         "elapsed": probe_info["elapsed"]}])
         state = fit(run=run, model=model, optimizer=opt, scheduler=sched, train_epoch=train_epoch,
                     evaluate=lambda: evaluate_top1(model, val_sq, val_y, pre), epochs=cfg.epochs,
-                    patience=cfg.patience, on_epoch=on_epoch, resume=cfg.resume, metric_name=METRIC)
-    state.seconds = time.perf_counter() - t_start if not cfg.resume else state.seconds
+                    patience=cfg.patience, on_epoch=on_epoch, resume=cfg.resume, metric_name=METRIC,
+                    initial=initial, started_at=t_start)
     run.write_manifest({**manifest, **_results(state, probe_info, "done")})
     return {"run": str(run.path), "task": "classify", "model": card.name, "metric_name": METRIC,
             "metric": state.best_metric, "best": {"epoch": state.best_epoch, METRIC: state.best_metric},
@@ -187,7 +198,8 @@ def _finish_probe(run: RunDir, model: nn.Module, probe: dict[str, Any], t_start:
     save_state_dict(run.checkpoint, model.state_dict())
     acc = probe["val_" + METRIC]
     return FitState(epoch=1, best_metric=acc, best_epoch=1, seconds=time.perf_counter() - t_start,
-                    history=[{"epoch": 1, METRIC: acc, "mode": "linear probe on cached features"}])
+                    history=[{"epoch": 1, METRIC: acc, "mode": "linear probe on cached features",
+                              "elapsed": probe["elapsed"]}])
 
 
 def _warmup_cosine(opt: torch.optim.Optimizer, *, warmup: int, total: int):

@@ -30,6 +30,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     head_init: str = "probe"  # "probe": fit the new head on cached features first (LP-FT); "random"
     threads: int | None = None
+    pretrained: bool = True  # False: random init (the baseline that shows what pretraining buys)
 
     def __post_init__(self) -> None:
         checks = [
@@ -43,6 +44,9 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise UsageError(msg)
+        if self.freeze == "backbone" and not self.pretrained:
+            raise UsageError("--freeze backbone needs pretrained weights (a random backbone has no features)",
+                             hint="drop --no-pretrained or --freeze backbone")
         if self.freeze not in ("none", "backbone") and not self.freeze.isdigit():
             raise UsageError(f"--freeze must be none, backbone or a number of stages, got {self.freeze!r}")
 

@@ -55,10 +55,15 @@ def _rng_state() -> dict[str, Any]:
 
 def fit(*, run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
         train_epoch: Callable[[int], float], evaluate: Callable[[], float], epochs: int, patience: int,
-        on_epoch: Callable[[FitState], None], resume: bool, metric_name: str) -> FitState:
+        on_epoch: Callable[[FitState], None], resume: bool, metric_name: str,
+        initial: FitState | None = None, started_at: float | None = None) -> FitState:
     """Run epochs until `epochs` or early stop; after each epoch save last.pt (and checkpoint.pt
-    when the val metric improves) then call `on_epoch` (which rewrites the manifest)."""
-    state = FitState()
+    when the val metric improves) then call `on_epoch` (which rewrites the manifest).
+
+    `initial` carries an epoch-0 result (e.g. the probe-initialised head), which later epochs
+    must beat to replace checkpoint.pt; `started_at` is the clock origin for `elapsed`.
+    """
+    state = initial or FitState()
     if resume:
         if not run.last.is_file():
             raise RunDirError(f"--resume: {run.last} not found", hint="start without --resume")
@@ -69,7 +74,7 @@ def fit(*, run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer
         torch.set_rng_state(ck["rng"]["torch"])
         state = FitState(**ck["fit"])
         log(f"resuming after epoch {state.epoch} (best {metric_name} {state.best_metric:.4f})")
-    start = time.perf_counter() - state.seconds
+    start = started_at if started_at is not None and not resume else time.perf_counter() - state.seconds
     try:
         for epoch in range(state.epoch + 1, epochs + 1):
             t0 = time.perf_counter()
@@ -77,7 +82,8 @@ def fit(*, run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer
             metric = evaluate()
             state.epoch = epoch
             state.history.append({"epoch": epoch, "loss": round(loss, 5), metric_name: round(metric, 5),
-                                  "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 2)})
+                                  "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 2),
+                                  "elapsed": round(time.perf_counter() - start, 2)})
             improved = metric > state.best_metric
             if improved:
                 state.best_metric, state.best_epoch = metric, epoch
