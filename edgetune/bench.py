@@ -85,6 +85,10 @@ def bench_run(run_path: str | Path, target: str, profile_name: str, *, runs: int
         "pinned_cores": lat["pinned_cores"], "runtime": lat["runtime"],
     }
     write_json(run.bench_path(profile.name, target), result)
+    if run.manifest_path.is_file():
+        from edgetune.report import write_report
+
+        write_report(run.path)  # RUN/report.md: every export x bench so far, in Markdown
     if violations:
         raise BudgetGateError(f"{target} on {profile.name} misses budget(s): " + "; ".join(violations),
                               hint="pick a faster/smaller target (cpu-int8), a smaller --img-size, or a smaller model",

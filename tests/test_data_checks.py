@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import invoke
+from PIL import Image
 
 
 def _img(path: Path, value: int = 128) -> None:
@@ -113,7 +112,7 @@ def test_val_split_on_flat_folder_trains(tmp_path):
 ])
 def test_bad_options(tmp_path, fm_data, args, code, message):
     base = {"--model": "test_tinynet", "--data": str(fm_data), "--out": str(tmp_path / "r")}
-    for k, v in zip(args[::2], args[1::2]):
+    for k, v in zip(args[::2], args[1::2], strict=True):
         base[k] = v
     res = invoke("finetune", *[x for kv in base.items() for x in kv], "--quiet")
     assert res.exit_code == code and message in res.stderr, res.stderr

@@ -58,7 +58,7 @@ def test_converter_covers_every_tensor_exactly_once():
     depths = (1, 2, 2, 3, 3, 4, 1)
     fake = {"_conv_stem.weight": 0, "_fc.weight": 0, "_fc.bias": 0}
     n = 0
-    for s, d in enumerate(depths):
+    for d in depths:
         for _ in range(d):
             layers = ["_depthwise_conv", "_bn1", "_project_conv", "_bn2"] + ([] if n == 0 else ["_expand_conv", "_bn0"])
             for layer in layers:

@@ -4,7 +4,6 @@ Fashion-MNIST images, fine-tuned, exported fp32 + int8, benchmarked. Run with `m
 from __future__ import annotations
 
 import pytest
-
 from conftest import invoke_json
 
 pytestmark = pytest.mark.slow

@@ -75,19 +75,29 @@ class _Augment:
         return out.float().div_(255).contiguous(memory_format=torch.channels_last)
 
 
-def _center_batches(squares: np.ndarray, pre: ImagePreprocess, batch: int):
+def _center_batches(squares: np.ndarray, pre: ImagePreprocess, batch: int, device: torch.device):
     off = (pre.resize - pre.size) // 2
     for i in range(0, len(squares), batch):
         crop = squares[i: i + batch, off: off + pre.size, off: off + pre.size]
-        yield torch.from_numpy(pre.to_input(crop)).contiguous(memory_format=torch.channels_last)
+        yield torch.from_numpy(pre.to_input(crop)).to(device).contiguous(memory_format=torch.channels_last)
 
 
 @torch.no_grad()
 def evaluate_top1(model: nn.Module, squares: np.ndarray, labels: np.ndarray, pre: ImagePreprocess,
                   batch: int = 64) -> float:
     model.eval()
-    preds = torch.cat([model(x).argmax(1) for x in _center_batches(squares, pre, batch)])
+    device = next(model.parameters()).device
+    preds = torch.cat([model(x).argmax(1).cpu() for x in _center_batches(squares, pre, batch, device)])
     return float((preds.numpy() == labels).mean())
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when torch sees a GPU; asking for CUDA without one is a usage error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: torch sees no CUDA GPU on this machine", hint="use --device cpu")
+    return torch.device(name)
 
 
 def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
@@ -117,7 +127,8 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
     val_sq = decode_split(data.val, pre, data.root, digest, tick)
     train_y, val_y = data.train.labels, data.val.labels
 
-    model = build_model(card, len(data.classes), weights).to(memory_format=torch.channels_last)
+    device = resolve_device(cfg.device)
+    model = build_model(card, len(data.classes), weights).to(device, memory_format=torch.channels_last)
     net = model.model
     frozen_modules: list[nn.Module] = []
     probe_info: dict[str, Any] = {}
@@ -126,9 +137,9 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
     # LP-FT only helps when the backbone already has useful features (pretrained weights).
     if (cfg.freeze == "backbone" or (cfg.head_init == "probe" and weights is not None)) and not cfg.resume:
         feats = lambda sq: extract_features(model, "model." + card.classifier,  # noqa: E731
-                                            lambda: list(_center_batches(sq, pre, 64)))
+                                            lambda: list(_center_batches(sq, pre, 64, device)))
         t0 = time.perf_counter()
-        f_train, f_val = feats(train_sq), feats(val_sq)
+        f_train, f_val = feats(train_sq).cpu(), feats(val_sq).cpu()
         head_sd, acc, l2 = fit_linear(f_train, torch.from_numpy(train_y), f_val, torch.from_numpy(val_y),
                                       len(data.classes), label_smoothing=cfg.label_smoothing)
         M.head_of(net, card).load_state_dict(head_sd)
@@ -159,7 +170,7 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
                 idx = np.sort(order[i: i + cfg.batch])
                 if len(idx) < 2:  # BatchNorm cannot train on a batch of one
                     continue
-                x, y = augment(train_sq[idx]), torch.from_numpy(train_y[idx])
+                x, y = augment(train_sq[idx]).to(device), torch.from_numpy(train_y[idx]).to(device)
                 loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -181,6 +192,7 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
             initial = FitState(epoch=0, best_metric=acc, best_epoch=0,
                                history=[{"epoch": 0, METRIC: acc, "mode": "head fitted on cached features",
                                          "elapsed": probe_info["elapsed"]}])
+        log(f"training on {device}", quiet=quiet)
         state = fit(run=run, model=model, optimizer=opt, scheduler=sched, train_epoch=train_epoch,
                     evaluate=lambda: evaluate_top1(model, val_sq, val_y, pre), epochs=cfg.epochs,
                     patience=cfg.patience, on_epoch=on_epoch, resume=cfg.resume, metric_name=METRIC,

@@ -31,6 +31,7 @@ class TrainConfig:
     head_init: str = "probe"  # "probe": fit the new head on cached features first (LP-FT); "random"
     threads: int | None = None
     pretrained: bool = True  # False: random init (the baseline that shows what pretraining buys)
+    device: str = "auto"  # "auto" (CUDA when present, else CPU) | "cpu" | "cuda" | "cuda:N"
 
     def __post_init__(self) -> None:
         checks = [
@@ -44,6 +45,8 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise UsageError(msg)
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise UsageError(f"--device must be auto, cpu or cuda[:N], got {self.device!r}")
         if self.freeze == "backbone" and not self.pretrained:
             raise UsageError("--freeze backbone needs pretrained weights (a random backbone has no features)",
                              hint="drop --no-pretrained or --freeze backbone")

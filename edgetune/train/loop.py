@@ -36,8 +36,19 @@ class FitState:
 
 
 def save_state_dict(path, state: dict[str, Any]) -> None:
+    """Atomic torch.save of CPU tensors (a checkpoint made on a GPU loads anywhere)."""
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        torch.save(_to_cpu(state), tmp)
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
 
 
 def load_checkpoint(path) -> dict[str, Any]:
@@ -69,7 +80,7 @@ def fit(*, run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer
             raise RunDirError(f"--resume: {run.last} not found", hint="start without --resume")
         ck = load_checkpoint(run.last)
         model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
+        optimizer.load_state_dict(ck["optimizer"])  # load_state_dict casts state to the params' device
         scheduler.load_state_dict(ck["scheduler"])
         torch.set_rng_state(ck["rng"]["torch"])
         state = FitState(**ck["fit"])

@@ -41,22 +41,27 @@ def fit_linear(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor
     """
     best: tuple[dict, float, float] | None = None
     for l2 in L2_GRID:
-        layer = nn.Linear(train_x.shape[1], num_classes)
-        nn.init.zeros_(layer.weight)
-        nn.init.zeros_(layer.bias)
-        opt = torch.optim.LBFGS(layer.parameters(), lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
-
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
-            loss = F.cross_entropy(layer(train_x), train_y, label_smoothing=label_smoothing)
-            loss = loss + l2 * layer.weight.pow(2).sum()
-            loss.backward()
-            return loss
-
-        opt.step(closure)
+        layer = _lbfgs_logreg(train_x, train_y, num_classes, l2, label_smoothing, max_iter)
         with torch.no_grad():
             acc = (layer(val_x).argmax(1) == val_y).float().mean().item()
         if best is None or acc > best[1]:
             best = ({k: v.clone() for k, v in layer.state_dict().items()}, acc, l2)
     assert best is not None
     return best
+
+
+def _lbfgs_logreg(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, label_smoothing: float,
+                  max_iter: int) -> nn.Linear:
+    layer = nn.Linear(x.shape[1], num_classes)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    opt = torch.optim.LBFGS(layer.parameters(), lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(layer(x), y, label_smoothing=label_smoothing) + l2 * layer.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return layer
