@@ -55,7 +55,7 @@ def main(runs: list[Path]) -> None:
             for name, (pc, rr, stem, wt) in CONFIGS.items():
                 out = Path(tmp) / "q.onnx"
                 reader = type("R", (CalibrationDataReader,), {
-                    "__init__": lambda s: setattr(s, "it", iter([{"input": c} for c in calib])),
+                    "__init__": lambda s, cal=calib: setattr(s, "it", iter([{"input": c} for c in cal])),
                     "get_next": lambda s: next(s.it, None)})()
                 quantize_static(str(prepped), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=pc,
                                 reduce_range=rr, activation_type=QuantType.QUInt8, weight_type=wt,

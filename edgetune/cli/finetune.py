@@ -28,6 +28,8 @@ from edgetune.cli.common import emit, handle_errors, json_option
 @click.option("--head-init", type=click.Choice(["probe", "random"]), default="probe", show_default=True,
               help="probe: fit the new head on cached features before fine-tuning (LP-FT).")
 @click.option("--threads", type=int, default=None, help="Torch threads [default: all cores].")
+@click.option("--bn", type=click.Choice(["frozen", "train"]), default="frozen", show_default=True,
+              help="Pretrained BatchNorm statistics: keep them fixed, or update them while training.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present) | cpu | cuda[:N].")
 @click.option("--pretrained/--no-pretrained", default=True, show_default=True,
               help="Start from the card's pretrained weights, or from random init (baseline).")
@@ -37,7 +39,7 @@ from edgetune.cli.common import emit, handle_errors, json_option
 @handle_errors()
 def finetune(task: str, model: str, data: Path, out: Path, epochs: int, lr: float, batch: int, img_size: int | None,
              seed: int, freeze: str, patience: int, val_split: float | None, weights: Path | None, head_init: str,
-             threads: int | None, device: str, pretrained: bool, resume: bool, quiet: bool, as_json: bool) -> None:
+             threads: int | None, bn: str, device: str, pretrained: bool, resume: bool, quiet: bool, as_json: bool) -> None:
     """Fine-tune a pretrained model on your data into a run directory."""
     from edgetune.tasks import get_task
     from edgetune.train.config import TrainConfig
@@ -45,7 +47,7 @@ def finetune(task: str, model: str, data: Path, out: Path, epochs: int, lr: floa
     cfg = TrainConfig(task=task, model=model, data=data, out=out, epochs=epochs, lr=lr, batch=batch,
                       img_size=img_size, seed=seed, freeze=freeze, patience=patience, val_split=val_split,
                       weights=weights, resume=resume, head_init=head_init, threads=threads,
-                      pretrained=pretrained, device=device)
+                      pretrained=pretrained, device=device, bn=bn)
     result = get_task(task).finetune(cfg, quiet=quiet or as_json)
     emit(result, as_json, lambda r: click.echo(
         f"{r['run']}: best val {r['metric_name']} {r['metric']:.4f} at epoch {r['best']['epoch']} "

@@ -23,7 +23,7 @@ def write_imagefolder(out: Path, splits: dict[str, tuple[np.ndarray, np.ndarray,
         for split, (images, labels, indices) in splits.items():
             for c in classes:
                 (tmp / split / c).mkdir(parents=True, exist_ok=True)
-            for img, label, idx in zip(images, labels, indices):
+            for img, label, idx in zip(images, labels, indices, strict=True):
                 Image.fromarray(np.asarray(img, dtype=np.uint8)).save(
                     tmp / split / classes[int(label)] / f"{int(idx):05d}.png", optimize=True)
             counts[split] = len(images)

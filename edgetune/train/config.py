@@ -31,6 +31,7 @@ class TrainConfig:
     head_init: str = "probe"  # "probe": fit the new head on cached features first (LP-FT); "random"
     threads: int | None = None
     pretrained: bool = True  # False: random init (the baseline that shows what pretraining buys)
+    bn: str = "frozen"  # "frozen": keep pretrained BN statistics (eval mode) | "train": update them
     device: str = "auto"  # "auto" (CUDA when present, else CPU) | "cpu" | "cuda" | "cuda:N"
 
     def __post_init__(self) -> None:
@@ -45,6 +46,8 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise UsageError(msg)
+        if self.bn not in ("frozen", "train"):
+            raise UsageError(f"--bn must be frozen or train, got {self.bn!r}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise UsageError(f"--device must be auto, cpu or cuda[:N], got {self.device!r}")
         if self.freeze == "backbone" and not self.pretrained:
