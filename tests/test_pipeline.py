@@ -108,7 +108,8 @@ def test_bench_reports_and_passes(tiny_run, tiny_exports):
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"]
     assert r["pass"] is True and r["violations"] == [] and r["threads"] == 2
     assert r["metric"] == pytest.approx(tiny_exports["cpu-int8"]["metric"]) and r["metric_source"] == "measured"
-    assert r["peak_rss_mb"] > 10 and r["size_mb"] > 0
+    # The worker's own peak (VmHWM), not pytest's 1+ GB carried over by fork+exec.
+    assert 10 < r["peak_rss_mb"] < 400 and r["size_mb"] > 0
     assert (tiny_run / "bench" / "x86-64-avx512" / "cpu-int8.json").is_file()
 
 
