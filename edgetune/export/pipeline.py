@@ -40,10 +40,9 @@ def export_run(run_path: str | Path, target_id: str, *, max_drop: float | None =
     import torch
 
     from edgetune.export.onnx import export_onnx, validate
-    from edgetune.train.classifier import load_trained
 
     torch.set_num_threads(torch.get_num_threads())
-    model = load_trained(manifest, run.checkpoint)
+    model = task.load_model(manifest, run.checkpoint)
     inputs = task.export_inputs(manifest, count=VALIDATION_IMAGES)
     meta: dict[str, Any] = {"target": target.id, "runtime": target.runtime, "precision": target.precision,
                             "task": manifest["task"], "model": manifest["model"], "labels": manifest["labels"],

@@ -17,6 +17,9 @@ class Task(Protocol):
     def finetune(self, config: Any, *, quiet: bool = False) -> dict[str, Any]:
         """Train into config.out; return the finetune JSON (run, metric, best, epochs, seconds)."""
 
+    def load_model(self, manifest: dict[str, Any], checkpoint: Any) -> Any:
+        """The fine-tuned torch module of a run (eval mode), for export and validation."""
+
     def export_inputs(self, manifest: dict[str, Any], *, count: int) -> list[np.ndarray]:
         """Real validation inputs for export validation (model-input arrays)."""
 

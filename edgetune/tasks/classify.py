@@ -25,6 +25,12 @@ class ClassifyTask:
 
         return finetune_classifier(config, quiet=quiet)
 
+    def load_model(self, manifest: dict[str, Any], checkpoint: Path) -> Any:
+        """The run's fine-tuned torch module in eval mode, taking the artefact's input format."""
+        from edgetune.train.classifier import load_trained
+
+        return load_trained(manifest, checkpoint)
+
     # -- data of an existing run --------------------------------------------------------------
     @staticmethod
     def preprocess(manifest: dict[str, Any]) -> ImagePreprocess:
