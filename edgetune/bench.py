@@ -107,8 +107,7 @@ def _manifest_for_bench(run: RunDir, meta: dict[str, Any]) -> dict[str, Any]:
 def _example_input(task: Any, manifest: dict[str, Any], meta: dict[str, Any], data: str | None) -> np.ndarray:
     """A real validation input when the data is here; otherwise a mid-grey image of the right shape."""
     try:
-        return task.export_inputs(manifest, count=1)[0] if data is None else task.export_inputs(
-            {**manifest, "data": {**manifest["data"], "root": data, "layout": "train/val"}}, count=1)[0]
+        return task.export_inputs(manifest, count=1, data=data)[0]
     except EdgetuneError:
         size = int(meta["preprocessing"]["size"])
         return np.full((1, 3, size, size), 0.5, dtype=np.float32)

@@ -59,7 +59,7 @@ class FieldReader:
         return value
 
     def sub(self, key: str, default: Any = ...) -> FieldReader:
-        value = self.get(key, dict, default if default is ... else default)
+        value = self.get(key, dict, default)
         return FieldReader(value or {}, self.source, self.error, prefix=f"{self._name(key)}.")
 
 

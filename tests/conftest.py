@@ -7,7 +7,6 @@ seconds on real images first (it reaches ~0.6-0.7 top-1, far above the 0.1 of ch
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -25,13 +24,6 @@ def invoke_json(*args: str) -> dict:
     res = invoke(*args, "--json")
     assert res.exit_code == 0, res.stderr
     return json.loads(res.stdout)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _isolated_cache(tmp_path_factory):
-    """Tests never touch the user's cache, except the weights cache the pretrained tests share."""
-    os.environ.setdefault("EDGETUNE_CACHE", str(Path.home() / ".cache" / "edgetune"))
-    yield
 
 
 @pytest.fixture(scope="session")

@@ -166,3 +166,14 @@ def test_onnx_input_is_unit_range_rgb(tiny_exports):
     dims = [d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [1, 3, 32, 32]
     assert np.dtype(onnx.helper.tensor_dtype_to_np_dtype(m.graph.input[0].type.tensor_type.elem_type)) == np.float32
+
+
+def test_default_calibration_size_caps_at_small_training_split(tiny_run):
+    """Without --calib-size a 400-image split calibrates on 200; with 30 images it would use all 30
+    instead of failing, while an explicit size larger than the split stays an error (above)."""
+    from edgetune.tasks import get_task
+
+    manifest = json.loads((tiny_run / "edgetune.json").read_text())
+    task = get_task("classify")
+    assert task.calibration_inputs(manifest, size=None, seed=0)[1]["size"] == 200
+    assert task.calibration_inputs(manifest, size=None, seed=0, default=1000)[1]["size"] == 400

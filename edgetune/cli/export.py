@@ -14,14 +14,15 @@ from edgetune.cli.common import emit, handle_errors, json_option
 @click.option("--target", required=True, help="Target id (`edgetune targets`): cpu-fp32, cpu-int8.")
 @click.option("--max-drop", type=float, default=None,
               help="Fail (exit 5) when the metric drops more than this vs fp32 (absolute, e.g. 0.01).")
-@click.option("--calib-size", type=int, default=200, show_default=True, help="Calibration images (int8).")
+@click.option("--calib-size", type=int, default=None,
+              help="Calibration images for int8 [default: 200, or the whole training split if smaller].")
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax",
               show_default=True, help="ONNX Runtime calibration method (int8).")
 @click.option("--per-tensor", is_flag=True, help="Per-tensor int8 weights (default per-channel, which holds accuracy).")
 @click.option("--quiet", is_flag=True)
 @json_option
 @handle_errors()
-def export(run: Path, target: str, max_drop: float | None, calib_size: int, calib_method: str, per_tensor: bool,
+def export(run: Path, target: str, max_drop: float | None, calib_size: int | None, calib_method: str, per_tensor: bool,
            quiet: bool, as_json: bool) -> None:
     """Export RUN to a target artefact, validated against PyTorch and measured on the val split."""
     from edgetune.export.pipeline import export_run

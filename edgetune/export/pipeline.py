@@ -24,24 +24,21 @@ DEFAULT_CALIB_SIZE = 200
 
 
 def export_run(run_path: str | Path, target_id: str, *, max_drop: float | None = None,
-               calib_size: int = DEFAULT_CALIB_SIZE, calib_method: str = "minmax", per_channel: bool = True,
+               calib_size: int | None = None, calib_method: str = "minmax", per_channel: bool = True,
                quiet: bool = False) -> dict[str, Any]:
     from edgetune.export.targets import get_target
 
     if max_drop is not None and max_drop < 0:
         raise UsageError(f"--max-drop must be ≥ 0 (an absolute drop in the task metric), got {max_drop}")
-    if calib_size < 1:
+    if calib_size is not None and calib_size < 1:
         raise UsageError(f"--calib-size must be ≥ 1, got {calib_size}")
     target = get_target(target_id)
     run, manifest = open_run(run_path)
     task = get_task(manifest["task"])
     t0 = time.perf_counter()
 
-    import torch
+    from edgetune.export.onnx import export_onnx, max_abs_diff, validate
 
-    from edgetune.export.onnx import export_onnx, validate
-
-    torch.set_num_threads(torch.get_num_threads())
     model = task.load_model(manifest, run.checkpoint)
     inputs = task.export_inputs(manifest, count=VALIDATION_IMAGES)
     meta: dict[str, Any] = {"target": target.id, "runtime": target.runtime, "precision": target.precision,
@@ -59,7 +56,8 @@ def export_run(run_path: str | Path, target_id: str, *, max_drop: float | None =
         if target.quantizer == "ort-static":
             from edgetune.export.quantize_ort import quantize_static_int8
 
-            calib, record = task.calibration_inputs(manifest, size=calib_size, seed=int(manifest["seed"]))
+            calib, record = task.calibration_inputs(manifest, size=calib_size, seed=int(manifest["seed"]),
+                                                   default=DEFAULT_CALIB_SIZE)
             _warn_calibration(record, len(manifest["labels"]), quiet)
             log(f"calibrating int8 on {record['size']} training images ({calib_method}, "
                 f"{'per-channel' if per_channel else 'per-tensor'})", quiet=quiet)
@@ -67,8 +65,6 @@ def export_run(run_path: str | Path, target_id: str, *, max_drop: float | None =
             meta["quantization"] = quantize_static_int8(fp32, artifact_tmp, calib, per_channel=per_channel,
                                                         method=calib_method)
             meta["calibration"] = record
-        from edgetune.export.onnx import max_abs_diff
-
         meta["max_abs_diff"] = diff_fp32 if artifact_tmp == fp32 else max_abs_diff(model, artifact_tmp, inputs)
         log("evaluating fp32 and the artefact on the val split", quiet=quiet)
         m_fp32 = task.evaluate(Session(fp32), manifest)

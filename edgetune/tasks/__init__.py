@@ -20,10 +20,11 @@ class Task(Protocol):
     def load_model(self, manifest: dict[str, Any], checkpoint: Any) -> Any:
         """The fine-tuned torch module of a run (eval mode), for export and validation."""
 
-    def export_inputs(self, manifest: dict[str, Any], *, count: int) -> list[np.ndarray]:
+    def export_inputs(self, manifest: dict[str, Any], *, count: int, data: str | None = None) -> list[np.ndarray]:
         """Real validation inputs for export validation (model-input arrays)."""
 
-    def calibration_inputs(self, manifest: dict[str, Any], *, size: int, seed: int) -> tuple[list[np.ndarray], dict]:
+    def calibration_inputs(self, manifest: dict[str, Any], *, size: int | None, seed: int,
+                           default: int = 200) -> tuple[list[np.ndarray], dict]:
         """A deterministic stratified training subset for int8 calibration, and its record."""
 
     def evaluate(self, session: Any, manifest: dict[str, Any], *, data: str | None = None) -> dict[str, float]:

@@ -49,17 +49,23 @@ class ClassifyTask:
                             f"({', '.join(manifest['labels'])})", hint="point --data at the run's data set")
         return data
 
-    def export_inputs(self, manifest: dict[str, Any], *, count: int) -> list[np.ndarray]:
-        data = self.data(manifest)
+    def export_inputs(self, manifest: dict[str, Any], *, count: int, data: str | None = None) -> list[np.ndarray]:
+        data = self.data(manifest, data)
         pre = self.preprocess(manifest)
         labels = data.val.labels
         picks = _stratified(labels, count, seed=0)
         return [pre(data.val.samples[i].path) for i in picks]
 
-    def calibration_inputs(self, manifest: dict[str, Any], *, size: int, seed: int) -> tuple[list[np.ndarray], dict]:
-        """A per-class stratified, seeded subset of the training split; indices and hash recorded."""
+    def calibration_inputs(self, manifest: dict[str, Any], *, size: int | None, seed: int,
+                           default: int = 200) -> tuple[list[np.ndarray], dict]:
+        """A per-class stratified, seeded subset of the training split; indices and hash recorded.
+
+        `size=None` takes `default` images, or the whole split when it is smaller; an explicit size
+        larger than the split is an error (the user asked for something the data cannot give)."""
         data = self.data(manifest)
         n_train = len(data.train.samples)
+        if size is None:
+            size = min(default, n_train)
         if size > n_train:
             raise DataError(f"--calib-size {size} is larger than the training split ({n_train} images)",
                             hint=f"use --calib-size {n_train} or fewer")
@@ -69,9 +75,10 @@ class ClassifyTask:
         inputs = []
         for i in picks:
             path = data.train.samples[i].path
+            raw = path.read_bytes()
             h.update(str(path.relative_to(data.root)).encode())
-            h.update(hashlib.sha256(path.read_bytes()).digest())
-            inputs.append(pre(path))
+            h.update(hashlib.sha256(raw).digest())
+            inputs.append(pre(raw))
         per_class = np.bincount(data.train.labels[picks], minlength=len(data.classes))
         record = {"size": len(picks), "seed": seed, "split": "train", "strategy": "stratified per class",
                   "indices": [int(i) for i in picks], "hash": h.hexdigest(),

@@ -27,7 +27,7 @@ from edgetune.progress import log, track
 from edgetune.run import RunDir, versions
 from edgetune.train import models as M
 from edgetune.train.config import TrainConfig
-from edgetune.train.loop import FitState, fit, load_checkpoint
+from edgetune.train.loop import FitState, fit, load_checkpoint, save_state_dict
 from edgetune.train.probe import extract_features, fit_linear
 from edgetune.zoo import ModelCard, card_to_dict, get_card
 
@@ -148,7 +148,8 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
         log(f"linear probe on cached features: val {METRIC} {acc:.4f} (L2 {l2}, {probe_info['seconds']}s)", quiet=quiet)
 
     if cfg.freeze == "backbone":
-        state = _finish_probe(run, model, probe_info, t_start)
+        state = _probe_state(run, model, probe_info, epoch=1, mode="linear probe on cached features")
+        state.seconds = time.perf_counter() - t_start
     else:
         if cfg.freeze_stages:
             frozen_modules = M.apply_freeze(net, M.frozen_prefixes(card, cfg.freeze_stages))
@@ -190,15 +191,9 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
         def on_epoch(st: FitState) -> None:
             run.write_manifest({**manifest, **_results(st, probe_info, "running")})
 
-        initial = None
-        if probe_info:  # the probe-initialised model is epoch 0: fine-tuning must beat it
-            from edgetune.train.loop import save_state_dict
-
-            acc = probe_info["val_" + METRIC]
-            save_state_dict(run.checkpoint, model.state_dict())
-            initial = FitState(epoch=0, best_metric=acc, best_epoch=0,
-                               history=[{"epoch": 0, METRIC: acc, "mode": "head fitted on cached features",
-                                         "elapsed": probe_info["elapsed"]}])
+        # The probe-initialised model is epoch 0: fine-tuning must beat it to replace the checkpoint.
+        initial = _probe_state(run, model, probe_info, epoch=0, mode="head fitted on cached features") \
+            if probe_info else None
         log(f"training on {device}", quiet=quiet)
         state = fit(run=run, model=model, optimizer=opt, scheduler=sched, train_epoch=train_epoch,
                     evaluate=lambda: evaluate_top1(model, val_sq, val_y, pre), epochs=cfg.epochs,
@@ -211,14 +206,12 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
             "probe": probe_info or None}
 
 
-def _finish_probe(run: RunDir, model: nn.Module, probe: dict[str, Any], t_start: float) -> FitState:
-    from edgetune.train.loop import save_state_dict
-
+def _probe_state(run: RunDir, model: nn.Module, probe: dict[str, Any], *, epoch: int, mode: str) -> FitState:
+    """Checkpoint the probe-headed model and describe it as a finished epoch of the fit."""
     save_state_dict(run.checkpoint, model.state_dict())
     acc = probe["val_" + METRIC]
-    return FitState(epoch=1, best_metric=acc, best_epoch=1, seconds=time.perf_counter() - t_start,
-                    history=[{"epoch": 1, METRIC: acc, "mode": "linear probe on cached features",
-                              "elapsed": probe["elapsed"]}])
+    return FitState(epoch=epoch, best_metric=acc, best_epoch=epoch,
+                    history=[{"epoch": epoch, METRIC: acc, "mode": mode, "elapsed": probe["elapsed"]}])
 
 
 def _warmup_cosine(opt: torch.optim.Optimizer, *, warmup: int, total: int):

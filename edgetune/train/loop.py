@@ -6,13 +6,11 @@ persistence lives here once. Checkpoints are plain state_dicts loaded with weigh
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from edgetune.errors import EdgetuneError, ExitCode, RunDirError
@@ -60,8 +58,7 @@ def load_checkpoint(path) -> dict[str, Any]:
 
 
 def _rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
-            "python": repr(random.getstate())}
+    return {"torch": torch.get_rng_state()}
 
 
 def fit(*, run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
