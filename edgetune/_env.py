@@ -27,6 +27,10 @@ def apply_environment() -> None:
     """Set the switches that must exist before torch/onnxruntime/openvino are imported."""
     for key, value in _DEFAULTS.items():
         os.environ.setdefault(key, value)
+    # ultralytics' settings file, font and downloads live in the edgetune cache, not ~/.config.
+    from edgetune.paths import cache_dir
+
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
 
 
 def offline_forced() -> bool:

@@ -46,7 +46,8 @@ def fetch_hint(card: ModelCard) -> str:
 
 def _verified(card: ModelCard, path: Path, source: str) -> ResolvedWeights:
     digest = sha256_file(path)
-    if card.weights.sha256 and source in ("cache", "carrier") and digest != card.weights.sha256:
+    pinned = card.weights.sha256 and path.name == card.weights.filename  # the online file may differ (yolo11n.pt)
+    if pinned and source in ("cache", "carrier") and digest != card.weights.sha256:
         raise AssetError(f"{path} has sha256 {digest[:12]}…, but model card {card.name} pins "
                          f"{card.weights.sha256[:12]}…",
                          hint=f"delete it and run `edgetune assets fetch {card.name}`")
@@ -61,6 +62,9 @@ def cached_weights(card: ModelCard) -> ResolvedWeights | None:
     hub = Path(_torch_hub_dir()) / "checkpoints" / card.weights.filename
     if card.weights.online_kind == "url" and hub.is_file():
         return _verified(card, hub, "cache")
+    # ultralytics' own file (e.g. yolo11n.pt), downloaded by an earlier online run.
+    if card.weights.online_kind == "ultralytics" and (path.parent / card.weights.online_ref).is_file():
+        return _verified(card, path.parent / card.weights.online_ref, "cache")
     return None
 
 
@@ -108,7 +112,7 @@ def _reachable(ref: str, timeout: float = 3.0) -> bool:
     import socket
     from urllib.parse import urlparse
 
-    host = urlparse(ref).hostname if "://" in ref else "huggingface.co"
+    host = urlparse(ref).hostname if "://" in ref else ("github.com" if ref.endswith(".pt") else "huggingface.co")
     try:
         with socket.create_connection((host, 443), timeout=timeout):
             return True
@@ -129,6 +133,18 @@ def _download_online(card: ModelCard) -> ResolvedWeights:
 
         repo = card.weights.online_ref.removeprefix("hf-hub:")
         path = Path(hf_hub_download(repo, "model.safetensors", etag_timeout=5))
+        return ResolvedWeights(path=path, source="online", sha256=sha256_file(path))
+    if card.weights.online_kind == "ultralytics":  # ultralytics' GitHub-release assets, its own downloader
+        from edgetune.train import ultralytics_env
+
+        ultralytics_env.prepare(quiet=True)
+        from ultralytics.utils.downloads import attempt_download_asset
+
+        dest = weights_cache_path(card).parent / card.weights.online_ref
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        path = Path(attempt_download_asset(str(dest)))
+        if not path.is_file():
+            raise AssetError(f"ultralytics could not download {card.weights.online_ref}")
         return ResolvedWeights(path=path, source="online", sha256=sha256_file(path))
     raise CardError(f"model card {card.name}: unknown online kind {card.weights.online_kind!r}")
 

@@ -34,12 +34,13 @@ def host_arch() -> str:
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
 
 
-def run_worker(artifact: Path, x: np.ndarray, threads: int, runs: int) -> dict[str, Any]:
+def run_worker(artifact: Path, x: np.ndarray, threads: int, runs: int, image: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="edgetune-bench-") as tmp:
         inp = Path(tmp) / "input.npy"
         np.save(inp, x)
-        proc = subprocess.run([sys.executable, "-m", "edgetune.bench_worker", str(artifact), str(inp),
-                               str(threads), str(runs)], capture_output=True, text=True, env=os.environ.copy())
+        cmd = [sys.executable, "-m", "edgetune.bench_worker", str(artifact), str(inp), str(threads), str(runs)]
+        proc = subprocess.run(cmd + ([str(image)] if image else []), capture_output=True, text=True,
+                              env=os.environ.copy())
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise EdgetuneError(f"benchmark process failed on {artifact}: {last}")
@@ -59,9 +60,9 @@ def bench_run(run_path: str | Path, target: str, profile_name: str, *, runs: int
     task = get_task(meta["task"])
     artifact = export_dir / Path(meta["artifact"]).name
     threads = threads or min(profile.threads, os.cpu_count() or 1)
-    example = _example_input(task, manifest, meta, data)
+    example, image = _example_input(task, manifest, meta, data)
     log(f"bench {target} on profile {profile.name}: {threads} thread(s), {runs} runs", quiet=quiet)
-    lat = run_worker(artifact, example, threads, runs)
+    lat = run_worker(artifact, example, threads, runs, image)
     metric_source = "measured"
     try:
         metric = task.evaluate(Session(artifact, threads=threads), manifest, data=data)[task.metric_name]
@@ -76,6 +77,7 @@ def bench_run(run_path: str | Path, target: str, profile_name: str, *, runs: int
     result = {
         "profile": profile.name, "target": target, "task": meta["task"], "model": meta["model"],
         "latency_ms": {k: round(v, 4) for k, v in lat["latency_ms"].items()},
+        "latency_e2e_ms": {k: round(v, 4) for k, v in lat["latency_e2e_ms"].items()} if lat["latency_e2e_ms"] else None,
         "throughput_per_s": round(lat["throughput_per_s"], 2), "threads": threads,
         "metric_name": task.metric_name, "metric": metric, "metric_source": metric_source,
         "size_mb": round(size_mb, 4), "peak_rss_mb": round(lat["peak_rss_mb"], 1),
@@ -104,13 +106,16 @@ def _manifest_for_bench(run: RunDir, meta: dict[str, Any]) -> dict[str, Any]:
             "data": {"root": "", "layout": "train/val"}, "seed": 0}
 
 
-def _example_input(task: Any, manifest: dict[str, Any], meta: dict[str, Any], data: str | None) -> np.ndarray:
-    """A real validation input when the data is here; otherwise a mid-grey image of the right shape."""
+def _example_input(task: Any, manifest: dict[str, Any], meta: dict[str, Any],
+                   data: str | None) -> tuple[np.ndarray, Path | None]:
+    """A real validation input (and its file, for the end-to-end latency) when the data is here;
+    otherwise a mid-grey image of the right shape and no end-to-end number."""
     try:
-        return task.export_inputs(manifest, count=1, data=data)[0]
+        path = task.val_files(manifest, count=1, data=data)[0]
+        return task.export_inputs(manifest, count=1, data=data)[0], path
     except EdgetuneError:
         size = int(meta["preprocessing"]["size"])
-        return np.full((1, 3, size, size), 0.5, dtype=np.float32)
+        return np.full((1, 3, size, size), 0.5, dtype=np.float32), None
 
 
 def _host_description() -> str:

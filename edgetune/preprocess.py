@@ -72,3 +72,65 @@ class ImagePreprocess:
     def __call__(self, source: Path | bytes) -> np.ndarray:
         """File → model input (1, 3, size, size) float32."""
         return self.to_input(self.center(self.load_square(source)))
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Detection input: scale the longer side to `size` (aspect kept), pad to size x size with
+    grey 114 centred — ultralytics' LetterBox(auto=False) — RGB float [0, 1] NCHW.
+
+    `__call__` returns the input and the geometry needed to map boxes back to the image."""
+
+    size: int
+    pad_value: int = 114
+    interpolation: str = "bilinear"
+
+    kind = "letterbox"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Letterbox:
+        return cls(size=int(d["size"]), pad_value=int(d.get("pad_value", 114)),
+                   interpolation=d.get("interpolation", "bilinear"))
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "size": self.size, "pad_value": self.pad_value,
+                "interpolation": self.interpolation,
+                "input": "float32 RGB NCHW in [0, 1], letterboxed (aspect kept, grey padding)"}
+
+    def open(self, source: Path | bytes) -> Image.Image:
+        img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        return ImageOps.exif_transpose(img).convert("RGB")
+
+    def geometry(self, width: int, height: int) -> tuple[float, int, int, int, int]:
+        """(scale, new_w, new_h, left, top) exactly as ultralytics rounds them."""
+        r = min(self.size / height, self.size / width)
+        nw, nh = round(width * r), round(height * r)
+        left, top = round((self.size - nw) / 2 - 0.1), round((self.size - nh) / 2 - 0.1)
+        return r, nw, nh, left, top
+
+    def apply(self, img: Image.Image) -> tuple[np.ndarray, tuple[float, int, int]]:
+        """PIL image → ((1, 3, size, size) float32, (scale, left, top))."""
+        r, nw, nh, left, top = self.geometry(*img.size)
+        if (nw, nh) != img.size:
+            img = img.resize((nw, nh), _INTERP[self.interpolation])
+        canvas = np.full((self.size, self.size, 3), self.pad_value, dtype=np.uint8)
+        canvas[top: top + nh, left: left + nw] = np.asarray(img, dtype=np.uint8)
+        x = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255.0)
+        return x, (r, left, top)
+
+    def __call__(self, source: Path | bytes) -> np.ndarray:
+        return self.apply(self.open(source))[0]
+
+    @staticmethod
+    def unmap(boxes: np.ndarray, geom: tuple[float, int, int], width: int, height: int) -> np.ndarray:
+        """xyxy boxes in input pixels → original image pixels, clipped to the image."""
+        r, left, top = geom
+        out = boxes.copy()
+        out[:, [0, 2]] = ((boxes[:, [0, 2]] - left) / r).clip(0, width)
+        out[:, [1, 3]] = ((boxes[:, [1, 3]] - top) / r).clip(0, height)
+        return out
+
+
+def preprocess_from_dict(d: dict) -> ImagePreprocess | Letterbox:
+    """The recorded preprocessing of a run or export (classify: resize+crop; detect: letterbox)."""
+    return Letterbox.from_dict(d) if d.get("kind") == "letterbox" else ImagePreprocess.from_dict(d)

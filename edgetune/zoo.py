@@ -29,6 +29,7 @@ class InputSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     interpolation: str = "bilinear"
+    resize: str = "center-crop"  # "center-crop" (classify/kws) | "letterbox" (detect)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class WeightSource:
 
     filename: str | None = None
     sha256: str | None = None
-    online_kind: str | None = None  # "timm" (hub id) | "url"
+    online_kind: str | None = None  # "timm" (hub id) | "url" | "ultralytics" (asset name)
     online_ref: str | None = None
     carrier: Carrier | None = None
     converter: str | None = None  # key-mapping rule from the file's layout to the architecture
@@ -67,16 +68,18 @@ class ModelCard:
     name: str
     task: str
     description: str
-    arch_source: str  # "timm" | "torchvision" | "edgetune"
+    arch_source: str  # "timm" | "torchvision" | "edgetune" | "ultralytics" (a model YAML)
     arch_name: str
     input: InputSpec
-    classifier: str  # dotted path of the final Linear, replaced for the user's classes
+    classifier: str  # dotted path of the final Linear, replaced for the user's classes ("" for detect)
     stages: tuple[tuple[str, ...], ...]  # module-name prefixes, in forward order, for --freeze N
     num_classes: int
     num_params: int
     weights: WeightSource
     license: str
     reference: dict = field(default_factory=dict)
+    postprocess: dict = field(default_factory=dict)  # detect: NMS conf/iou/max_det for predictions
+    backbone_stages: int | None = None  # detect: `--freeze backbone` freezes this many stages
     source_file: str = ""
 
 
@@ -105,6 +108,8 @@ def _parse_card(path: Path) -> ModelCard:
         interpolation=inp.get("interpolation", str, "bilinear",
                               check=lambda s: s in ("bilinear", "bicubic", "nearest"),
                               expect="bilinear, bicubic or nearest"),
+        resize=inp.get("resize", str, "letterbox" if task == "detect" else "center-crop",
+                       check=lambda s: s in ("center-crop", "letterbox"), expect="center-crop or letterbox"),
     )
     w = r.sub("weights", {})
     carrier = None
@@ -116,7 +121,8 @@ def _parse_card(path: Path) -> ModelCard:
     weights = WeightSource(
         filename=w.get("filename", str, None),
         sha256=w.get("sha256", str, None, check=lambda s: len(s) == 64, expect="a 64-hex-digit sha256"),
-        online_kind=online.get("kind", str, None, check=lambda k: k in ("timm", "url"), expect="timm or url"),
+        online_kind=online.get("kind", str, None, check=lambda k: k in ("timm", "url", "ultralytics"),
+                               expect="timm, url or ultralytics"),
         online_ref=online.get("ref", str, None),
         carrier=carrier,
         converter=w.get("converter", str, None),
@@ -125,12 +131,15 @@ def _parse_card(path: Path) -> ModelCard:
     stages = tuple(tuple(s) if isinstance(s, list) else (s,) for s in r.get("stages", list))
     return ModelCard(
         name=name, task=task, description=r.get("description", str, ""),
-        arch_source=arch.get("source", str, check=lambda s: s in ("timm", "torchvision", "edgetune"),
-                             expect="timm, torchvision or edgetune"),
+        arch_source=arch.get("source", str, check=lambda s: s in ("timm", "torchvision", "edgetune", "ultralytics"),
+                             expect="timm, torchvision, edgetune or ultralytics"),
         arch_name=arch.get("name", str), input=spec,
-        classifier=r.get("classifier", str), stages=stages,
+        classifier=r.get("classifier", str, "") if task == "detect" else r.get("classifier", str), stages=stages,
         num_classes=r.get("num_classes", int), num_params=r.get("num_params", int),
         weights=weights, license=r.get("license", str), reference=r.get("reference", dict, {}),
+        postprocess=r.get("postprocess", dict, {}),
+        backbone_stages=r.get("backbone_stages", int, None, check=lambda n: 1 <= n <= len(stages),
+                              expect=f"an integer in [1, {len(stages)}]"),
         source_file=str(path),
     )
 

@@ -46,3 +46,39 @@ def tiny_run(tmp_path_factory, fm_data) -> Path:
 @pytest.fixture(scope="session")
 def tiny_exports(tiny_run) -> dict[str, dict]:
     return {t: invoke_json("export", tiny_run, "--target", t, "--calib-size", 100) for t in ("cpu-fp32", "cpu-int8")}
+
+
+@pytest.fixture(scope="session")
+def det_data(tmp_path_factory) -> Path:
+    """A small real-image detection set (objects pasted on photos), 96 px on the long side."""
+    out = tmp_path_factory.mktemp("data") / "det"
+    res = invoke("data", "objects-on-photos", "--out", out, "--train", 16, "--val", 8, "--long-side", 96,
+                 "--seed", 1)
+    assert res.exit_code == 0, res.stderr
+    return out / "data.yaml"
+
+
+@pytest.fixture(scope="session")
+def det_run(tmp_path_factory, det_data) -> tuple[Path, dict, list[str]]:
+    """test_yolo_tiny trained 2 epochs with every outgoing connection refused and recorded."""
+    import socket
+
+    attempts: list[str] = []
+
+    def refuse(self, address, *a, **k):
+        attempts.append(repr(address))
+        raise OSError("network disabled by the test")
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(socket.socket, "connect", refuse)
+    mp.setattr(socket.socket, "connect_ex", refuse)
+    out = tmp_path_factory.mktemp("runs") / "det"
+    cwd = tmp_path_factory.mktemp("cwd")
+    mp.chdir(cwd)  # nothing may land in the working directory (ultralytics' runs/)
+    try:
+        result = invoke_json("finetune", "--model", "test_yolo_tiny", "--data", det_data, "--out", out,
+                             "--epochs", 2, "--batch", 8, "--img-size", 64)
+    finally:
+        mp.undo()
+    result["cwd_after"] = sorted(p.name for p in cwd.iterdir())
+    return out, result, attempts

@@ -67,3 +67,52 @@ def test_converter_covers_every_tensor_exactly_once():
     mapped = lukemelas_to_timm_lite(fake)
     assert len(mapped) == len(fake)
     assert set(mapped) <= set(target)
+
+
+# -- COCO YOLO from the segmentation carrier -----------------------------------------------------
+def test_yolo11n_transfer_finds_coco_objects():
+    """The official COCO yolo11n-seg checkpoint transferred into a yolo11n detector finds the bus
+    and the people in ultralytics' own sample photos — before any fine-tuning — decoded by
+    edgetune's numpy letterbox + NMS."""
+    from pathlib import Path
+
+    from edgetune.boxes import NmsConfig, nms
+    from edgetune.preprocess import Letterbox
+    from edgetune.train.detector import count_transfer
+    from edgetune.train.ultralytics_env import prepare
+
+    card = get_card("yolo11n")
+    try:
+        weights = resolve_weights(card, online=False)
+    except AssetError as exc:
+        pytest.skip(f"yolo11n weights unavailable: {exc.message}")
+    counts = count_transfer(weights.path, "yolo11n.yaml", nc=7)
+    assert counts["coco_transferred"] == counts["coco_total"] == 499
+    assert counts["source_task"] == "segment" and counts["source_tensors"] > 499
+    assert counts["finetune_total"] == 499 and 400 < counts["finetune_transferred"] < 499
+
+    prepare(quiet=True)
+    import ultralytics
+    from ultralytics import YOLO
+    from ultralytics.nn.modules import Detect
+
+    yolo = YOLO("yolo11n.yaml")
+    yolo.load(str(weights.path))
+    net = yolo.model.float().eval()
+    for m in net.modules():
+        if isinstance(m, Detect):
+            m.export, m.format = True, "onnx"
+    names = net.names
+    assets = Path(ultralytics.__file__).parent / "assets"
+    pre = Letterbox(640)
+    found = {}
+    for image in ("bus.jpg", "zidane.jpg"):
+        img = pre.open(assets / image)
+        x, _ = pre.apply(img)
+        with torch.no_grad():
+            out = net(torch.from_numpy(x))
+        out = out[0] if isinstance(out, (list, tuple)) else out
+        det = nms(out[0].numpy(), NmsConfig(conf=0.4))
+        found[image] = sorted(names[int(c)] for c in det[:, 5])
+    assert "bus" in found["bus.jpg"] and found["bus.jpg"].count("person") >= 3, found
+    assert found["zidane.jpg"].count("person") >= 2, found

@@ -33,4 +33,8 @@ def _human(r: dict) -> None:
     click.echo(f"{r['target']} on {r['profile']} ({r['threads']} thread(s)): p50 {lat['p50']:.2f} ms, "
                f"p90 {lat['p90']:.2f}, p99 {lat['p99']:.2f}; {r['metric_name']} {r['metric']:.4f}; "
                f"{r['size_mb']:.2f} MB; peak RSS {r['peak_rss_mb']:.0f} MB  → {'PASS' if r['pass'] else 'FAIL'}")
+    if r.get("latency_e2e_ms"):
+        e2e = r["latency_e2e_ms"]
+        click.echo(f"  end to end (decode + preprocess + inference + post-processing): p50 {e2e['p50']:.2f} ms, "
+                   f"p90 {e2e['p90']:.2f}, p99 {e2e['p99']:.2f}")
     click.echo(f"  {r['note']}")

@@ -29,6 +29,11 @@ def export(run: Path, target: str, max_drop: float | None, calib_size: int | Non
 
     result = export_run(run, target, max_drop=max_drop, calib_size=calib_size, calib_method=calib_method,
                         per_channel=not per_tensor, quiet=quiet or as_json)
-    emit(result, as_json, lambda r: click.echo(
-        f"{r['target']}: {r['artifact']}\n  {r['metric_name']} {r['metric']:.4f} (fp32 {r['metric_fp32']:.4f}, "
-        f"drop {r['drop']:+.4f}), max |Δ| vs PyTorch {r['max_abs_diff']:.2g}, {r['size_mb']:.2f} MB"))
+    emit(result, as_json, _human)
+
+
+def _human(r: dict) -> None:
+    others = [k for k in r["metrics"] if k not in (r["metric_name"], "n", "labels")]
+    extra = "".join(f", {k} {r['metrics'][k]:.4f} (fp32 {r['metrics_fp32'][k]:.4f})" for k in others)
+    click.echo(f"{r['target']}: {r['artifact']}\n  {r['metric_name']} {r['metric']:.4f} (fp32 {r['metric_fp32']:.4f}, "
+               f"drop {r['drop']:+.4f}){extra}; max |Δ| vs PyTorch {r['max_abs_diff']:.2g}; {r['size_mb']:.2f} MB")

@@ -10,13 +10,15 @@ from edgetune.cli.common import emit, handle_errors, json_option
 
 
 @click.command()
-@click.option("--task", type=click.Choice(["classify"]), default="classify", show_default=True,
-              help="What to train (detect and kws arrive in later releases).")
+@click.option("--task", type=click.Choice(["classify", "detect"]), default=None,
+              help="What to train [default: the model card's task].")
 @click.option("--model", required=True, help="Model card name (`edgetune models`).")
-@click.option("--data", required=True, type=click.Path(path_type=Path), help="ImageFolder: DIR/train/<class>/, DIR/val/<class>/.")
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="classify: ImageFolder DIR/train/<class>/, DIR/val/<class>/; detect: an ultralytics data.yaml.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory to create.")
 @click.option("--epochs", default=10, show_default=True, type=int)
-@click.option("--lr", default=5e-4, show_default=True, type=float, help="AdamW peak learning rate (cosine, warm-up).")
+@click.option("--lr", default=None, type=float,
+              help="Peak learning rate [default: classify AdamW 5e-4 (warm-up, cosine); detect ultralytics' auto].")
 @click.option("--batch", default=32, show_default=True, type=int)
 @click.option("--img-size", type=int, default=None, help="Square input size [default: the card's].")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -37,12 +39,20 @@ from edgetune.cli.common import emit, handle_errors, json_option
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @json_option
 @handle_errors()
-def finetune(task: str, model: str, data: Path, out: Path, epochs: int, lr: float, batch: int, img_size: int | None,
+def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, lr: float | None, batch: int, img_size: int | None,
              seed: int, freeze: str, patience: int, val_split: float | None, weights: Path | None, head_init: str,
              threads: int | None, bn: str, device: str, pretrained: bool, resume: bool, quiet: bool, as_json: bool) -> None:
     """Fine-tune a pretrained model on your data into a run directory."""
+    from edgetune.errors import UsageError
     from edgetune.tasks import get_task
     from edgetune.train.config import TrainConfig
+    from edgetune.zoo import get_card
+
+    card_task = get_card(model).task
+    if task is not None and task != card_task:
+        raise UsageError(f"--task {task} but model {model} is a {card_task} model",
+                         hint=f"drop --task, or pick a {task} model from `edgetune models`")
+    task = card_task
 
     cfg = TrainConfig(task=task, model=model, data=data, out=out, epochs=epochs, lr=lr, batch=batch,
                       img_size=img_size, seed=seed, freeze=freeze, patience=patience, val_split=val_split,

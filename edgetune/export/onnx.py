@@ -14,7 +14,8 @@ from edgetune.runtime import Session
 OPSET = 18
 
 
-def export_onnx(model: torch.nn.Module, example: np.ndarray, path: Path, *, dynamo: bool = False) -> None:
+def export_onnx(model: torch.nn.Module, example: np.ndarray, path: Path, *, dynamo: bool = False,
+                output_name: str = "logits") -> None:
     """Static-shape export (batch 1 by default). The legacy TorchScript exporter is used for CNNs
     (measured faster to export, identical graphs after ORT optimisation); `dynamo=True` is needed
     for STFT front ends (KWS)."""
@@ -23,7 +24,7 @@ def export_onnx(model: torch.nn.Module, example: np.ndarray, path: Path, *, dyna
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         kwargs = {"dynamo": True, "external_data": False} if dynamo else {"dynamo": False}
-        torch.onnx.export(model, (x,), str(path), input_names=["input"], output_names=["logits"],
+        torch.onnx.export(model, (x,), str(path), input_names=["input"], output_names=[output_name],
                           opset_version=OPSET, **kwargs)
 
 
@@ -43,6 +44,6 @@ def validate(model: torch.nn.Module, onnx_path: Path, inputs: list[np.ndarray], 
     diff = max_abs_diff(model, onnx_path, inputs)
     if not diff <= atol:  # also catches NaN
         raise ExportValidationError(
-            f"ONNX output 'logits' differs from PyTorch by {diff:.3g} (> atol {atol:g}) on "
+            f"ONNX output differs from PyTorch by {diff:.3g} (> atol {atol:g}) on "
             f"{len(inputs)} real validation images", hint="report this with the model name; try another opset")
     return diff

@@ -44,13 +44,14 @@ def export_run(run_path: str | Path, target_id: str, *, max_drop: float | None =
     meta: dict[str, Any] = {"target": target.id, "runtime": target.runtime, "precision": target.precision,
                             "task": manifest["task"], "model": manifest["model"], "labels": manifest["labels"],
                             "preprocessing": manifest["preprocessing"], "metric_name": task.metric_name,
+                            "postprocess": manifest.get("postprocess"),
                             "run": str(run.path.resolve()), "versions": versions()}
     with tempfile.TemporaryDirectory(prefix="edgetune-export-") as work:
         fp32 = Path(work) / "fp32.onnx"
         log(f"exporting {manifest['model']} to ONNX (opset 18, input 1x3x{inputs[0].shape[-1]}x{inputs[0].shape[-1]})",
             quiet=quiet)
-        export_onnx(model, inputs[0], fp32)
-        diff_fp32 = validate(model, fp32, inputs, atol=1e-3)
+        export_onnx(model, inputs[0], fp32, output_name=getattr(task, "output_name", "logits"))
+        diff_fp32 = validate(model, fp32, inputs, atol=target.atol_for(task))
         meta["validation"] = {"images": len(inputs), "max_abs_diff_fp32": diff_fp32}
         artifact_tmp = fp32
         if target.quantizer == "ort-static":
@@ -62,8 +63,10 @@ def export_run(run_path: str | Path, target_id: str, *, max_drop: float | None =
             log(f"calibrating int8 on {record['size']} training images ({calib_method}, "
                 f"{'per-channel' if per_channel else 'per-tensor'})", quiet=quiet)
             artifact_tmp = Path(work) / "int8.onnx"
+            keep, keep_record = task.quantize_keep_float(fp32)
             meta["quantization"] = quantize_static_int8(fp32, artifact_tmp, calib, per_channel=per_channel,
-                                                        method=calib_method)
+                                                        method=calib_method, keep_float=keep)
+            meta["quantization"]["task_kept_float"] = keep_record
             meta["calibration"] = record
         meta["max_abs_diff"] = diff_fp32 if artifact_tmp == fp32 else max_abs_diff(model, artifact_tmp, inputs)
         log("evaluating fp32 and the artefact on the val split", quiet=quiet)
@@ -71,7 +74,9 @@ def export_run(run_path: str | Path, target_id: str, *, max_drop: float | None =
         m_art = m_fp32 if artifact_tmp == fp32 else task.evaluate(Session(artifact_tmp), manifest)
         key = task.metric_name
         drop = m_fp32[key] - m_art[key]
+        scalars = lambda m: {k: v for k, v in m.items() if isinstance(v, (int, float))}  # noqa: E731
         meta.update({"metric_fp32": m_fp32[key], "metric": m_art[key], "drop": drop, "eval_images": m_art["n"],
+                     "metrics_fp32": scalars(m_fp32), "metrics": scalars(m_art),
                      "max_drop": max_drop, "pass": max_drop is None or drop <= max_drop + 1e-12,
                      "size_mb": artifact_tmp.stat().st_size / 1e6, "size_mb_fp32": fp32.stat().st_size / 1e6,
                      "seconds": round(time.perf_counter() - t0, 2)})
@@ -81,7 +86,7 @@ def export_run(run_path: str | Path, target_id: str, *, max_drop: float | None =
             meta["sha256"] = sha256_file(out / target.artifact)
             write_json(out / EXPORT_META, meta)
     result = {k: meta[k] for k in ("target", "artifact", "metric_fp32", "metric", "drop", "max_abs_diff",
-                                   "metric_name", "size_mb", "pass", "seconds")}
+                                   "metric_name", "metrics_fp32", "metrics", "size_mb", "pass", "seconds")}
     if not meta["pass"]:
         raise AccuracyGateError(f"{target.id}: {key} dropped {drop:.4f} ({m_fp32[key]:.4f} → {m_art[key]:.4f}), "
                                 f"more than --max-drop {max_drop}",

@@ -47,7 +47,9 @@ def first_compute_nodes(model_path: Path) -> list[str]:
 
 
 def quantize_static_int8(fp32: Path, out: Path, calib: Sequence[np.ndarray], *, per_channel: bool = True,
-                         method: str = "minmax", keep_first_float: bool = True) -> dict:
+                         method: str = "minmax", keep_first_float: bool = True,
+                         keep_float: Sequence[str] = ()) -> dict:
+    """`keep_float`: further node names left in float (a task's sensitive layers)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -75,7 +77,7 @@ def quantize_static_int8(fp32: Path, out: Path, calib: Sequence[np.ndarray], *, 
         import onnx
 
         name = onnx.load(str(prepped), load_external_data=False).graph.input[0].name
-        kept = first_compute_nodes(prepped) if keep_first_float else []
+        kept = (first_compute_nodes(prepped) if keep_first_float else []) + list(keep_float)
         quantize_static(str(prepped), str(out), reader_cls(name, calib), quant_format=QuantFormat.QDQ,
                         per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=cm, nodes_to_exclude=kept, extra_options=extra)

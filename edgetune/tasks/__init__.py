@@ -20,12 +20,24 @@ class Task(Protocol):
     def load_model(self, manifest: dict[str, Any], checkpoint: Any) -> Any:
         """The fine-tuned torch module of a run (eval mode), for export and validation."""
 
+    def val_files(self, manifest: dict[str, Any], *, count: int, data: str | None = None) -> list[Any]:
+        """`count` real validation files, chosen deterministically."""
+
     def export_inputs(self, manifest: dict[str, Any], *, count: int, data: str | None = None) -> list[np.ndarray]:
         """Real validation inputs for export validation (model-input arrays)."""
 
     def calibration_inputs(self, manifest: dict[str, Any], *, size: int | None, seed: int,
                            default: int = 200) -> tuple[list[np.ndarray], dict]:
         """A deterministic stratified training subset for int8 calibration, and its record."""
+
+    def quantize_keep_float(self, fp32: Any) -> tuple[list[str], dict]:
+        """ONNX node names this task needs kept in float under int8, and a record of why."""
+
+    def predict(self, session: Any, meta: dict[str, Any], source: Any) -> dict[str, Any]:
+        """One input file → the task's prediction (JSON-ready), with the artefact's own decoding."""
+
+    def describe(self, result: dict[str, Any]) -> str:
+        """One line for humans from a `predict` result."""
 
     def evaluate(self, session: Any, manifest: dict[str, Any], *, data: str | None = None) -> dict[str, float]:
         """The task metric of an artefact (a runtime Session) on the held-out split."""
@@ -36,8 +48,10 @@ TASKS: Registry[Task] = Registry("task")
 
 def _load() -> None:
     from edgetune.tasks.classify import ClassifyTask
+    from edgetune.tasks.detect import DetectTask
 
     TASKS.register("classify", ClassifyTask())
+    TASKS.register("detect", DetectTask())
 
 
 TASKS.set_loader(_load)

@@ -31,6 +31,11 @@ class ClassifyTask:
 
         return load_trained(manifest, checkpoint)
 
+    @staticmethod
+    def quantize_keep_float(fp32: Path) -> tuple[list[str], dict]:
+        """Nothing task-specific: the quantiser already keeps the stem conv in float."""
+        return [], {}
+
     # -- data of an existing run --------------------------------------------------------------
     @staticmethod
     def preprocess(manifest: dict[str, Any]) -> ImagePreprocess:
@@ -49,12 +54,14 @@ class ClassifyTask:
                             f"({', '.join(manifest['labels'])})", hint="point --data at the run's data set")
         return data
 
+    def val_files(self, manifest: dict[str, Any], *, count: int, data: str | None = None) -> list[Path]:
+        """`count` validation images spread over the classes (deterministic)."""
+        ds = self.data(manifest, data)
+        return [ds.val.samples[i].path for i in _stratified(ds.val.labels, count, seed=0)]
+
     def export_inputs(self, manifest: dict[str, Any], *, count: int, data: str | None = None) -> list[np.ndarray]:
-        data = self.data(manifest, data)
         pre = self.preprocess(manifest)
-        labels = data.val.labels
-        picks = _stratified(labels, count, seed=0)
-        return [pre(data.val.samples[i].path) for i in picks]
+        return [pre(p) for p in self.val_files(manifest, count=count, data=data)]
 
     def calibration_inputs(self, manifest: dict[str, Any], *, size: int | None, seed: int,
                            default: int = 200) -> tuple[list[np.ndarray], dict]:
@@ -84,6 +91,18 @@ class ClassifyTask:
                   "indices": [int(i) for i in picks], "hash": h.hexdigest(),
                   "per_class_min": int(per_class.min())}
         return inputs, record
+
+    def predict(self, session: Any, meta: dict[str, Any], source: Path | bytes) -> dict[str, Any]:
+        """Softmax top-k labels (k from meta['top_k'], default 3)."""
+        logits = session.run(self.preprocess(meta)(source))[0][0].astype(np.float64)
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        order = np.argsort(-probs)[: int(meta.get("top_k", 3))]
+        return {"top": [{"label": meta["labels"][i], "score": float(probs[i])} for i in order]}
+
+    @staticmethod
+    def describe(result: dict[str, Any]) -> str:
+        return ", ".join(f"{t['label']} {t['score']:.3f}" for t in result["top"])
 
     def evaluate(self, session: Any, manifest: dict[str, Any], *, data: str | None = None,
                  quiet: bool = True) -> dict[str, Any]:

@@ -27,11 +27,12 @@ from edgetune.progress import log, track
 from edgetune.run import RunDir, versions
 from edgetune.train import models as M
 from edgetune.train.config import TrainConfig
-from edgetune.train.loop import FitState, fit, load_checkpoint, save_state_dict
+from edgetune.train.loop import FitState, fit, load_checkpoint, resolve_device, save_state_dict
 from edgetune.train.probe import extract_features, fit_linear
 from edgetune.zoo import ModelCard, card_to_dict, get_card
 
 METRIC = "top1"
+DEFAULT_LR = 5e-4  # AdamW peak, with warm-up and cosine decay
 
 
 def preprocess_for(card: ModelCard, img_size: int | None) -> ImagePreprocess:
@@ -91,15 +92,6 @@ def evaluate_top1(model: nn.Module, squares: np.ndarray, labels: np.ndarray, pre
     return float((preds.numpy() == labels).mean())
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when torch sees a GPU; asking for CUDA without one is a usage error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: torch sees no CUDA GPU on this machine", hint="use --device cpu")
-    return torch.device(name)
-
-
 def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
     t_start = time.perf_counter()
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
@@ -154,7 +146,7 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
         if cfg.freeze_stages:
             frozen_modules = M.apply_freeze(net, M.frozen_prefixes(card, cfg.freeze_stages))
         params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.AdamW(params, lr=cfg.lr or DEFAULT_LR, weight_decay=cfg.weight_decay)
         steps_per_epoch = math.ceil(len(train_y) / cfg.batch)
         sched = _warmup_cosine(opt, warmup=int(cfg.warmup_epochs * steps_per_epoch), total=cfg.epochs * steps_per_epoch)
         augment = _Augment(pre.size)

@@ -16,7 +16,7 @@ class TrainConfig:
     data: Path
     out: Path
     epochs: int = 10
-    lr: float = 5e-4
+    lr: float | None = None  # None: the task's default (classify AdamW 5e-4; detect ultralytics' 'auto')
     batch: int = 32
     img_size: int | None = None  # None: the model card's input size
     seed: int = 0
@@ -37,7 +37,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         checks = [
             (self.epochs >= 1, f"--epochs must be ≥ 1, got {self.epochs}"),
-            (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+            (self.lr is None or self.lr > 0, f"--lr must be > 0, got {self.lr}"),
             (self.batch >= 1, f"--batch must be ≥ 1, got {self.batch}"),
             (self.img_size is None or 16 <= self.img_size <= 1024, f"--img-size must be in [16, 1024], got {self.img_size}"),
             (self.patience >= 1, f"--patience must be ≥ 1, got {self.patience}"),

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from edgetune.errors import EdgetuneError, ExitCode, RunDirError
+from edgetune.errors import EdgetuneError, ExitCode, RunDirError, UsageError
 from edgetune.fsutil import atomic_path
 from edgetune.progress import log
 from edgetune.run import RunDir
@@ -31,6 +31,15 @@ class FitState:
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     stopped_early: bool = False
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when torch sees a GPU; asking for CUDA without one is a usage error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: torch sees no CUDA GPU on this machine", hint="use --device cpu")
+    return torch.device(name)
 
 
 def save_state_dict(path, state: dict[str, Any]) -> None:

@@ -1,0 +1,164 @@
+"""The detect Task: YOLO data sets, mAP50-95, artefact evaluation and prediction without torch.
+
+Artefacts take a letterboxed float RGB image and return the raw head (1, 4 + nc, anchors);
+NMS and box mapping happen here in numpy (`edgetune.boxes`), so a device with the light install
+decodes the same way the export gate measured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgetune.boxes import DetectionScorer, NmsConfig, nms, xywh_to_xyxy
+from edgetune.data.yolo import DetSample, YoloDataset, load_yolo_dataset
+from edgetune.errors import DataError
+from edgetune.preprocess import Letterbox
+from edgetune.progress import track
+
+# ultralytics' validation settings: every candidate above 0.001, one box per class per anchor.
+EVAL_NMS = NmsConfig(conf=0.001, iou=0.7, max_det=300, multi_label=True)
+
+
+class DetectTask:
+    name = "detect"
+    metric_name = "map50_95"
+    output_name = "output0"
+    # |PyTorch − ONNX| is judged on box coordinates in input pixels and on scores together.
+    export_atol = 1e-2
+
+    # -- training (torch + ultralytics, imported lazily) --------------------------------------
+    def finetune(self, config: Any, *, quiet: bool = False) -> dict[str, Any]:
+        from edgetune.train.detector import finetune_detector
+
+        return finetune_detector(config, quiet=quiet)
+
+    def load_model(self, manifest: dict[str, Any], checkpoint: Path) -> Any:
+        from edgetune.train.detector import load_trained
+
+        return load_trained(checkpoint)
+
+    @staticmethod
+    def quantize_keep_float(fp32: Path) -> tuple[list[str], dict]:
+        from edgetune.export.detect_head import sensitive_head_nodes
+
+        return sensitive_head_nodes(fp32)
+
+    # -- data of an existing run --------------------------------------------------------------
+    @staticmethod
+    def preprocess(manifest: dict[str, Any]) -> Letterbox:
+        return Letterbox.from_dict(manifest["preprocessing"])
+
+    @staticmethod
+    def data(manifest: dict[str, Any], override: str | None = None) -> YoloDataset:
+        yaml_path = override or manifest["data"].get("yaml")
+        if not yaml_path:
+            raise DataError("this export carries no data set", hint="pass --data DATA.yaml")
+        ds = load_yolo_dataset(Path(yaml_path))
+        if ds.names != list(manifest["labels"]):
+            raise DataError(f"classes in {ds.yaml_path} ({', '.join(ds.names)}) differ from the run's labels "
+                            f"({', '.join(manifest['labels'])})", hint="point --data at the run's data.yaml")
+        return ds
+
+    def val_files(self, manifest: dict[str, Any], *, count: int, data: str | None = None) -> list[Path]:
+        """`count` validation images evenly spaced through the split (deterministic)."""
+        val = self.data(manifest, data).splits["val"]
+        picks = np.unique(np.linspace(0, len(val) - 1, min(count, len(val))).round().astype(int))
+        return [val[i].image for i in picks]
+
+    def export_inputs(self, manifest: dict[str, Any], *, count: int, data: str | None = None) -> list[np.ndarray]:
+        pre = self.preprocess(manifest)
+        return [pre(p) for p in self.val_files(manifest, count=count, data=data)]
+
+    def calibration_inputs(self, manifest: dict[str, Any], *, size: int | None, seed: int,
+                           default: int = 200) -> tuple[list[np.ndarray], dict]:
+        """A seeded random subset of training images, letterboxed as at inference; indices and a
+        hash of the files recorded so the calibration can be reproduced and audited."""
+        ds = self.data(manifest)
+        train = ds.splits["train"]
+        if size is None:
+            size = min(default, len(train))
+        if size > len(train):
+            raise DataError(f"--calib-size {size} is larger than the training split ({len(train)} images)",
+                            hint=f"use --calib-size {len(train)} or fewer")
+        picks = np.sort(np.random.default_rng(seed).permutation(len(train))[:size])
+        pre = self.preprocess(manifest)
+        h = hashlib.sha256()
+        inputs = []
+        for i in picks:
+            raw = train[i].image.read_bytes()
+            h.update(str(train[i].image.relative_to(ds.root) if train[i].image.is_relative_to(ds.root)
+                         else train[i].image).encode())
+            h.update(hashlib.sha256(raw).digest())
+            inputs.append(pre(raw))
+        boxes = np.concatenate([train[i].boxes[:, 0] for i in picks]).astype(int)
+        per_class = np.bincount(boxes, minlength=ds.nc)
+        return inputs, {"size": int(size), "seed": seed, "split": "train", "strategy": "seeded uniform sample",
+                        "indices": [int(i) for i in picks], "hash": h.hexdigest(),
+                        "per_class_min": int(per_class.min()), "boxes_per_class": per_class.tolist()}
+
+    # -- artefacts ---------------------------------------------------------------------------
+    @staticmethod
+    def _detect(session: Any, pre: Letterbox, source: Path | bytes, cfg: NmsConfig) -> tuple[np.ndarray, tuple[int, int]]:
+        img = pre.open(source)
+        x, geom = pre.apply(img)
+        det = nms(session.run(x)[0][0], cfg)
+        det[:, :4] = pre.unmap(det[:, :4], geom, *img.size)
+        return det, img.size
+
+    def evaluate(self, session: Any, manifest: dict[str, Any], *, data: str | None = None,
+                 quiet: bool = True) -> dict[str, Any]:
+        """mAP50-95 and mAP50 of an artefact on the val split (ultralytics' definitions, at the
+        artefact's true letterbox shape: no rect batching)."""
+        val = self.data(manifest, data).splits["val"]
+        pre = self.preprocess(manifest)
+        scorer = DetectionScorer()
+        for s in track(val, total=len(val), desc="evaluate", quiet=quiet):
+            det, (w, h) = self._detect(session, pre, s.image, EVAL_NMS)
+            scorer.add(det, s.boxes[:, 0], _gt_xyxy(s, w, h))
+        r = scorer.result()
+        return {self.metric_name: r["map50_95"], "map50": r["map50"], "n": scorer.images, "labels": r["labels"]}
+
+    def predict(self, session: Any, meta: dict[str, Any], source: Path | bytes) -> dict[str, Any]:
+        """Boxes above the card's confidence, after NMS, in image pixels."""
+        cfg = NmsConfig.from_dict(meta.get("postprocess", {}))
+        det, (w, h) = self._detect(session, Letterbox.from_dict(meta["preprocessing"]), source, cfg)
+        labels = meta["labels"]
+        return {"size": [w, h], "boxes": [
+            {"label": labels[int(d[5])], "class": int(d[5]), "score": round(float(d[4]), 4),
+             "xyxy": [round(float(v), 1) for v in d[:4]]} for d in det]}
+
+    @staticmethod
+    def describe(result: dict[str, Any]) -> str:
+        if not result["boxes"]:
+            return "no objects above the confidence threshold"
+        return "; ".join(f"{b['label']} {b['score']:.2f} [{', '.join(f'{v:.0f}' for v in b['xyxy'])}]"
+                         for b in result["boxes"])
+
+    @staticmethod
+    def draw(source: Path, result: dict[str, Any], out: Path) -> None:
+        """The image with its boxes and labels, written to `out` (format from the suffix)."""
+        from PIL import ImageDraw
+
+        img = Letterbox(32).open(source)
+        draw = ImageDraw.Draw(img)
+        width = max(2, round(max(img.size) / 300))
+        palette = [(255, 56, 56), (56, 56, 255), (56, 200, 56), (255, 157, 151), (255, 178, 29), (207, 210, 49),
+                   (72, 249, 10), (26, 147, 52), (0, 212, 187), (44, 153, 168)]
+        for b in result["boxes"]:
+            color = palette[b["class"] % len(palette)]
+            draw.rectangle(b["xyxy"], outline=color, width=width)
+            text = f"{b['label']} {b['score']:.2f}"
+            x0, y0 = b["xyxy"][0], max(0, b["xyxy"][1] - 12)
+            draw.rectangle(draw.textbbox((x0, y0), text), fill=color)
+            draw.text((x0, y0), text, fill=(255, 255, 255))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        img.save(out)
+
+
+def _gt_xyxy(sample: DetSample, width: int, height: int) -> np.ndarray:
+    b = xywh_to_xyxy(sample.boxes[:, 1:5].astype(np.float64))
+    return b * np.array([width, height, width, height])

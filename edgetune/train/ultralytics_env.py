@@ -1,0 +1,60 @@
+"""Make ultralytics safe to run without a network, quiet on stdout and fast on a small CPU.
+
+Every trap below was met on this project's machines (shared/ENVIRONMENT.md):
+- `check_font("Arial.ttf")` contacts GitHub on every train/val and no flag stops it: a local TTF
+  (matplotlib's DejaVuSans) is placed where ultralytics looks first, `$YOLO_CONFIG_DIR/Ultralytics/`;
+- missing requirements are pip-installed at run time: `YOLO_AUTOINSTALL=0`, `YOLO_OFFLINE=1`
+  (set by `edgetune._env` before anything imports ultralytics);
+- the settings file, hub sync and `runs/` land in the user's home and cwd: the config dir lives in
+  the edgetune cache, `sync=False`, and every train passes `project=` (the run directory);
+- training uses `cpu_count - 1` threads (1 of 2 cores here): the module constant is raised;
+- the logger writes to stdout, which must carry only `--json`: its handlers go to stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from edgetune.paths import cache_dir
+
+
+def config_dir() -> Path:
+    return Path(os.environ.get("YOLO_CONFIG_DIR") or cache_dir() / "ultralytics")
+
+
+def _place_font(folder: Path) -> None:
+    target = folder / "Arial.ttf"
+    if target.is_file():
+        return
+    import matplotlib
+
+    source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    shutil.copyfile(source, tmp)
+    tmp.replace(target)
+    # Arial.Unicode.ttf is asked for when class names are not ASCII.
+    if not (folder / "Arial.Unicode.ttf").exists():
+        shutil.copyfile(target, folder / "Arial.Unicode.ttf")
+
+
+def prepare(*, threads: int | None = None, quiet: bool = False) -> None:
+    """Call before the first `import ultralytics` in a process (later calls are cheap no-ops)."""
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(config_dir()))
+    _place_font(Path(os.environ["YOLO_CONFIG_DIR"]) / "Ultralytics")
+    from ultralytics.utils import LOGGER, SETTINGS, torch_utils
+
+    wanted = {"sync": False, "clearml": False, "comet": False, "mlflow": False, "wandb": False, "runs_dir": str(config_dir() / "runs"),
+              "datasets_dir": str(config_dir() / "datasets"), "weights_dir": str(config_dir() / "weights")}
+    if any(SETTINGS.get(k) != v for k, v in wanted.items()):
+        SETTINGS.update(wanted)
+    for handler in LOGGER.handlers:
+        if type(handler) is logging.StreamHandler and handler.stream is not sys.stderr:  # not pytest's
+            handler.setStream(sys.stderr)
+    LOGGER.setLevel(logging.WARNING if quiet else logging.INFO)
+    n = threads or os.cpu_count() or 1
+    torch_utils.NUM_THREADS = n  # select_device() resets torch threads to this on CPU
