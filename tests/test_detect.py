@@ -11,7 +11,7 @@ import torch
 from conftest import invoke, invoke_json
 from PIL import Image
 
-from edgetune.boxes import DetectionScorer, NmsConfig, ap_per_class, box_iou, match_predictions, nms
+from edgetune.boxes import DetectionScorer, NmsConfig, box_iou, match_predictions, nms
 from edgetune.preprocess import Letterbox
 
 
@@ -77,6 +77,11 @@ def test_split_without_boxes_and_bad_rows(tmp_path):
     assert "x.txt:1: 4 values; a box row is `class cx cy w h`" in _finetune_error(data, tmp_path)
     data = _dataset(tmp_path / "c", names="{0: a, 2: b}")
     assert "'names' keys must be 0..1, got [0, 2]" in _finetune_error(data, tmp_path)
+    data = _dataset(tmp_path / "e")
+    bad = tmp_path / "e" / "images" / "train" / "x.jpg"
+    bad.write_bytes(b"truncated")
+    assert _finetune_error(data, tmp_path) == (
+        f"edgetune: error: {bad} is not a readable image (hint: re-export it as JPEG/PNG or remove it)")
 
 
 def test_detector_card_needs_stride_multiple(det_data, tmp_path):

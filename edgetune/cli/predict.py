@@ -43,8 +43,9 @@ def predict(artifact: Path, images: tuple[Path, ...], top_k: int, conf: float | 
     for path in images:
         try:
             out = task.predict(session, meta, path)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read image {path}: {exc}", hint="pass JPEG/PNG/BMP/WebP files") from None
+        except (OSError, ValueError, ImportError) as exc:  # ImportError: ultralytics' PIL patch (pi_heif)
+            why = "not a recognised image format" if isinstance(exc, ImportError) else str(exc)
+            raise DataError(f"cannot read image {path}: {why}", hint="pass JPEG/PNG/BMP/WebP files") from None
         out = {"image": str(path), **out}
         if save is not None:
             dest = save / (path.stem + "_pred" + (path.suffix if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"))

@@ -155,6 +155,19 @@ def parse_label_file(path: Path, nc: int) -> np.ndarray:
     return np.array(rows, dtype=np.float32).reshape(-1, 5)
 
 
+def _check_image(path: Path) -> None:
+    """Header check (cheap): a truncated or mis-named file fails here, not mid-training."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except (OSError, ValueError, ImportError):  # ImportError: ultralytics' PIL patch wants pi_heif
+        raise DataError(f"{path} is not a readable image", hint="re-export it as JPEG/PNG or remove it") from None
+    if min(w, h) < 2:
+        raise DataError(f"{path} is {w}x{h} pixels: too small to hold objects")
+
+
 def load_yolo_dataset(yaml_path: Path) -> YoloDataset:
     """Read and check a data.yaml and every label of its train and val splits."""
     import yaml
@@ -188,6 +201,7 @@ def load_yolo_dataset(yaml_path: Path) -> YoloDataset:
                             hint=f"put {', '.join(IMAGE_SUFFIXES[:3])}… files there")
         samples = []
         for img in images:
+            _check_image(img)
             lbl = label_path(img)
             if not lbl.is_file():
                 raise DataError(f"{img} has no label file {lbl}",
