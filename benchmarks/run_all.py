@@ -19,13 +19,13 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _results import cached_run, write_section
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
@@ -70,24 +70,13 @@ def digits(k: int, seed: int = 0) -> Path:
 
 
 def finetune(data: Path, name: str, *extra) -> dict:
-    """One CLI fine-tune. A finished run of the same name and arguments is reused (its wall time
-    is the manifest's own measurement), so an interrupted benchmark resumes where it stopped."""
+    """One CLI fine-tune (reused when already finished with the same arguments)."""
     out = WORK / "runs" / name
     args = [str(a) for a in extra]
-    done = out / "edgetune.json"
-    if done.is_file():
-        m = json.loads(done.read_text())
-        if m.get("status") == "done" and m.get("bench_args") == args:
-            return {"metric": m["best"]["top1"], "wall": m["seconds"], "manifest": m,
-                    "probe": m.get("probe"), "reused": True}
-    shutil.rmtree(out, ignore_errors=True)
-    t = time.perf_counter()
-    r = sh(ET + ["finetune", "--model", "efficientnet_lite0", "--data", data, "--out", out, "--img-size", SIZE,
-                 "--patience", 100, "--json", *extra])
-    r["wall"] = time.perf_counter() - t
-    r["manifest"] = m = json.loads(done.read_text())
-    done.write_text(json.dumps({**m, "bench_args": args}, indent=2))
-    return r
+    m, wall, reused = cached_run(out, args, lambda: sh(
+        ET + ["finetune", "--model", "efficientnet_lite0", "--data", data, "--out", out, "--img-size", SIZE,
+              "--patience", 100, "--json", *extra]))
+    return {"metric": m["best"]["top1"], "wall": wall, "manifest": m, "probe": m.get("probe"), "reused": reused}
 
 
 def transfer(rows: list, data: Path, label: str, epochs: int) -> dict:
@@ -177,7 +166,7 @@ def main() -> None:
     notes = HERE / "NOTES.md"
     if notes.exists():
         md += [notes.read_text()]
-    (HERE / "RESULTS.md").write_text("\n".join(md) + "\n")
+    write_section("classify", "\n".join(md))  # benchmarks/detect.py owns the detect section
     print("\n".join(md))
 
 

@@ -26,6 +26,21 @@ def invoke_json(*args: str) -> dict:
     return json.loads(res.stdout)
 
 
+def invoke_fresh(*args: str, forbid: str = "torch") -> dict:
+    """Run the CLI with --json in a fresh interpreter and prove it never imported `forbid`
+    (the light install on a device has no torch)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, json; from edgetune.cli.main import cli; from click.testing import CliRunner;"
+            f"r = CliRunner().invoke(cli, {[str(a) for a in args] + ['--json']!r});"
+            "print(r.stdout); assert r.exit_code == 0, r.stderr;"
+            f"assert {forbid!r} not in sys.modules, '{forbid} was imported'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture(scope="session")
 def fm_data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("data") / "fm"

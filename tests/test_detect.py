@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import invoke, invoke_json
+from conftest import invoke, invoke_fresh, invoke_json
 from PIL import Image
 
 from edgetune.boxes import DetectionScorer, NmsConfig, box_iou, match_predictions, nms
@@ -202,7 +202,7 @@ def test_export_validates_and_predicts_without_torch(det_run, det_data, tmp_path
     assert int8["size_mb"] < fp32["size_mb"]
 
     img = next((det_data.parent / "images" / "val").glob("*.jpg"))
-    pred = invoke_json("predict", out / "export" / "cpu-fp32", img, "--conf", "0.0", "--save", tmp_path / "pred")
+    pred = invoke_fresh("predict", out / "export" / "cpu-fp32", img, "--conf", "0.0", "--save", tmp_path / "pred")
     p = pred["predictions"][0]
     assert pred["task"] == "detect" and len(p["boxes"]) > 0
     w, h = Image.open(img).size

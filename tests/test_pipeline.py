@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import invoke, invoke_json
+from conftest import invoke, invoke_fresh, invoke_json
 
 
 def test_finetune_writes_run_contract(tiny_run):
@@ -128,15 +128,7 @@ def test_bench_budget_violation_is_named(tiny_run, tiny_exports, tmp_path):
 def test_predict_without_torch(tiny_run, tiny_exports, fm_data):
     """predict runs in a fresh interpreter and never imports torch (the light install path)."""
     imgs = sorted((fm_data / "val" / "trouser").glob("*.png"))[:5]
-    code = ("import sys, json; from edgetune.cli.main import cli;"
-            "from click.testing import CliRunner;"
-            f"r = CliRunner().invoke(cli, ['predict', {str(tiny_run / 'export' / 'cpu-int8')!r}, "
-            f"*{[str(p) for p in imgs]!r}, '--json']);"
-            "print(r.stdout); assert r.exit_code == 0, r.stderr;"
-            "assert 'torch' not in sys.modules, 'torch was imported'")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = invoke_fresh("predict", tiny_run / "export" / "cpu-int8", *imgs)
     tops = [p["top"][0]["label"] for p in out["predictions"]]
     assert tops.count("trouser") >= 3  # trousers are the easiest class; a trained model gets most
 

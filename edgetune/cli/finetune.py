@@ -19,19 +19,20 @@ from edgetune.cli.common import emit, handle_errors, json_option
 @click.option("--epochs", default=10, show_default=True, type=int)
 @click.option("--lr", default=None, type=float,
               help="Peak learning rate [default: classify AdamW 5e-4 (warm-up, cosine); detect ultralytics' auto].")
-@click.option("--batch", default=32, show_default=True, type=int)
+@click.option("--batch", default=None, type=int, help="Batch size [default: classify 32, detect 16].")
 @click.option("--img-size", type=int, default=None, help="Square input size [default: the card's].")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--freeze", default="none", show_default=True,
-              help="none (full fine-tune) | backbone (linear probe on cached features) | N (first N stages).")
+              help="none (full fine-tune) | backbone (classify: linear probe on cached features; detect: backbone "
+                   "layers frozen) | N (first N stages/layers).")
 @click.option("--patience", default=5, show_default=True, type=int, help="Early stop after N epochs without val gain.")
-@click.option("--val-split", type=float, default=None, help="Hold out this fraction when DATA has no train/val.")
+@click.option("--val-split", type=float, default=None, help="classify: hold out this fraction when DATA has no train/val.")
 @click.option("--weights", type=click.Path(path_type=Path), default=None, help="Pretrained weights file (offline).")
 @click.option("--head-init", type=click.Choice(["probe", "random"]), default="probe", show_default=True,
-              help="probe: fit the new head on cached features before fine-tuning (LP-FT).")
+              help="classify: probe = fit the new head on cached features before fine-tuning (LP-FT).")
 @click.option("--threads", type=int, default=None, help="Torch threads [default: all cores].")
 @click.option("--bn", type=click.Choice(["frozen", "train"]), default="frozen", show_default=True,
-              help="Pretrained BatchNorm statistics: keep them fixed, or update them while training.")
+              help="classify: pretrained BatchNorm statistics kept fixed, or updated while training.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present) | cpu | cuda[:N].")
 @click.option("--pretrained/--no-pretrained", default=True, show_default=True,
               help="Start from the card's pretrained weights, or from random init (baseline).")
@@ -39,7 +40,7 @@ from edgetune.cli.common import emit, handle_errors, json_option
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @json_option
 @handle_errors()
-def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, lr: float | None, batch: int, img_size: int | None,
+def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, lr: float | None, batch: int | None, img_size: int | None,
              seed: int, freeze: str, patience: int, val_split: float | None, weights: Path | None, head_init: str,
              threads: int | None, bn: str, device: str, pretrained: bool, resume: bool, quiet: bool, as_json: bool) -> None:
     """Fine-tune a pretrained model on your data into a run directory."""
@@ -54,6 +55,7 @@ def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, l
                          hint=f"drop --task, or pick a {task} model from `edgetune models`")
     task = card_task
 
+    batch = batch or {"classify": 32, "detect": 16}.get(task, 32)
     cfg = TrainConfig(task=task, model=model, data=data, out=out, epochs=epochs, lr=lr, batch=batch,
                       img_size=img_size, seed=seed, freeze=freeze, patience=patience, val_split=val_split,
                       weights=weights, resume=resume, head_init=head_init, threads=threads,

@@ -18,21 +18,36 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+DEFAULT_POLICY = "decode+final"
 
-def sensitive_head_nodes(model_path: Path) -> tuple[list[str], dict]:
-    """Node names to keep in float, and a record of what was kept (for export.json)."""
+
+def head_policies(model_path: Path) -> tuple[dict[str, list[str]], str | None, list]:
+    """Candidate float-node sets for an ultralytics Detect head, by policy name, plus the head's
+    name prefix and the graph's nodes. Empty sets when the graph has no Detect head (no DFL)."""
     import onnx
 
-    nodes = onnx.load(str(model_path), load_external_data=False).graph.node
+    nodes = list(onnx.load(str(model_path), load_external_data=False).graph.node)
     names = [n.name for n in nodes]
     dfl = next((n for n in names if "/dfl/" in n), None)
-    if dfl is None:  # not an ultralytics Detect head: nothing task-specific to keep
-        return [], {"head": None}
+    if dfl is None:
+        return {"none": [], "decode": [], "decode+final": [], "head": []}, None, nodes
     head = dfl.split("/dfl/")[0] + "/"
     branch = re.compile(re.escape(head) + r"cv[23]\.\d+/")  # the box (cv2) and class (cv3) conv branches
     final = re.compile(re.escape(head) + r"cv[23]\.\d+/cv[23]\.\d+\.2/")  # their last 1x1 convs
-    keep = [n for n in names if n.startswith(head) and (not branch.match(n) or final.match(n))]
+    in_head = [n for n in names if n.startswith(head)]
+    return {"none": [],
+            "decode": [n for n in in_head if not branch.match(n)],
+            "decode+final": [n for n in in_head if not branch.match(n) or final.match(n)],
+            "head": in_head}, head.strip("/"), nodes
+
+
+def sensitive_head_nodes(model_path: Path, policy: str = DEFAULT_POLICY) -> tuple[list[str], dict]:
+    """Node names to keep in float, and a record of what was kept (for export.json)."""
+    groups, head, nodes = head_policies(model_path)
+    if head is None:  # not an ultralytics Detect head: nothing task-specific to keep
+        return [], {"head": None}
+    keep = groups[policy]
     convs = [n.name for n in nodes if n.name in set(keep) and n.op_type == "Conv"]
-    return keep, {"head": head.strip("/"), "kept_float_nodes": len(keep), "kept_float_convs": convs,
+    return keep, {"head": head, "policy": policy, "kept_float_nodes": len(keep), "kept_float_convs": convs,
                   "why": "box/class final convs, DFL and box decoding stay float: quantised, the shared "
                          "output scale zeroes the class scores (ultralytics#22644)"}

@@ -36,7 +36,8 @@ MAX_STRIDE = 32
 ULTRA_DIR = "ultralytics"  # RUN/ultralytics/: ultralytics' own save_dir (weights/, results.csv, args.yaml)
 # CPU: one dataloader process overlaps augmentation with the forward/backward pass without
 # taking a core from torch's threads; decoded images are cached in RAM (ultralytics checks that
-# they fit). Measured on 2 cores, yolo11n 320 px, 2 epochs: 89 s plain → 59 s.
+# they fit). Measured on 2 cores, yolo11n 320 px, 2 epochs: 89 s plain (1 thread) → 59 s, and
+# 47 s with channels_last (below).
 CPU_WORKERS = 1
 
 
@@ -85,6 +86,22 @@ def _freeze(cfg: TrainConfig, card: ModelCard) -> int | None:
     return n
 
 
+def channels_last(trainer: Any) -> None:
+    """ultralytics callback: train in channels_last memory format (model and batches). oneDNN's
+    convolutions run NHWC natively; measured 52 → 47 s for 2 epochs of yolo11n at 320 px here."""
+    import torch
+
+    trainer.model.to(memory_format=torch.channels_last)
+    preprocess = trainer.preprocess_batch
+
+    def preprocess_nhwc(batch: dict) -> dict:
+        batch = preprocess(batch)
+        batch["img"] = batch["img"].contiguous(memory_format=torch.channels_last)
+        return batch
+
+    trainer.preprocess_batch = preprocess_nhwc
+
+
 def read_history(results_csv: Path, t0_offset: float = 0.0) -> list[dict[str, Any]]:
     """ultralytics' results.csv → edgetune's per-epoch history (metrics as fractions)."""
     if not results_csv.is_file():
@@ -107,6 +124,9 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
     if card.task != "detect":
         raise UsageError(f"model {card.name} is a {card.task} model, not detect",
                          hint="`edgetune models` lists the detectors (task detect)")
+    if cfg.val_split is not None:
+        raise UsageError("--val-split is for ImageFolder data; a YOLO data.yaml names its own val split",
+                         hint="drop --val-split, or point 'val:' in the data.yaml at held-out images")
     size = cfg.img_size or card.input.size
     if size % MAX_STRIDE:
         raise UsageError(f"--img-size {size} is not a multiple of {MAX_STRIDE} (the detector's largest stride)",
@@ -122,8 +142,8 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
     elif run.manifest_path.exists() or (run.path / ULTRA_DIR).exists():
         raise RunDirError(f"{run.path} already holds a run", hint="pass --resume to continue it, or a new --out")
     data = load_yolo_dataset(cfg.data)
-    weights = (resolve_weights(card, cfg.weights)
-               if cfg.pretrained and (card.weights.pretrained or cfg.weights) else None)
+    weights = (resolve_weights(card, cfg.weights)  # a resumed run continues from its own last.pt
+               if cfg.pretrained and (card.weights.pretrained or cfg.weights) and not cfg.resume else None)
     if cfg.pretrained and weights is None and not cfg.resume:
         log(f"{card.name} has no pretrained weights: training from random init", quiet=quiet)
 
@@ -138,7 +158,11 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
 
     data_yaml.write_text(yaml.safe_dump(data.ultralytics_yaml(), sort_keys=False))
     arch = arch_path(card)
-    transfer = count_transfer(weights.path, arch, data.nc) if weights and not cfg.resume else None
+    previous = run.read_manifest() if cfg.resume and run.manifest_path.is_file() else {}
+    if cfg.resume and previous.get("status") == "done":
+        raise RunDirError(f"{run.path} finished its {previous.get('epochs_done')} epochs; nothing to resume",
+                          hint="start a new run (a new --out) to train longer")
+    transfer = count_transfer(weights.path, arch, data.nc) if weights and not cfg.resume else previous.get("transfer")
     n_train, n_val = len(data.splits["train"]), len(data.splits["val"])
     log(f"{card.name}: {data.nc} classes, {n_train} train / {n_val} val images, {size} px; weights: "
         + (f"{weights.source} {weights.path.name}" if weights else "none (random init)")
@@ -148,6 +172,8 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
 
     pre = Letterbox(size)
     manifest = _manifest(cfg, card, data, pre, weights, transfer, size, freeze)
+    if previous:  # a resumed run keeps the record of how it started
+        manifest.update({k: previous[k] for k in ("weights", "transfer", "freeze_layers", "config") if k in previous})
     ultra_dir = run.path / ULTRA_DIR
 
     def on_epoch(trainer: Any) -> None:  # keep the manifest current: a killed run still says how far it got
@@ -171,6 +197,7 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
         if cfg.lr is not None:
             train_args.update(optimizer="AdamW", lr0=cfg.lr)
     model.add_callback("on_fit_epoch_end", on_epoch)
+    model.add_callback("on_pretrain_routine_end", channels_last)
     log(f"training with ultralytics on {train_args.get('device', 'the resumed device')} "
         f"({os.cpu_count()} cores, {cfg.threads or os.cpu_count()} torch threads); logs → {ultra_dir}", quiet=quiet)
     with contextlib.redirect_stdout(sys.stderr):
