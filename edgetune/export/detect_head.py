@@ -3,14 +3,17 @@
 The Detect head ends in one tensor that concatenates box coordinates in pixels (0…640) with
 class scores (0…1); DFL takes a softmax over 16 bins and decodes them against anchor grids.
 Quantised with the rest, the shared Concat scale rounds every score to zero — the collapse of
-ultralytics#22644 (measured here: mAP50-95 0.78 → 0.00). Measured on fine-tuned yolo11n
-(benchmarks/RESULTS.md), keeping the decode (DFL, anchors, Concat, Sigmoid) and the final 1x1
-box/class convolutions in float holds fp32 accuracy and is the fastest of the safe choices:
+ultralytics#22644 (measured here: mAP50-95 0.81 → 0.00). Keeping the decode (DFL, anchors,
+Concat, Sigmoid) float fixes that; keeping the final 1x1 box/class convs float too (the default)
+held fp32 accuracy within 0.7 pt on two data sets at int8 speed (benchmarks/RESULTS.md D4,
+`python benchmarks/detect_int8_heads.py RUN...`, p50 at 1 thread):
 
-    int8 everywhere       0.000 mAP50-95   17.4 ms
-    + decode in float     0.784            19.6 ms
-    + final convs float   0.791            17.6 ms   ← default (fp32: 0.784 at 25.9 ms)
-    whole head float      0.793            20.7 ms
+    policy              set A mAP50-95 / ms     set B mAP50-95 / ms
+    fp32                0.811 / 31.8            0.755 / 27.5
+    int8 everywhere     0.000 / 23.8            0.000 / 20.3
+    + decode float      0.803 / 25.8            0.749 / 18.8
+    + final convs       0.806 / 23.1            0.748 / 19.2   ← default
+    whole head float    0.803 / 25.0            0.753 / 25.9
 """
 
 from __future__ import annotations
