@@ -227,3 +227,18 @@ def test_resume_and_refuse_existing(det_run, det_data):
     res = invoke("finetune", "--model", "test_yolo_tiny", "--data", det_data, "--out", out)
     assert res.exit_code == 3
     assert "already holds a run (hint: pass --resume to continue it, or a new --out)" in res.stderr
+
+
+def test_same_seed_same_weights(det_data, tmp_path):
+    """Two runs with the same seed give bit-identical weights (CI gates must be repeatable),
+    with edgetune's CPU settings (RAM image cache, one dataloader worker, channels_last)."""
+    import hashlib
+
+    digests = []
+    for name in ("a", "b"):
+        invoke_json("finetune", "--model", "test_yolo_tiny", "--data", det_data, "--out", tmp_path / name,
+                    "--epochs", 2, "--batch", 8, "--img-size", 64, "--seed", 3)
+        sd = torch.load(tmp_path / name / "ultralytics" / "weights" / "last.pt", weights_only=False)["model"]
+        digests.append(hashlib.sha256(b"".join(v.float().numpy().tobytes() for v in sd.state_dict().values()))
+                       .hexdigest())
+    assert digests[0] == digests[1]

@@ -42,11 +42,25 @@ def _place_font(folder: Path) -> None:
         shutil.copyfile(target, folder / "Arial.Unicode.ttf")
 
 
+class _DropRamCacheWarning(logging.Filter):
+    """ultralytics warns that cache='ram' "may produce non-deterministic training results"; with
+    edgetune's single dataloader worker two runs give identical weights (a test proves it), so
+    the warning would only send users chasing a problem they do not have."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "cache='ram' may produce non-deterministic" not in record.getMessage()
+
+
 def prepare(*, threads: int | None = None, quiet: bool = False) -> None:
     """Call before the first `import ultralytics` in a process (later calls are cheap no-ops)."""
     os.environ.setdefault("YOLO_CONFIG_DIR", str(config_dir()))
     _place_font(Path(os.environ["YOLO_CONFIG_DIR"]) / "Ultralytics")
-    from ultralytics.utils import LOGGER, SETTINGS, torch_utils
+    import contextlib
+
+    # The first import creates the settings file and announces it; its logger binds sys.stdout
+    # when created. Under redirection both go to stderr, and stdout stays pure --json.
+    with contextlib.redirect_stdout(sys.stderr):
+        from ultralytics.utils import LOGGER, SETTINGS, torch_utils
 
     wanted = {"sync": False, "clearml": False, "comet": False, "mlflow": False, "wandb": False, "runs_dir": str(config_dir() / "runs"),
               "datasets_dir": str(config_dir() / "datasets"), "weights_dir": str(config_dir() / "weights")}
@@ -56,5 +70,7 @@ def prepare(*, threads: int | None = None, quiet: bool = False) -> None:
         if type(handler) is logging.StreamHandler and handler.stream is not sys.stderr:  # not pytest's
             handler.setStream(sys.stderr)
     LOGGER.setLevel(logging.WARNING if quiet else logging.INFO)
+    if not any(isinstance(f, _DropRamCacheWarning) for f in LOGGER.filters):
+        LOGGER.addFilter(_DropRamCacheWarning())
     n = threads or os.cpu_count() or 1
     torch_utils.NUM_THREADS = n  # select_device() resets torch threads to this on CPU
