@@ -191,7 +191,7 @@ def test_finetune_offline_into_run_directory(det_run, tmp_path):
 def test_export_validates_and_predicts_without_torch(det_run, det_data, tmp_path):
     out, _, _ = det_run
     fp32 = invoke_json("export", out, "--target", "cpu-fp32")
-    assert fp32["max_abs_diff"] <= 1e-2 and fp32["metric_name"] == "map50_95"
+    assert fp32["max_abs_diff"] <= 1e-3 and fp32["metric_name"] == "map50_95"
     assert set(fp32["metrics"]) >= {"map50_95", "map50"}
     int8 = invoke_json("export", out, "--target", "cpu-int8", "--calib-size", 8)
     meta = json.loads((out / "export" / "cpu-int8" / "export.json").read_text())

@@ -66,7 +66,7 @@ def test_yolo11n_end_to_end_offline(tmp_path):
     assert r["transfer"]["coco_transferred"] == 499
     assert r["metric"] >= 0.30, r  # from random init this is ~0.00 (benchmarks/RESULTS.md D1)
     fp32 = _offline_cli("export", run, "--target", "cpu-fp32")
-    assert fp32["max_abs_diff"] < 1e-2 and fp32["metric"] >= 0.30
+    assert fp32["max_abs_diff"] < 1e-3 and fp32["metric"] >= 0.30
     int8 = _offline_cli("export", run, "--target", "cpu-int8", "--max-drop", "0.02")
     assert int8["drop"] <= 0.02 and int8["size_mb"] < fp32["size_mb"] / 2.5
     img = sorted((data / "images" / "val").glob("*.jpg"))[0]

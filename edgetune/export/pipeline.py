@@ -51,7 +51,8 @@ def export_run(run_path: str | Path, target_id: str, *, max_drop: float | None =
         log(f"exporting {manifest['model']} to ONNX (opset 18, input 1x3x{inputs[0].shape[-1]}x{inputs[0].shape[-1]})",
             quiet=quiet)
         export_onnx(model, inputs[0], fp32, output_name=getattr(task, "output_name", "logits"))
-        diff_fp32 = validate(model, fp32, inputs, atol=target.atol_for(task))
+        scale = task.output_scale(manifest) if hasattr(task, "output_scale") else None
+        diff_fp32 = validate(model, fp32, inputs, atol=target.atol_for(task), scale=scale)
         meta["validation"] = {"images": len(inputs), "max_abs_diff_fp32": diff_fp32}
         artifact_tmp = fp32
         if target.quantizer == "ort-static":
@@ -68,7 +69,7 @@ def export_run(run_path: str | Path, target_id: str, *, max_drop: float | None =
                                                         method=calib_method, keep_float=keep)
             meta["quantization"]["task_kept_float"] = keep_record
             meta["calibration"] = record
-        meta["max_abs_diff"] = diff_fp32 if artifact_tmp == fp32 else max_abs_diff(model, artifact_tmp, inputs)
+        meta["max_abs_diff"] = diff_fp32 if artifact_tmp == fp32 else max_abs_diff(model, artifact_tmp, inputs, scale)
         log("evaluating fp32 and the artefact on the val split", quiet=quiet)
         m_fp32 = task.evaluate(Session(fp32), manifest)
         m_art = m_fp32 if artifact_tmp == fp32 else task.evaluate(Session(artifact_tmp), manifest)
