@@ -22,10 +22,6 @@ class Target:
     description: str
     needs: str
 
-    def atol_for(self, task: object) -> float:
-        """fp32 validation tolerance: the target's, or the task's when its outputs are not logits
-        (detectors output box coordinates in pixels)."""
-        return max(self.atol or 1e-3, float(getattr(task, "export_atol", 0.0)))
 
 
 TARGETS: Registry[Target] = Registry("target", list_command="edgetune targets")
