@@ -23,7 +23,6 @@ class Target:
     needs: str
 
 
-
 TARGETS: Registry[Target] = Registry("target", list_command="edgetune targets")
 
 for _t in (

@@ -30,6 +30,9 @@ class Task(Protocol):
                            default: int = 200) -> tuple[list[np.ndarray], dict]:
         """A deterministic stratified training subset for int8 calibration, and its record."""
 
+    # Optional: `output_scale(manifest) -> array` divides |PyTorch − ONNX| per output element
+    # before the fp32 tolerance applies (detect: box pixels by the input size).
+
     def quantize_keep_float(self, fp32: Any) -> tuple[list[str], dict]:
         """ONNX node names this task needs kept in float under int8, and a record of why."""
 
