@@ -72,3 +72,19 @@ def test_bad_profile_one_line(tmp_path, mutate, message):
     with pytest.raises(ProfileError) as e:
         load_profile(bad)
     assert message in e.value.message and "\n" not in e.value.message
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS.names() if MODELS.get(n).task == "detect"])
+def test_detector_card_matches_real_architecture(name):
+    """Parameter count, stages (ultralytics layers before the head) and head of each detect card."""
+    from ultralytics.nn.modules import Detect
+    from ultralytics.nn.tasks import DetectionModel
+
+    from edgetune.train.detector import arch_path
+
+    card = MODELS.get(name)
+    model = DetectionModel(arch_path(card), nc=card.num_classes, verbose=False)
+    assert sum(p.numel() for p in model.parameters()) == card.num_params
+    assert [s[0] for s in card.stages] == [f"model.{i}" for i in range(len(model.model) - 1)]
+    assert isinstance(model.model[-1], Detect) and model.model[-1].nc == card.num_classes
+    assert card.input.resize == "letterbox" and card.input.size % 32 == 0
