@@ -89,7 +89,7 @@ def resolve_weights(card: ModelCard, explicit: Path | None = None, *, online: bo
         return found
     errors: list[str] = []
     if online and not offline_forced() and card.weights.online_kind:
-        if not _reachable(card.weights.online_ref):
+        if not _reachable(_online_host(card)):
             errors.append("online: host unreachable")
         else:
             try:
@@ -106,13 +106,19 @@ def resolve_weights(card: ModelCard, explicit: Path | None = None, *, online: bo
                      hint=fetch_hint(card))
 
 
-def _reachable(ref: str, timeout: float = 3.0) -> bool:
+def _online_host(card: ModelCard) -> str:
+    """The host a card's online download talks to."""
+    from urllib.parse import urlparse
+
+    kind, ref = card.weights.online_kind, card.weights.online_ref or ""
+    return {"url": urlparse(ref).hostname or "", "timm": "huggingface.co", "ultralytics": "github.com"}[kind]
+
+
+def _reachable(host: str, timeout: float = 3.0) -> bool:
     """One quick name lookup + TCP connect before handing over to a framework downloader, which
     would otherwise retry for half a minute on a machine without a network."""
     import socket
-    from urllib.parse import urlparse
 
-    host = urlparse(ref).hostname if "://" in ref else ("github.com" if ref.endswith(".pt") else "huggingface.co")
     try:
         with socket.create_connection((host, 443), timeout=timeout):
             return True

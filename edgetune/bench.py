@@ -112,7 +112,7 @@ def _example_input(task: Any, manifest: dict[str, Any], meta: dict[str, Any],
     otherwise a mid-grey image of the right shape and no end-to-end number."""
     try:
         path = task.val_files(manifest, count=1, data=data)[0]
-        return task.export_inputs(manifest, count=1, data=data)[0], path
+        return task.preprocess(manifest)(path), path
     except EdgetuneError:
         size = int(meta["preprocessing"]["size"])
         return np.full((1, 3, size, size), 0.5, dtype=np.float32), None

@@ -108,9 +108,8 @@ def _ap(recall: np.ndarray, precision: np.ndarray) -> float:
     return float(_trapezoid(np.interp(x, mrec, mpre), x))
 
 
-def ap_per_class(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, target_cls: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """AP (n_classes_present, 10) and the class ids it covers, as ultralytics computes them."""
+def ap_per_class(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, target_cls: np.ndarray) -> np.ndarray:
+    """AP (n_classes_present, 10), one row per class present in the labels, as ultralytics computes it."""
     order = np.argsort(-conf, kind="stable")
     tp, pred_cls = tp[order], pred_cls[order]
     classes, counts = np.unique(target_cls, return_counts=True)
@@ -125,7 +124,7 @@ def ap_per_class(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, target_
         precision = tpc / (tpc + fpc)
         for k in range(tp.shape[1]):
             ap[ci, k] = _ap(recall[:, k], precision[:, k])
-    return ap, classes
+    return ap
 
 
 class DetectionScorer:
@@ -156,6 +155,6 @@ class DetectionScorer:
         target = np.concatenate(self._tcls) if self._tcls else np.zeros(0, np.int64)
         if not self._tp or not len(target):
             return {"map50_95": 0.0, "map50": 0.0, "labels": int(len(target))}
-        ap, _ = ap_per_class(np.concatenate(self._tp).astype(np.float64), np.concatenate(self._conf),
+        ap = ap_per_class(np.concatenate(self._tp).astype(np.float64), np.concatenate(self._conf),
                              np.concatenate(self._pcls), target)
         return {"map50_95": float(ap.mean()), "map50": float(ap[:, 0].mean()), "labels": int(len(target))}

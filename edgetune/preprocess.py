@@ -74,6 +74,12 @@ class ImagePreprocess:
         return self.to_input(self.center(self.load_square(source)))
 
 
+def open_rgb(source: Path | bytes) -> Image.Image:
+    """A file or encoded bytes → upright RGB PIL image (EXIF orientation applied)."""
+    img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    return ImageOps.exif_transpose(img).convert("RGB")
+
+
 @dataclass(frozen=True)
 class Letterbox:
     """Detection input: scale the longer side to `size` (aspect kept), pad to size x size with
@@ -97,9 +103,9 @@ class Letterbox:
                 "interpolation": self.interpolation,
                 "input": "float32 RGB NCHW in [0, 1], letterboxed (aspect kept, grey padding)"}
 
-    def open(self, source: Path | bytes) -> Image.Image:
-        img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-        return ImageOps.exif_transpose(img).convert("RGB")
+    @staticmethod
+    def open(source: Path | bytes) -> Image.Image:
+        return open_rgb(source)
 
     def geometry(self, width: int, height: int) -> tuple[float, int, int, int, int]:
         """(scale, new_w, new_h, left, top) exactly as ultralytics rounds them."""

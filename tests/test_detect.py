@@ -35,29 +35,23 @@ def _finetune_error(data: Path, tmp_path: Path) -> str:
     return lines[0]
 
 
-def test_box_outside_image(tmp_path):
-    data = _dataset(tmp_path / "d", rows="0 0.5 0.5 0.2 0.2\n1 1.2 0.5 0.1 0.1\n")
-    label = tmp_path / "d" / "labels" / "train" / "x.txt"
-    assert _finetune_error(data, tmp_path) == (
-        f"edgetune: error: {label}:2: coordinates 1.2 0.5 0.1 0.1 are outside [0, 1] (hint: YOLO labels are "
-        "normalised by image width/height; divide pixel values)")
-
-
-def test_class_id_beyond_names(tmp_path):
-    data = _dataset(tmp_path / "d", rows="2 0.5 0.5 0.2 0.2\n")
-    label = tmp_path / "d" / "labels" / "train" / "x.txt"
-    assert _finetune_error(data, tmp_path) == (
-        f"edgetune: error: {label}:1: class id 2 ≥ nc=2 (hint: class ids run 0..1; add the class to 'names' "
-        "or fix the label)")
-
-
-def test_missing_label_file(tmp_path):
-    data = _dataset(tmp_path / "d")
-    (tmp_path / "d" / "labels" / "val" / "x.txt").unlink()
-    img = tmp_path / "d" / "images" / "val" / "x.jpg"
-    assert _finetune_error(data, tmp_path) == (
-        f"edgetune: error: {img} has no label file {tmp_path / 'd' / 'labels' / 'val' / 'x.txt'} (hint: write one "
-        "row per box; an empty .txt marks an image with no objects)")
+@pytest.mark.parametrize("rows,split,expected", [
+    ("0 0.5 0.5 0.2 0.2\n1 1.2 0.5 0.1 0.1\n", "train",
+     "{label}:2: coordinates 1.2 0.5 0.1 0.1 are outside [0, 1] (hint: YOLO labels are normalised by image "
+     "width/height; divide pixel values)"),
+    ("2 0.5 0.5 0.2 0.2\n", "train",
+     "{label}:1: class id 2 ≥ nc=2 (hint: class ids run 0..1; add the class to 'names' or fix the label)"),
+    (None, "val",
+     "{image} has no label file {label} (hint: write one row per box; an empty .txt marks an image with no "
+     "objects)"),
+], ids=["box-outside-image", "class-id-beyond-names", "missing-label-file"])
+def test_bad_label(tmp_path, rows, split, expected):
+    data = _dataset(tmp_path / "d", rows=rows or "0 0.5 0.5 0.2 0.2\n")
+    label = tmp_path / "d" / "labels" / split / "x.txt"
+    if rows is None:
+        label.unlink()
+    image = tmp_path / "d" / "images" / split / "x.jpg"
+    assert _finetune_error(data, tmp_path) == "edgetune: error: " + expected.format(label=label, image=image)
 
 
 def test_empty_split(tmp_path):
@@ -222,7 +216,7 @@ def test_bench_reports_end_to_end_latency(det_run):
     assert r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["p99"]
 
 
-def test_resume_and_refuse_existing(det_run, det_data):
+def test_refuses_to_overwrite_a_run(det_run, det_data):
     out, _, _ = det_run
     res = invoke("finetune", "--model", "test_yolo_tiny", "--data", det_data, "--out", out)
     assert res.exit_code == 3

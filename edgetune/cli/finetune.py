@@ -55,7 +55,7 @@ def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, l
                          hint=f"drop --task, or pick a {task} model from `edgetune models`")
     task = card_task
 
-    batch = batch or {"classify": 32, "detect": 16}.get(task, 32)
+    batch = batch or get_task(task).default_batch
     cfg = TrainConfig(task=task, model=model, data=data, out=out, epochs=epochs, lr=lr, batch=batch,
                       img_size=img_size, seed=seed, freeze=freeze, patience=patience, val_split=val_split,
                       weights=weights, resume=resume, head_init=head_init, threads=threads,

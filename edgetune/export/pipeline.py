@@ -50,8 +50,8 @@ def export_run(run_path: str | Path, target_id: str, *, max_drop: float | None =
         fp32 = Path(work) / "fp32.onnx"
         log(f"exporting {manifest['model']} to ONNX (opset 18, input 1x3x{inputs[0].shape[-1]}x{inputs[0].shape[-1]})",
             quiet=quiet)
-        export_onnx(model, inputs[0], fp32, output_name=getattr(task, "output_name", "logits"))
-        scale = task.output_scale(manifest) if hasattr(task, "output_scale") else None
+        export_onnx(model, inputs[0], fp32, output_name=task.output_name)
+        scale = task.output_scale(manifest)
         diff_fp32 = validate(model, fp32, inputs, atol=target.atol or 1e-3, scale=scale)
         meta["validation"] = {"images": len(inputs), "max_abs_diff_fp32": diff_fp32}
         artifact_tmp = fp32

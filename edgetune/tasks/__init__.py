@@ -30,8 +30,14 @@ class Task(Protocol):
                            default: int = 200) -> tuple[list[np.ndarray], dict]:
         """A deterministic stratified training subset for int8 calibration, and its record."""
 
-    # Optional: `output_scale(manifest) -> array` divides |PyTorch − ONNX| per output element
-    # before the fp32 tolerance applies (detect: box pixels by the input size).
+    output_name: str  # the ONNX graph's output name
+    default_batch: int  # finetune --batch when not given
+
+    def output_scale(self, manifest: dict[str, Any]) -> np.ndarray | None:
+        """Divides |PyTorch − ONNX| per output element before the fp32 tolerance applies (None: raw)."""
+
+    def preprocess(self, manifest: dict[str, Any]) -> Any:
+        """File or bytes → model input array, as recorded in the run/export."""
 
     def quantize_keep_float(self, fp32: Any) -> tuple[list[str], dict]:
         """ONNX node names this task needs kept in float under int8, and a record of why."""
@@ -62,3 +68,31 @@ TASKS.set_loader(_load)
 
 def get_task(name: str) -> Task:
     return TASKS.get(name)
+
+
+def calibration_size(size: int | None, n_train: int, default: int) -> int:
+    """`None` → `default` images, or the whole split when smaller; more than the split is an error
+    (the user asked for something the data cannot give)."""
+    from edgetune.errors import DataError
+
+    if size is None:
+        return min(default, n_train)
+    if size > n_train:
+        raise DataError(f"--calib-size {size} is larger than the training split ({n_train} images)",
+                        hint=f"use --calib-size {n_train} or fewer")
+    return size
+
+
+def load_hashed(paths: list[Any], root: Any, pre: Any) -> tuple[list[np.ndarray], str]:
+    """Read each file once: the model inputs, and one sha256 over (path relative to `root`, file
+    sha256) pairs, so a calibration set can be reproduced and audited."""
+    import hashlib
+
+    h = hashlib.sha256()
+    inputs = []
+    for path in paths:
+        raw = path.read_bytes()
+        h.update(str(path.relative_to(root) if path.is_relative_to(root) else path).encode())
+        h.update(hashlib.sha256(raw).digest())
+        inputs.append(pre(raw))
+    return inputs, h.hexdigest()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -13,11 +12,14 @@ from edgetune.data.imagefolder import ImageFolderData, scan_imagefolder
 from edgetune.errors import DataError
 from edgetune.preprocess import ImagePreprocess
 from edgetune.progress import track
+from edgetune.tasks import calibration_size, load_hashed
 
 
 class ClassifyTask:
     name = "classify"
     metric_name = "top1"
+    output_name = "logits"
+    default_batch = 32
 
     # -- training (torch, imported lazily so the light install can evaluate artefacts) ---------
     def finetune(self, config: Any, *, quiet: bool = False) -> dict[str, Any]:
@@ -30,6 +32,11 @@ class ClassifyTask:
         from edgetune.train.classifier import load_trained
 
         return load_trained(manifest, checkpoint)
+
+    @staticmethod
+    def output_scale(manifest: dict[str, Any]) -> None:
+        """Logits are compared as they are."""
+        return None
 
     @staticmethod
     def quantize_keep_float(fp32: Path) -> tuple[list[str], dict]:
@@ -70,25 +77,12 @@ class ClassifyTask:
         `size=None` takes `default` images, or the whole split when it is smaller; an explicit size
         larger than the split is an error (the user asked for something the data cannot give)."""
         data = self.data(manifest)
-        n_train = len(data.train.samples)
-        if size is None:
-            size = min(default, n_train)
-        if size > n_train:
-            raise DataError(f"--calib-size {size} is larger than the training split ({n_train} images)",
-                            hint=f"use --calib-size {n_train} or fewer")
-        pre = self.preprocess(manifest)
+        size = calibration_size(size, len(data.train.samples), default)
         picks = _stratified(data.train.labels, size, seed=seed)
-        h = hashlib.sha256()
-        inputs = []
-        for i in picks:
-            path = data.train.samples[i].path
-            raw = path.read_bytes()
-            h.update(str(path.relative_to(data.root)).encode())
-            h.update(hashlib.sha256(raw).digest())
-            inputs.append(pre(raw))
+        inputs, digest = load_hashed([data.train.samples[i].path for i in picks], data.root, self.preprocess(manifest))
         per_class = np.bincount(data.train.labels[picks], minlength=len(data.classes))
         record = {"size": len(picks), "seed": seed, "split": "train", "strategy": "stratified per class",
-                  "indices": [int(i) for i in picks], "hash": h.hexdigest(),
+                  "indices": [int(i) for i in picks], "hash": digest,
                   "per_class_min": int(per_class.min())}
         return inputs, record
 

@@ -7,7 +7,6 @@ decodes the same way the export gate measured.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,9 @@ import numpy as np
 from edgetune.boxes import DetectionScorer, NmsConfig, nms, xywh_to_xyxy
 from edgetune.data.yolo import DetSample, YoloDataset, load_yolo_dataset
 from edgetune.errors import DataError
-from edgetune.preprocess import Letterbox
+from edgetune.preprocess import Letterbox, open_rgb
 from edgetune.progress import track
+from edgetune.tasks import calibration_size, load_hashed
 
 # ultralytics' validation settings: every candidate above 0.001, one box per class per anchor.
 EVAL_NMS = NmsConfig(conf=0.001, iou=0.7, max_det=300, multi_label=True)
@@ -27,6 +27,7 @@ class DetectTask:
     name = "detect"
     metric_name = "map50_95"
     output_name = "output0"
+    default_batch = 16  # ultralytics' default
 
     @staticmethod
     def output_scale(manifest: dict[str, Any]) -> np.ndarray:
@@ -86,25 +87,13 @@ class DetectTask:
         hash of the files recorded so the calibration can be reproduced and audited."""
         ds = self.data(manifest)
         train = ds.splits["train"]
-        if size is None:
-            size = min(default, len(train))
-        if size > len(train):
-            raise DataError(f"--calib-size {size} is larger than the training split ({len(train)} images)",
-                            hint=f"use --calib-size {len(train)} or fewer")
+        size = calibration_size(size, len(train), default)
         picks = np.sort(np.random.default_rng(seed).permutation(len(train))[:size])
-        pre = self.preprocess(manifest)
-        h = hashlib.sha256()
-        inputs = []
-        for i in picks:
-            raw = train[i].image.read_bytes()
-            h.update(str(train[i].image.relative_to(ds.root) if train[i].image.is_relative_to(ds.root)
-                         else train[i].image).encode())
-            h.update(hashlib.sha256(raw).digest())
-            inputs.append(pre(raw))
+        inputs, digest = load_hashed([train[i].image for i in picks], ds.root, self.preprocess(manifest))
         boxes = np.concatenate([train[i].boxes[:, 0] for i in picks]).astype(int)
         per_class = np.bincount(boxes, minlength=ds.nc)
         return inputs, {"size": int(size), "seed": seed, "split": "train", "strategy": "seeded uniform sample",
-                        "indices": [int(i) for i in picks], "hash": h.hexdigest(),
+                        "indices": [int(i) for i in picks], "hash": digest,
                         "per_class_min": int(per_class.min()), "boxes_per_class": per_class.tolist()}
 
     # -- artefacts ---------------------------------------------------------------------------
@@ -150,7 +139,7 @@ class DetectTask:
         """The image with its boxes and labels, written to `out` (format from the suffix)."""
         from PIL import ImageDraw
 
-        img = Letterbox(32).open(source)
+        img = open_rgb(source)
         draw = ImageDraw.Draw(img)
         width = max(2, round(max(img.size) / 300))
         palette = [(255, 56, 56), (56, 56, 255), (56, 200, 56), (255, 157, 151), (255, 178, 29), (207, 210, 49),

@@ -37,7 +37,8 @@ ULTRA_DIR = "ultralytics"  # RUN/ultralytics/: ultralytics' own save_dir (weight
 # CPU: one dataloader process overlaps augmentation with the forward/backward pass without
 # taking a core from torch's threads, and decoded images stay in RAM (ultralytics checks they
 # fit). Measured on 2 cores, yolo11n 320 px, 240 images: 2 epochs 89 s plain (1 thread, 2
-# workers) → 61 s → 52 s with channels_last (below); 10 epochs 284 s → 249 s with the RAM cache.
+# workers) → 61 s → 52 s with channels_last (below); 10 epochs: 284 s without the RAM cache,
+# 249 s and 272 s in two runs with it (separate runs, not interleaved).
 # ultralytics warns that cache='ram' may make training non-deterministic; with one worker it is
 # not (identical weights from two runs: tests/test_detect.py), so that warning is filtered.
 CPU_WORKERS = 1
@@ -231,12 +232,20 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
             "transfer": transfer}
 
 
+def _postprocess(card: ModelCard) -> dict[str, Any]:
+    """Prediction NMS settings: the card's, over edgetune.boxes.NmsConfig's defaults."""
+    from edgetune.boxes import NmsConfig
+
+    c = NmsConfig.from_dict(card.postprocess)
+    return {"conf": c.conf, "iou": c.iou, "max_det": c.max_det}
+
+
 def _manifest(cfg: TrainConfig, card: ModelCard, data: YoloDataset, pre: Letterbox,
               weights: ResolvedWeights | None, transfer: dict | None, size: int, freeze: int | None) -> dict[str, Any]:
     return {
         "task": "detect", "model": card.name, "card": card_to_dict(card), "labels": data.names,
         "preprocessing": pre.to_dict(),
-        "postprocess": {"conf": 0.25, "iou": 0.7, "max_det": 300, **card.postprocess},
+        "postprocess": _postprocess(card),
         "data": {"root": str(data.root), "yaml": str(data.yaml_path), "layout": "yolo", "hash": data.fingerprint(),
                  "train_images": len(data.splits["train"]), "val_images": len(data.splits["val"]),
                  "train_boxes": int(sum(len(s.boxes) for s in data.splits["train"])),
