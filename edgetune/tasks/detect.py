@@ -27,6 +27,7 @@ class DetectTask:
     name = "detect"
     metric_name = "map50_95"
     output_name = "output0"
+    onnx_dynamo = False
     default_batch = 16  # ultralytics' default
 
     @staticmethod

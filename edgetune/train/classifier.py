@@ -27,7 +27,7 @@ from edgetune.progress import log, track
 from edgetune.run import RunDir, versions
 from edgetune.train import models as M
 from edgetune.train.config import TrainConfig
-from edgetune.train.loop import FitState, fit, load_checkpoint, resolve_device, save_state_dict
+from edgetune.train.loop import FitState, fit, load_checkpoint, resolve_device, save_state_dict, warmup_cosine
 from edgetune.train.probe import extract_features, fit_linear
 from edgetune.zoo import ModelCard, card_to_dict, get_card
 
@@ -148,7 +148,7 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.lr or DEFAULT_LR, weight_decay=cfg.weight_decay)
         steps_per_epoch = math.ceil(len(train_y) / cfg.batch)
-        sched = _warmup_cosine(opt, warmup=int(cfg.warmup_epochs * steps_per_epoch), total=cfg.epochs * steps_per_epoch)
+        sched = warmup_cosine(opt, warmup=int(cfg.warmup_epochs * steps_per_epoch), total=cfg.epochs * steps_per_epoch)
         augment = _Augment(pre.size)
 
         # Pretrained BN statistics stay fixed (BN layers in eval mode; their affine weights still
@@ -204,16 +204,6 @@ def _probe_state(run: RunDir, model: nn.Module, probe: dict[str, Any], *, epoch:
     acc = probe["val_" + METRIC]
     return FitState(epoch=epoch, best_metric=acc, best_epoch=epoch,
                     history=[{"epoch": epoch, METRIC: acc, "mode": mode, "elapsed": probe["elapsed"]}])
-
-
-def _warmup_cosine(opt: torch.optim.Optimizer, *, warmup: int, total: int):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 def _manifest(cfg: TrainConfig, card: ModelCard, data: ImageFolderData, pre: ImagePreprocess, data_hash: str,

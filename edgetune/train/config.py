@@ -33,6 +33,7 @@ class TrainConfig:
     pretrained: bool = True  # False: random init (the baseline that shows what pretraining buys)
     bn: str = "frozen"  # "frozen": keep pretrained BN statistics (eval mode) | "train": update them
     device: str = "auto"  # "auto" (CUDA when present, else CPU) | "cpu" | "cuda" | "cuda:N"
+    keywords: tuple[str, ...] | None = None  # kws: word folders that are keywords (others → _unknown_)
 
     def __post_init__(self) -> None:
         checks = [

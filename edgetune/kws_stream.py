@@ -1,0 +1,135 @@
+"""Streaming keyword detection, as a device runs it: slide a 1 s window over a long recording,
+smooth the posteriors, fire on a threshold, then stay quiet for a refractory period.
+
+A windowed classifier fires on partial words and on every window that overlaps a keyword, so
+raw per-window argmaxes are not detections. What field teams judge a spotter by is the false
+accepts per hour of non-keyword audio at a given miss rate; `score_stream` measures both
+against a stream with known keyword times (`edgetune data kws-synth` writes one). Numpy only:
+runs on a device with the light install.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from edgetune.data.speech_commands import SILENCE, UNKNOWN
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    hop_s: float = 0.1  # window step
+    smooth_s: float = 0.3  # causal moving average of the posteriors over this span
+    threshold: float = 0.8  # smoothed keyword probability that fires a detection
+    refractory_s: float = 1.0  # no second detection within this time
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None, **override: float | None) -> StreamConfig:
+        base = {k: v for k, v in (d or {}).items() if k in cls.__dataclass_fields__}
+        base.update({k: v for k, v in override.items() if v is not None})
+        return cls(**base)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    def check(self) -> None:
+        from edgetune.errors import UsageError
+
+        if not 0.01 <= self.hop_s <= 1.0:
+            raise UsageError(f"--hop must be in [0.01, 1] seconds, got {self.hop_s}")
+        if not 0.0 < self.threshold < 1.0:
+            raise UsageError(f"--threshold must be in (0, 1), got {self.threshold}")
+        if self.smooth_s < 0 or self.refractory_s < 0:
+            raise UsageError("--smooth and --refractory must be ≥ 0 seconds")
+
+
+def posteriors(session: Any, audio: np.ndarray, *, window: int, hop: int, sr: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Softmax of every window (batch 1, as on a device); returns window end times (s), the
+    (windows, classes) probabilities and the seconds spent (for the real-time factor)."""
+    if len(audio) < window:
+        audio = np.pad(audio, (0, window - len(audio)))
+    starts = np.arange(0, len(audio) - window + 1, hop)
+    probs = []
+    t0 = time.perf_counter()
+    for s in starts:
+        z = session.run(audio[None, s: s + window])[0][0].astype(np.float64)
+        e = np.exp(z - z.max())
+        probs.append(e / e.sum())
+    seconds = time.perf_counter() - t0
+    return (starts + window) / sr, np.array(probs), seconds
+
+
+def smooth(probs: np.ndarray, span: int) -> np.ndarray:
+    """Causal moving average over the last `span` windows (a device only has the past)."""
+    if span <= 1:
+        return probs
+    c = np.cumsum(np.vstack([np.zeros((1, probs.shape[1])), probs]), axis=0)
+    idx = np.arange(1, len(probs) + 1)
+    lo = np.maximum(0, idx - span)
+    return (c[idx] - c[lo]) / (idx - lo)[:, None]
+
+
+def keyword_columns(labels: list[str]) -> list[int]:
+    return [i for i, name in enumerate(labels) if name not in (UNKNOWN, SILENCE)]
+
+
+def detect(times: np.ndarray, smoothed: np.ndarray, labels: list[str], cfg: StreamConfig,
+           window_s: float) -> list[dict[str, Any]]:
+    """Fire when the best keyword's smoothed probability reaches the threshold, at most once per
+    refractory period. `time_s` is the centre of the firing window (about where the word is)."""
+    cols = keyword_columns(labels)
+    kw = smoothed[:, cols]
+    best = kw.argmax(1)
+    score = kw[np.arange(len(kw)), best]
+    out: list[dict[str, Any]] = []
+    last = -np.inf
+    for i in np.flatnonzero(score >= cfg.threshold):
+        if times[i] - last < cfg.refractory_s:
+            continue
+        last = times[i]
+        out.append({"label": labels[cols[best[i]]], "time_s": round(float(times[i] - window_s / 2), 3),
+                    "score": round(float(score[i]), 4)})
+    return out
+
+
+def match(detections: list[dict[str, Any]], events: list[dict[str, Any]], tolerance_s: float = 0.75) -> dict[str, int]:
+    """Hits (right label, within the event ± tolerance, each event once), misses, false accepts
+    (everything else, wrong labels included)."""
+    used = [False] * len(events)
+    false_accepts = 0
+    for d in detections:
+        for j, e in enumerate(events):
+            if not used[j] and d["label"] == e["label"] and e["start_s"] - tolerance_s <= d["time_s"] <= e["end_s"] + tolerance_s:
+                used[j] = True
+                break
+        else:
+            false_accepts += 1
+    hits = sum(used)
+    return {"hits": hits, "misses": len(events) - hits, "false_accepts": false_accepts}
+
+
+def score_stream(session: Any, audio: np.ndarray, events: list[dict[str, Any]], labels: list[str],
+                 cfg: StreamConfig, *, sr: int, window: int, target_recall: float = 0.9) -> dict[str, Any]:
+    """False accepts per hour and miss rate at the configured threshold, the false-accept rate at
+    `target_recall` (threshold swept), and the real-time factor."""
+    times, probs, seconds = posteriors(session, audio, window=window, hop=max(1, int(cfg.hop_s * sr)), sr=sr)
+    sm = smooth(probs, max(1, round(cfg.smooth_s / cfg.hop_s)))
+    hours = len(audio) / sr / 3600
+    window_s = window / sr
+
+    def at(threshold: float) -> dict[str, Any]:
+        c = StreamConfig(cfg.hop_s, cfg.smooth_s, threshold, cfg.refractory_s)
+        m = match(detect(times, sm, labels, c, window_s), events)
+        return {"threshold": round(threshold, 4), "fa_per_hour": round(m["false_accepts"] / hours, 2),
+                "miss_rate": round(m["misses"] / max(1, len(events)), 4),
+                "recall": round(m["hits"] / max(1, len(events)), 4), **m}
+
+    sweep = [at(t) for t in np.round(np.arange(0.05, 1.0, 0.025), 3)]
+    meeting = [s for s in sweep if s["recall"] >= target_recall]
+    return {"audio_s": round(len(audio) / sr, 1), "events": len(events), "windows": len(times),
+            "real_time_factor": round(seconds / (len(audio) / sr), 5), "config": cfg.to_dict(),
+            "at_threshold": at(cfg.threshold),
+            f"at_recall_{target_recall:g}": max(meeting, key=lambda s: s["threshold"]) if meeting else None}

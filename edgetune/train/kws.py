@@ -1,0 +1,321 @@
+"""Fine-tune a keyword spotter (the kws Task's trainer): raw 1 s clips in, class logits out.
+
+Clips are decoded once into a float32 array; every batch is augmented as a tensor, in the order
+a microphone would corrupt it: time shift, gain, background noise at a random SNR, then
+SpecAugment time/frequency masks on the front end's output. `_unknown_` and `_silence_` are
+balanced per epoch (each class draws the median keyword count; silence is cut fresh from the
+training part of the background noise), so a large pool of other words cannot swamp the keywords.
+
+Modes (`--freeze`): `backbone` trains only the head on cached embeddings (front end frozen,
+embeddings computed once per augmented copy: seconds); `N` freezes the first N embedding stages
+and fine-tunes the rest end to end with augmentation (the card's default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from edgetune.assets import resolve_weights
+from edgetune.data import speech_commands as sc
+from edgetune.errors import RunDirError, UsageError
+from edgetune.progress import log, track
+from edgetune.run import RunDir, versions
+from edgetune.train import models as M
+from edgetune.train.config import TrainConfig
+from edgetune.train.loop import FitState, fit, load_checkpoint, resolve_device, warmup_cosine
+from edgetune.train.speech_models import CLIP_SAMPLES, DSCNN, SAMPLE_RATE, EmbeddingKws
+from edgetune.zoo import ModelCard, card_to_dict, get_card
+
+METRIC = "top1"
+DEFAULT_LR = {"speech_embedding": 1e-3, "dscnn": 3e-3}
+BACKBONE_LR_FACTOR = 0.1  # pretrained embedding stages move 10x slower than the new head
+CACHED_COPIES = 4  # augmented copies per clip for the cached-embedding mode
+SNR_DB = (0.0, 20.0)
+NOISE_PROB = 0.8
+SHIFT_S = 0.1
+PREPROCESSING = {"kind": "audio", "sample_rate": SAMPLE_RATE, "samples": CLIP_SAMPLES, "range": "[-1, 1] float"}
+
+
+def build_model(card: ModelCard, num_classes: int, weights: Any) -> nn.Module:
+    if card.arch_name == "speech_embedding":
+        model = EmbeddingKws(num_classes)
+        if weights is not None:
+            model.embedding.load_onnx(weights.path)
+        return model
+    if card.arch_name == "dscnn":
+        return DSCNN(num_classes)
+    raise UsageError(f"model card {card.name}: unknown kws architecture {card.arch_name!r}")
+
+
+def load_trained(manifest: dict[str, Any], checkpoint) -> nn.Module:
+    card = get_card(manifest["model"])
+    model = build_model(card, len(manifest["labels"]), None)
+    try:
+        model.load_state_dict(load_checkpoint(checkpoint))
+    except RuntimeError as exc:
+        raise RunDirError(f"checkpoint {checkpoint} does not match model {card.name} with "
+                          f"{len(manifest['labels'])} classes: {str(exc).splitlines()[0][:120]}") from None
+    return model.eval()
+
+
+class Augment:
+    """Batch augmentation of raw clips (N, samples) and of front-end features."""
+
+    def __init__(self, noises: list[np.ndarray], generator: torch.Generator) -> None:
+        self.noises = [torch.from_numpy(sc.noise_part(n, "train")) for n in noises]
+        self.g = generator
+
+    def _u(self, n: int, lo: float, hi: float) -> torch.Tensor:
+        return torch.rand(n, generator=self.g) * (hi - lo) + lo
+
+    def audio(self, x: torch.Tensor, silence: torch.Tensor) -> torch.Tensor:
+        n, length = x.shape
+        shift = (self._u(n, -SHIFT_S, SHIFT_S) * SAMPLE_RATE).long()
+        idx = torch.arange(length).unsqueeze(0) - shift.unsqueeze(1)
+        valid = (idx >= 0) & (idx < length)
+        x = torch.where(valid, torch.gather(x, 1, idx.clamp(0, length - 1)), torch.zeros(()))
+        x = x * (10 ** (self._u(n, -6, 6) / 20)).unsqueeze(1)
+        noise = torch.stack([self._crop(length) for _ in range(n)])
+        p_sig = x.pow(2).mean(1).clamp_min(1e-8)
+        p_noise = noise.pow(2).mean(1).clamp_min(1e-10)
+        snr = self._u(n, *SNR_DB)
+        scale = torch.sqrt(p_sig / (p_noise * 10 ** (snr / 10)))
+        use = (torch.rand(n, generator=self.g) < NOISE_PROB) & ~silence
+        x = x + noise * (scale * use).unsqueeze(1)
+        return x.clamp(-1, 1)
+
+    def _crop(self, length: int) -> torch.Tensor:
+        src = self.noises[int(torch.randint(len(self.noises), (1,), generator=self.g))]
+        start = int(torch.randint(max(1, len(src) - length), (1,), generator=self.g))
+        crop = src[start: start + length]
+        return F.pad(crop, (0, length - len(crop)))
+
+    def spec(self, feats: torch.Tensor) -> torch.Tensor:
+        """SpecAugment (Park et al. 2019): one time mask ≤ 10 frames and one mel mask ≤ 4 bins per
+        clip, filled with the clip's mean. `feats` is (N, [1,] frames, bins)."""
+        from torchaudio.functional import mask_along_axis_iid
+
+        shaped = feats if feats.dim() == 4 else feats.unsqueeze(1)
+        mean = shaped.mean(dim=(2, 3), keepdim=True)
+        out = shaped - mean
+        out = mask_along_axis_iid(out, mask_param=10, mask_value=0.0, axis=2, p=0.2)
+        out = mask_along_axis_iid(out, mask_param=min(4, shaped.shape[3] // 4), mask_value=0.0, axis=3)
+        out = out + mean
+        return out if feats.dim() == 4 else out.squeeze(1)
+
+
+def _split_model(model: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """(front end, rest): augmentation goes between them."""
+    if isinstance(model, EmbeddingKws):
+        return model.frontend, nn.Sequential(model.embedding, model.head)
+    return model.features, nn.Sequential(model.body, model.classifier)
+
+
+def _balanced_epoch(labels: np.ndarray, classes: list[str], silence: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices for one epoch: every non-silence class contributes the median keyword count
+    (without replacement where it has that many); -1 entries are silence clips to generate."""
+    per_class = [np.flatnonzero(labels == c) for c in range(len(classes))]
+    keyword_counts = [len(p) for c, p in enumerate(per_class) if classes[c] not in (sc.UNKNOWN, sc.SILENCE)]
+    target = int(np.median(keyword_counts))
+    picks = []
+    for c, idx in enumerate(per_class):
+        if c == silence:
+            picks.append(np.full(target, -1))
+        elif len(idx):
+            picks.append(rng.choice(idx, size=target, replace=len(idx) < target) if classes[c] == sc.UNKNOWN else idx)
+    order = np.concatenate(picks)
+    return order[rng.permutation(len(order))]
+
+
+@torch.no_grad()
+def evaluate_top1(model: nn.Module, clips: np.ndarray, labels: np.ndarray, batch: int = 128) -> float:
+    model.eval()
+    device = next(model.parameters()).device
+    preds = torch.cat([model(torch.from_numpy(clips[i: i + batch]).to(device)).argmax(1).cpu()
+                       for i in range(0, len(clips), batch)])
+    return float((preds.numpy() == labels).mean())
+
+
+def open_data(cfg: TrainConfig, quiet: bool) -> tuple[sc.KwsData, np.ndarray, np.ndarray, list[np.ndarray], str, int]:
+    data = sc.scan_kws(cfg.data, keywords=list(cfg.keywords) if cfg.keywords else None,
+                       val_split=cfg.val_split, seed=cfg.seed)
+    digest = hashlib.sha256()
+    n = len(data.train.files) + len(data.val.files)
+    bar = iter(track(range(n), total=n, desc="read clips", quiet=quiet))
+    tick = lambda _n: next(bar, None)  # noqa: E731
+    train, r1 = sc.load_clips(data.train.files, data.root, digest=digest, progress=tick)
+    val, r2 = sc.load_clips(data.val.files, data.root, digest=digest, progress=tick)
+    noises = sc.load_noise(data.noise_files, data.root) if data.noise_files else sc.generated_noise(cfg.seed)
+    for note in data.notes:
+        log(f"note: {note}", quiet=quiet)
+    if r1 + r2:
+        log(f"resampled {r1 + r2} clip(s) to {SAMPLE_RATE} Hz with torchaudio", quiet=quiet)
+    return data, train, val, noises, digest.hexdigest(), r1 + r2
+
+
+def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    torch.manual_seed(cfg.seed)
+    card = get_card(cfg.model)
+    run = RunDir(cfg.out)
+    if run.manifest_path.exists() and not cfg.resume:
+        raise RunDirError(f"{run.path} already holds a run", hint="pass --resume to continue it, or a new --out")
+    freeze = cfg.freeze
+    if freeze == "backbone" and card.arch_name != "speech_embedding":
+        raise UsageError(f"--freeze backbone needs a pretrained front end; {card.name} trains from scratch",
+                         hint="drop --freeze, or use --model speech_embedding_kws")
+    data, train_x, val_x, noises, data_hash, resampled = open_data(cfg, quiet)
+    weights = resolve_weights(card, cfg.weights) if cfg.pretrained and card.weights.pretrained else None
+    log(f"{card.name}: {len(data.classes)} classes ({', '.join(data.classes)}), {len(train_x)} train / "
+        f"{len(val_x)} val clips; weights: {weights.source + ' ' + weights.path.name if weights else 'none (random init)'}"
+        f"; freeze: {freeze}", quiet=quiet)
+    device = resolve_device(cfg.device)
+    model = build_model(card, len(data.classes), weights).to(device)
+    val_clips, val_labels = sc.validation_set(data, noises, val_x, cfg.seed)
+    manifest = _manifest(cfg, card, data, data_hash, weights, freeze, resampled, len(val_labels))
+    frontend, rest = _split_model(model)
+    train_y = data.train.labels
+    g = torch.Generator().manual_seed(cfg.seed)
+    augment = Augment(noises, g)
+    rng = np.random.default_rng(cfg.seed)
+
+    def batch_audio(order: np.ndarray, gen_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        sil = order < 0
+        x = np.empty((len(order), CLIP_SAMPLES), dtype=np.float32)
+        x[~sil] = train_x[order[~sil]]
+        if sil.any():
+            x[sil] = sc.silence_clips(noises, int(sil.sum()), gen_seed, "train")
+        y = np.where(sil, data.silence, train_y[np.maximum(order, 0)])
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    frozen: list[nn.Module] = []
+    if freeze == "backbone":
+        frozen = [model.frontend, model.embedding]
+        head_params = list(model.head.parameters())
+        groups = [{"params": head_params}]
+    else:
+        n_frozen = int(freeze) if freeze.isdigit() else 0
+        if n_frozen:
+            frozen = M.apply_freeze(model, M.frozen_prefixes(card, n_frozen))
+        head = model.head if isinstance(model, EmbeddingKws) else model.classifier
+        head_ids = {id(p) for p in head.parameters()}
+        backbone = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+        factor = BACKBONE_LR_FACTOR if weights is not None else 1.0
+        groups = [{"params": list(head.parameters())}, {"params": backbone, "lr_factor": factor}]
+    for m in frozen:
+        for p in m.parameters():
+            p.requires_grad_(False)
+    lr = cfg.lr or DEFAULT_LR[card.arch_name]
+    for grp in groups:
+        grp["lr"] = lr * grp.get("lr_factor", 1.0)
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay)
+    epoch_len = len(_balanced_epoch(train_y, data.classes, data.silence, np.random.default_rng(0)))
+    cached = _cache_embeddings(model, frontend, augment, batch_audio, train_y, data, rng, cfg, quiet) \
+        if freeze == "backbone" else None
+    n_items = len(cached[1]) if cached else epoch_len
+    steps = math.ceil(n_items / cfg.batch)
+    sched = warmup_cosine(opt, warmup=int(cfg.warmup_epochs * steps), total=cfg.epochs * steps)
+
+    def train_epoch(epoch: int) -> float:
+        model.train()
+        for m in frozen:
+            m.eval()
+        erng = np.random.default_rng(cfg.seed * 1000 + epoch)
+        g.manual_seed(cfg.seed * 1000 + epoch)
+        if cached is not None:
+            feats, labels = cached
+            order = erng.permutation(len(labels))
+        else:
+            order = _balanced_epoch(train_y, data.classes, data.silence, erng)
+        total, seen = 0.0, 0
+        for b, i in enumerate(track(range(0, len(order), cfg.batch), total=steps, desc=f"epoch {epoch}", quiet=quiet)):
+            idx = order[i: i + cfg.batch]
+            if len(idx) < 2:
+                continue
+            if cached is not None:
+                logits = model.head(feats[idx].to(device))
+                y = labels[idx].to(device)
+            else:
+                x, y = batch_audio(idx, cfg.seed * 100000 + epoch * 1000 + b)
+                x = augment.audio(x, y == data.silence)
+                logits = rest(augment.spec(frontend(x.to(device))))
+                y = y.to(device)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+            seen += len(idx)
+        return total / max(seen, 1)
+
+    def on_epoch(st: FitState) -> None:
+        run.write_manifest({**manifest, **_results(st, "running")})
+
+    log(f"training on {device}: {steps} steps/epoch", quiet=quiet)
+    state = fit(run=run, model=model, optimizer=opt, scheduler=sched, train_epoch=train_epoch,
+                evaluate=lambda: evaluate_top1(model, val_clips, val_labels), epochs=cfg.epochs,
+                patience=cfg.patience, on_epoch=on_epoch, resume=cfg.resume, metric_name=METRIC,
+                started_at=t_start)
+    run.write_manifest({**manifest, **_results(state, "done")})
+    return {"run": str(run.path), "task": "kws", "model": card.name, "metric_name": METRIC,
+            "metric": state.best_metric, "best": {"epoch": state.best_epoch, METRIC: state.best_metric},
+            "epochs": state.epoch, "seconds": round(state.seconds, 2), "stopped_early": state.stopped_early,
+            "freeze": freeze}
+
+
+@torch.no_grad()
+def _cache_embeddings(model: EmbeddingKws, frontend: nn.Module, augment: Augment, batch_audio, train_y: np.ndarray,
+                      data: sc.KwsData, rng: np.random.Generator, cfg: TrainConfig,
+                      quiet: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings of CACHED_COPIES augmented balanced epochs (the first copy clean): the frozen
+    front end runs once, then the head trains for many cheap epochs."""
+    model.eval()
+    feats, labels = [], []
+    t0 = time.perf_counter()
+    for copy in range(CACHED_COPIES):
+        order = _balanced_epoch(train_y, data.classes, data.silence, rng)
+        for i in track(range(0, len(order), 256), desc=f"embed copy {copy + 1}", quiet=quiet):
+            x, y = batch_audio(order[i: i + 256], cfg.seed * 7 + copy * 1000 + i)
+            if copy:
+                x = augment.audio(x, y == data.silence)
+            feats.append(model.features(x))
+            labels.append(y)
+    log(f"cached {sum(len(f) for f in feats)} embeddings in {time.perf_counter() - t0:.0f}s", quiet=quiet)
+    return torch.cat(feats), torch.cat(labels)
+
+
+def _manifest(cfg: TrainConfig, card: ModelCard, data: sc.KwsData, data_hash: str, weights: Any, freeze: str,
+              resampled: int, n_val: int) -> dict[str, Any]:
+    counts = lambda labels: np.bincount(labels, minlength=len(data.classes)).tolist()  # noqa: E731
+    return {
+        "task": "kws", "model": card.name, "card": card_to_dict(card), "labels": data.classes,
+        "preprocessing": PREPROCESSING,
+        "data": {"root": str(data.root.resolve()), "layout": data.layout, "hash": data_hash,
+                 "keywords": data.keywords, "train_per_class": counts(data.train.labels),
+                 "val_per_class": counts(data.val.labels), "val_clips_with_silence": n_val,
+                 "noise_files": [str(p.relative_to(data.root)) for p in data.noise_files],
+                 "resampled": resampled, "notes": data.notes},
+        "weights": {"source": weights.source, "file": str(weights.path), "sha256": weights.sha256} if weights else None,
+        "freeze": freeze, "augmentation": {"shift_s": SHIFT_S, "gain_db": [-6, 6], "snr_db": list(SNR_DB),
+                                           "noise_prob": NOISE_PROB, "specaugment": "1 time mask ≤10, 1 mel mask ≤4"},
+        "seed": cfg.seed, "config": cfg.to_dict(), "versions": versions(("edgetune", "torch", "torchaudio", "onnx",
+                                                                          "onnxruntime", "openvino")),
+        "metric_name": METRIC, "postprocess": {"threshold": 0.8, "smooth_s": 0.3, "refractory_s": 1.0, "hop_s": 0.1},
+    }
+
+
+def _results(state: FitState, status: str) -> dict[str, Any]:
+    return {"status": status, "history": state.history, "best": {"epoch": state.best_epoch, METRIC: state.best_metric},
+            "epochs_done": state.epoch, "stopped_early": state.stopped_early, "seconds": round(state.seconds, 2)}
+
