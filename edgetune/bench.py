@@ -60,12 +60,15 @@ def bench_run(run_path: str | Path, target: str, profile_name: str, *, runs: int
     task = get_task(meta["task"])
     artifact = export_dir / Path(meta["artifact"]).name
     threads = threads or min(profile.threads, os.cpu_count() or 1)
-    example, image = _example_input(task, manifest, meta, data)
+    example, image = _example_input(task, manifest, artifact, data)
     log(f"bench {target} on profile {profile.name}: {threads} thread(s), {runs} runs", quiet=quiet)
     lat = run_worker(artifact, example, threads, runs, image)
     metric_source = "measured"
+    session = Session(artifact, threads=threads)
+    extra: dict[str, Any] = {}
     try:
-        metric = task.evaluate(Session(artifact, threads=threads), manifest, data=data)[task.metric_name]
+        metric = task.evaluate(session, manifest, data=data)[task.metric_name]
+        extra = task.bench_extra(session, manifest, meta, data=data)
     except (RunDirError, EdgetuneError) as exc:
         if data is not None:
             raise
@@ -84,7 +87,7 @@ def bench_run(run_path: str | Path, target: str, profile_name: str, *, runs: int
         "budgets": profile.budgets_for(meta["task"]), "pass": not violations, "violations": violations,
         "measured_on": _host_description(),
         "note": _note(profile), "runs": lat["runs"], "warmup_runs": lat["warmup_runs"],
-        "pinned_cores": lat["pinned_cores"], "runtime": lat["runtime"],
+        "pinned_cores": lat["pinned_cores"], "runtime": lat["runtime"], **extra,
     }
     write_json(run.bench_path(profile.name, target), result)
     if run.manifest_path.is_file():
@@ -106,16 +109,15 @@ def _manifest_for_bench(run: RunDir, meta: dict[str, Any]) -> dict[str, Any]:
             "data": {"root": "", "layout": "train/val"}, "seed": 0}
 
 
-def _example_input(task: Any, manifest: dict[str, Any], meta: dict[str, Any],
+def _example_input(task: Any, manifest: dict[str, Any], artifact: Path,
                    data: str | None) -> tuple[np.ndarray, Path | None]:
     """A real validation input (and its file, for the end-to-end latency) when the data is here;
-    otherwise a mid-grey image of the right shape and no end-to-end number."""
+    otherwise a constant input of the artefact's shape and no end-to-end number."""
     try:
         path = task.val_files(manifest, count=1, data=data)[0]
         return task.preprocess(manifest)(path), path
     except EdgetuneError:
-        size = int(meta["preprocessing"]["size"])
-        return np.full((1, 3, size, size), 0.5, dtype=np.float32), None
+        return np.full(Session(artifact).input_shape, 0.5, dtype=np.float32), None
 
 
 def _host_description() -> str:

@@ -26,7 +26,9 @@ def collect(run_path: str | Path) -> dict[str, Any]:
                          "p50_ms": b["latency_ms"]["p50"] if b else None,
                          "p99_ms": b["latency_ms"]["p99"] if b else None,
                          "peak_rss_mb": b["peak_rss_mb"] if b else None,
-                         "bench_pass": b["pass"] if b else None})
+                         "bench_pass": b["pass"] if b else None,
+                         "fa_per_hour": b["stream"]["at_threshold"]["fa_per_hour"]
+                         if b and isinstance(b.get("stream"), dict) else None})
     return {"run": str(run.path), "model": manifest["model"], "task": manifest["task"],
             "metric_name": manifest["metric_name"], "best": manifest.get("best"), "rows": rows}
 
@@ -40,13 +42,13 @@ def markdown(summary: dict[str, Any]) -> str:
     lines = [f"# edgetune report: {summary['run']}", "",
              f"{summary['model']} ({summary['task']}); best val {m} "
              f"{_fmt((summary['best'] or {}).get(m), '.4f')}", "",
-             f"| target | {m} | drop vs fp32 | size MB | profile | p50 ms | p99 ms | peak RSS MB | pass |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"| target | {m} | drop vs fp32 | size MB | profile | p50 ms | p99 ms | peak RSS MB | FA/h | pass |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["rows"]:
         ok = r["export_pass"] and (r["bench_pass"] is not False)
         lines.append(f"| {r['target']} | {r['metric']:.4f} | {r['drop']:+.4f} | {r['size_mb']:.2f} | "
                      f"{r['profile'] or '–'} | {_fmt(r['p50_ms'], '.2f')} | {_fmt(r['p99_ms'], '.2f')} | "
-                     f"{_fmt(r['peak_rss_mb'], '.0f')} | {'yes' if ok else 'NO'} |")
+                     f"{_fmt(r['peak_rss_mb'], '.0f')} | {_fmt(r['fa_per_hour'], '.1f')} | {'yes' if ok else 'NO'} |")
     return "\n".join(lines) + "\n"
 
 

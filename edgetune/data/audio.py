@@ -20,14 +20,21 @@ SAMPLE_RATE = 16000
 AUDIO_EXTS = frozenset({".wav", ".flac"})
 
 
-def read_audio(path: Path | str, *, rel: Path | None = None) -> tuple[np.ndarray, int]:
-    """Mono float32 samples in [-1, 1] and the file's sample rate, or one DataError line."""
+def read_audio(source: Path | str | bytes, *, rel: Path | None = None) -> tuple[np.ndarray, int]:
+    """Mono float32 samples in [-1, 1] and the sample rate of a file (or its bytes), or one
+    DataError line."""
+    import io
+
     import soundfile as sf
 
-    path = Path(path)
-    where = path.relative_to(rel) if rel is not None and path.is_relative_to(rel) else path
+    if isinstance(source, bytes):
+        path, where, handle = Path("input.wav"), "input", io.BytesIO(source)
+    else:
+        path = Path(source)
+        where = path.relative_to(rel) if rel is not None and path.is_relative_to(rel) else path
+        handle = str(path)
     try:
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        audio, sr = sf.read(handle, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         why = str(exc).split(":")[-1].strip() or "unreadable"
         raise DataError(f"cannot read audio {where}: {why}",

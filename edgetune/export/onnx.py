@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from pathlib import Path
 
@@ -21,9 +23,10 @@ def export_onnx(model: torch.nn.Module, example: np.ndarray, path: Path, *, dyna
     for STFT front ends (KWS)."""
     model.eval()
     x = torch.from_numpy(example)
-    with warnings.catch_warnings(), torch.no_grad():
+    # The dynamo exporter prints its steps on stdout, which must stay pure for --json.
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        kwargs = {"dynamo": True, "external_data": False} if dynamo else {"dynamo": False}
+        kwargs = {"dynamo": True, "external_data": False, "verbose": False} if dynamo else {"dynamo": False}
         torch.onnx.export(model, (x,), str(path), input_names=["input"], output_names=[output_name],
                           opset_version=OPSET, **kwargs)
 

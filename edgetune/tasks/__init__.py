@@ -53,6 +53,10 @@ class Task(Protocol):
     def evaluate(self, session: Any, manifest: dict[str, Any], *, data: str | None = None) -> dict[str, float]:
         """The task metric of an artefact (a runtime Session) on the held-out split."""
 
+    def bench_extra(self, session: Any, manifest: dict[str, Any], meta: dict[str, Any], *,
+                    data: str | None = None) -> dict[str, Any]:
+        """Task-specific bench results beyond latency and the metric (kws: false accepts per hour)."""
+
 
 TASKS: Registry[Task] = Registry("task")
 

@@ -91,6 +91,12 @@ class ClassifyTask:
         return softmax_top(session.run(self.preprocess(meta)(source))[0][0], meta["labels"], int(meta.get("top_k", 3)))
 
     @staticmethod
+    def bench_extra(session: Any, manifest: dict[str, Any], meta: dict[str, Any], *,
+                    data: str | None = None) -> dict[str, Any]:
+        """Nothing beyond latency and the metric."""
+        return {}
+
+    @staticmethod
     def describe(result: dict[str, Any]) -> str:
         return ", ".join(f"{t['label']} {t['score']:.3f}" for t in result["top"])
 
@@ -108,4 +114,3 @@ class ClassifyTask:
         np.add.at(confusion, (labels, preds), 1)
         return {self.metric_name: float((preds == labels).mean()), "n": int(len(labels)),
                 "confusion": confusion.tolist()}
-

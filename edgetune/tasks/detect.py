@@ -129,6 +129,12 @@ class DetectTask:
              "xyxy": [round(float(v), 1) for v in d[:4]]} for d in det]}
 
     @staticmethod
+    def bench_extra(session: Any, manifest: dict[str, Any], meta: dict[str, Any], *,
+                    data: str | None = None) -> dict[str, Any]:
+        """Nothing beyond latency and the metric."""
+        return {}
+
+    @staticmethod
     def describe(result: dict[str, Any]) -> str:
         if not result["boxes"]:
             return "no objects above the confidence threshold"

@@ -27,9 +27,7 @@ class AudioWindow:
         self.samples = samples
 
     def __call__(self, source: Path | bytes) -> np.ndarray:
-        import io
-
-        audio, sr = read_audio(io.BytesIO(source) if isinstance(source, bytes) else source)  # type: ignore[arg-type]
+        audio, sr = read_audio(source)
         require_rate(sr, source if not isinstance(source, bytes) else "input")
         return fit_length(audio, self.samples)[None].astype(np.float32)
 

