@@ -29,7 +29,11 @@ class InputSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     interpolation: str = "bilinear"
-    resize: str = "center-crop"  # "center-crop" (classify/kws) | "letterbox" (detect)
+    resize: str = "center-crop"  # "center-crop" (classify) | "letterbox" (detect)
+
+    @property
+    def describe(self) -> str:
+        return f"{self.size}px"
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,10 @@ class AudioInput:
 
     sample_rate: int
     samples: int
+
+    @property
+    def describe(self) -> str:
+        return f"{self.samples / self.sample_rate:g}s@{self.sample_rate // 1000}kHz"
 
 
 @dataclass(frozen=True)

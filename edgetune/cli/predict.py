@@ -19,7 +19,7 @@ from edgetune.cli.common import emit, handle_errors, json_option
 @click.option("--stream", is_flag=True, help="kws: slide a window over each (long) WAV and print timed detections.")
 @click.option("--hop", type=float, default=None, help="kws --stream: window step in seconds [default: export's, 0.1].")
 @click.option("--threshold", type=float, default=None,
-              help="kws --stream: smoothed keyword probability that fires [default: export's, 0.8].")
+              help="kws --stream: smoothed keyword probability that fires [default: export's, 0.5].")
 @click.option("--smooth", type=float, default=None, help="kws --stream: posterior smoothing span in seconds [default 0.3].")
 @click.option("--refractory", type=float, default=None, help="kws --stream: seconds of silence after a detection [default 1].")
 @click.option("--threads", type=int, default=None)

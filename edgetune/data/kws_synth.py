@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +107,7 @@ class _Voices:
     def next(self) -> Voice:
         engine, names = self.pools[self.i % len(self.pools)]
         self.i += 1
-        restricted = type("Restricted", (), {"engine": engine.engine, "voices": lambda self: names})()
-        return next(voice_grid(restricted, self.rng, 1))
+        return next(voice_grid(engine.engine, names, self.rng, 1))
 
 
 def write_kws_dataset(out: Path, *, words: list[str], per_word: int, val_per_word: int, engines: list[str] | None,
@@ -175,7 +173,7 @@ def _write_noise(folder: Path, renderer: _Renderer, names: dict[str, list[str]],
                  unknown_words: list[str], seed: int) -> list[str]:
     """Coloured noise (60 s each) and 60 s of babble: overlapping non-keywords at speech level."""
     written = []
-    for kind, audio in zip(("white", "pink", "brown"), generated_noise(seed)):
+    for kind, audio in zip(("white", "pink", "brown"), generated_noise(seed), strict=True):
         write_wav(folder / f"{kind}_noise.wav", audio)
         written.append(f"{kind}_noise.wav")
     rng = np.random.default_rng(seed + 11)
@@ -215,5 +213,3 @@ def _write_stream(folder: Path, renderer: _Renderer, names: dict[str, list[str]]
     (folder / "stream.json").write_text(json.dumps(meta, indent=1) + "\n")
     return {"file": str(folder / "stream.wav"), "seconds": meta["seconds"], "keyword_events": len(events)}
 
-
-ProgressFn = Callable[[int], None]

@@ -108,8 +108,8 @@ def scan_kws(root: Path, *, keywords: list[str] | None = None, val_split: float 
         else:
             raise DataError(f"{root} has word folders but no train/ and val/ and no validation_list.txt",
                             hint="pass --val-split 0.2 to hold out a fraction for validation")
-        train = KwsSplit("train", [f for f, v in zip(everything.files, in_val) if not v], everything.labels[~in_val])
-        val = KwsSplit("val", [f for f, v in zip(everything.files, in_val) if v], everything.labels[in_val])
+        train = KwsSplit("train", [f for f, v in zip(everything.files, in_val, strict=True) if not v], everything.labels[~in_val])
+        val = KwsSplit("val", [f for f, v in zip(everything.files, in_val, strict=True) if v], everything.labels[in_val])
     notes = []
     if not noise:
         notes.append(f"no {NOISE_DIR}/ folder: _silence_ and noise augmentation use generated noise")

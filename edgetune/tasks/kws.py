@@ -120,13 +120,12 @@ class KwsTask:
 
     def stream(self, session: Any, meta: dict[str, Any], path: Path, cfg: Any) -> dict[str, Any]:
         """Detections with timestamps in a long recording (see edgetune.kws_stream)."""
-        from edgetune.kws_stream import detect, posteriors, smooth
+        from edgetune.kws_stream import detect, smoothed_posteriors
 
         audio, sr = read_audio(path)
         require_rate(sr, path)
         window = int(meta["preprocessing"]["samples"])
-        times, probs, seconds = posteriors(session, audio, window=window, hop=max(1, int(cfg.hop_s * sr)), sr=sr)
-        sm = smooth(probs, max(1, round(cfg.smooth_s / cfg.hop_s)))
+        times, sm, seconds = smoothed_posteriors(session, audio, cfg, sr=sr, window=window)
         return {"detections": detect(times, sm, meta["labels"], cfg, window / sr), "audio_s": round(len(audio) / sr, 2),
                 "real_time_factor": round(seconds / max(len(audio) / sr, 1e-9), 5), "stream_config": cfg.to_dict()}
 

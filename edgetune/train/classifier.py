@@ -27,7 +27,14 @@ from edgetune.progress import log, track
 from edgetune.run import RunDir, versions
 from edgetune.train import models as M
 from edgetune.train.config import TrainConfig
-from edgetune.train.loop import FitState, fit, load_checkpoint, resolve_device, save_state_dict, warmup_cosine
+from edgetune.train.loop import (
+    FitState,
+    fit,
+    load_trained_weights,
+    resolve_device,
+    save_state_dict,
+    warmup_cosine,
+)
 from edgetune.train.probe import extract_features, fit_linear
 from edgetune.zoo import ModelCard, card_to_dict, get_card
 
@@ -52,12 +59,7 @@ def load_trained(manifest: dict[str, Any], checkpoint) -> M.Normalized:
     """The fine-tuned model of a run (architecture from the card snapshot, weights from checkpoint)."""
     card = get_card(manifest["model"])
     model = M.Normalized(M.build_architecture(card, len(manifest["labels"])), card.input.mean, card.input.std)
-    try:
-        model.load_state_dict(load_checkpoint(checkpoint))
-    except RuntimeError as exc:
-        raise RunDirError(f"checkpoint {checkpoint} does not match model {card.name} with "
-                          f"{len(manifest['labels'])} classes: {str(exc).splitlines()[0][:120]}") from None
-    return model.eval()
+    return load_trained_weights(model, checkpoint, card.name, len(manifest["labels"]))
 
 
 class _Augment:

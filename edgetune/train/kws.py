@@ -27,11 +27,12 @@ from torch.nn import functional as F
 from edgetune.assets import resolve_weights
 from edgetune.data import speech_commands as sc
 from edgetune.errors import RunDirError, UsageError
+from edgetune.kws_stream import StreamConfig
 from edgetune.progress import log, track
 from edgetune.run import RunDir, versions
 from edgetune.train import models as M
 from edgetune.train.config import TrainConfig
-from edgetune.train.loop import FitState, fit, load_checkpoint, resolve_device, warmup_cosine
+from edgetune.train.loop import FitState, fit, load_trained_weights, resolve_device, warmup_cosine
 from edgetune.train.speech_models import CLIP_SAMPLES, DSCNN, SAMPLE_RATE, EmbeddingKws
 from edgetune.zoo import ModelCard, card_to_dict, get_card
 
@@ -58,13 +59,8 @@ def build_model(card: ModelCard, num_classes: int, weights: Any) -> nn.Module:
 
 def load_trained(manifest: dict[str, Any], checkpoint) -> nn.Module:
     card = get_card(manifest["model"])
-    model = build_model(card, len(manifest["labels"]), None)
-    try:
-        model.load_state_dict(load_checkpoint(checkpoint))
-    except RuntimeError as exc:
-        raise RunDirError(f"checkpoint {checkpoint} does not match model {card.name} with "
-                          f"{len(manifest['labels'])} classes: {str(exc).splitlines()[0][:120]}") from None
-    return model.eval()
+    return load_trained_weights(build_model(card, len(manifest["labels"]), None), checkpoint, card.name,
+                                len(manifest["labels"]))
 
 
 class Augment:
@@ -311,7 +307,7 @@ def _manifest(cfg: TrainConfig, card: ModelCard, data: sc.KwsData, data_hash: st
                                            "noise_prob": NOISE_PROB, "specaugment": "1 time mask ≤10, 1 mel mask ≤4"},
         "seed": cfg.seed, "config": cfg.to_dict(), "versions": versions(("edgetune", "torch", "torchaudio", "onnx",
                                                                           "onnxruntime", "openvino")),
-        "metric_name": METRIC, "postprocess": {"threshold": 0.8, "smooth_s": 0.3, "refractory_s": 1.0, "hop_s": 0.1},
+        "metric_name": METRIC, "postprocess": StreamConfig().to_dict(),
     }
 
 

