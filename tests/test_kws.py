@@ -130,7 +130,8 @@ def test_export_takes_raw_audio_and_matches_pytorch(kws_run, tmp_path):
     int8 = invoke_json("export", run, "--target", "cpu-int8", "--calib-size", 60)
     meta = json.loads((run / "export" / "cpu-int8" / "export.json").read_text())
     assert meta["quantization"]["task_kept_float"]["front_end_nodes"] > 3
-    assert int8["drop"] <= 0.05, int8
+    # 70 val clips: one clip is 1.4 pt. A broken quantisation collapses towards chance (0.2).
+    assert int8["drop"] <= 0.1 and int8["metric"] >= 0.8, int8
     # predict on a device: no torch
     clip = sorted((Path(json.loads((run / "edgetune.json").read_text())["data"]["root"]) / "val" / "stop").glob("*.wav"))[0]
     out = invoke_fresh("predict", run / "export" / "cpu-int8", clip)
