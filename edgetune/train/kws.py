@@ -7,8 +7,9 @@ balanced per epoch (each class draws the median keyword count; silence is cut fr
 training part of the background noise), so a large pool of other words cannot swamp the keywords.
 
 Modes (`--freeze`): `backbone` trains only the head on cached embeddings (front end frozen,
-embeddings computed once per augmented copy: seconds); `N` freezes the first N embedding stages
-and fine-tunes the rest end to end with augmentation (the card's default).
+embeddings computed once per augmented copy; the card's default, measured to generalise best to
+unseen voices); `N` freezes the first N embedding stages and fine-tunes the rest end to end with
+augmentation.
 """
 
 from __future__ import annotations
