@@ -92,7 +92,9 @@ def test_kws_end_to_end_offline(tmp_path):
     invoke_json("data", "kws-synth", "--out", data, "--words", "yes,no,up,down,stop,go", "--engines", "espeak-ng",
                 "--per-word", 60, "--val-per-word", 15, "--stream-minutes", 1, "--seed", 2)
     run = tmp_path / "run"
-    r = _offline_cli("finetune", "--model", "speech_embedding_kws", "--data", data, "--out", run, "--epochs", 4,
+    # 12 epochs: after 4 the model ranks right (val 0.81) but its keyword probabilities peak at
+    # 0.2-0.45, below the stream threshold; by 12 they peak at 0.68-0.93.
+    r = _offline_cli("finetune", "--model", "speech_embedding_kws", "--data", data, "--out", run, "--epochs", 12,
                      "--freeze", "3")
     assert r["freeze"] == "3" and r["metric"] >= 0.80, r  # 8 classes: chance 0.125; held-out voices
     fp32 = _offline_cli("export", run, "--target", "cpu-fp32")
