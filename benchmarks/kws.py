@@ -105,8 +105,32 @@ def per_engine(run: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def interleaved_latency(run: Path, rounds: int = 5, threads: int = 1) -> str:
+    """fp32 and int8 of one run measured alternately `rounds` times (bench's worker, 300 runs
+    each); medians of the per-round p50s — K2's single measurements met a noisy neighbour."""
+    from edgetune.bench import run_worker
+    from edgetune.tasks.kws import KwsTask
+
+    manifest = json.loads((run / "edgetune.json").read_text())
+    task = KwsTask()
+    x = task.preprocess(manifest)(task.val_files(manifest, count=1)[0])
+    p50: dict[str, list[float]] = {"cpu-fp32": [], "cpu-int8": []}
+    for _ in range(rounds):
+        for t in p50:
+            p50[t].append(run_worker(run / "export" / t / "model.onnx", x, threads, 300)["latency_ms"]["p50"])
+    med = {t: float(np.median(v)) for t, v in p50.items()}
+    return (f"K3. Interleaved latency of `{run.name}` ({rounds} alternating rounds × 300 runs, {threads} thread, "
+            f"median of p50s; command: `python benchmarks/kws.py --latency-only`): cpu-fp32 {med['cpu-fp32']:.2f} ms "
+            f"(rounds {', '.join(f'{v:.2f}' for v in p50['cpu-fp32'])}), cpu-int8 {med['cpu-int8']:.2f} ms "
+            f"(rounds {', '.join(f'{v:.2f}' for v in p50['cpu-int8'])}); int8 is "
+            f"{med['cpu-fp32'] / med['cpu-int8']:.2f}× faster.")
+
+
 def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "--latency-only" in sys.argv:
+        write_section("kws-latency", interleaved_latency(WORK / "runs" / "embedding-frozen"))
+        return
     rows = {}
     for name, (data_name, args) in RUNS.items():
         data = dataset(data_name)
@@ -174,6 +198,7 @@ def main() -> None:
               "Stream settings: edgetune's defaults (threshold in the column); the sweep column is the highest threshold "
               "that still finds 90% of the keywords."]
     write_section("kws", "\n".join(lines))
+    write_section("kws-latency", interleaved_latency(WORK / "runs" / best))
     print("\n".join(lines))
 
 

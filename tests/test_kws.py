@@ -130,6 +130,9 @@ def test_export_takes_raw_audio_and_matches_pytorch(kws_run, tmp_path):
     int8 = invoke_json("export", run, "--target", "cpu-int8", "--calib-size", 60)
     meta = json.loads((run / "export" / "cpu-int8" / "export.json").read_text())
     assert meta["quantization"]["task_kept_float"]["front_end_nodes"] > 3
+    # behind the float front end, the first conv int8 would see (fed by log-mels) stays float too
+    first = meta["quantization"]["kept_float"][0]
+    assert next(n for n in onnx.load(fp32["artifact"]).graph.node if n.op_type == "Conv").name == first
     # 70 val clips: one clip is 1.4 pt. A broken quantisation collapses towards chance (0.2).
     assert int8["drop"] <= 0.1 and int8["metric"] >= 0.8, int8
     # predict on a device: no torch

@@ -61,7 +61,7 @@ def export_run(run_path: str | Path, target_id: str, *, max_drop: float | None =
             calib, record = task.calibration_inputs(manifest, size=calib_size, seed=int(manifest["seed"]),
                                                    default=DEFAULT_CALIB_SIZE)
             _warn_calibration(record, len(manifest["labels"]), quiet)
-            log(f"calibrating int8 on {record['size']} training images ({calib_method}, "
+            log(f"calibrating int8 on {record['size']} training samples ({calib_method}, "
                 f"{'per-channel' if per_channel else 'per-tensor'})", quiet=quiet)
             artifact_tmp = Path(work) / "int8.onnx"
             keep, keep_record = task.quantize_keep_float(fp32)
