@@ -31,6 +31,7 @@ from edgetune.train.loop import (
     FitState,
     fit,
     load_trained_weights,
+    optimizer_step,
     resolve_device,
     save_state_dict,
     warmup_cosine,
@@ -173,12 +174,7 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
                 if len(idx) < 2:  # BatchNorm cannot train on a batch of one
                     continue
                 x, y = augment(train_sq[idx]).to(device), torch.from_numpy(train_y[idx]).to(device)
-                loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += loss.item() * len(idx)
+                total += optimizer_step(opt, sched, F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)) * len(idx)
                 seen += len(idx)
             return total / max(seen, 1)
 

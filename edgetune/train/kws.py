@@ -33,7 +33,14 @@ from edgetune.progress import log, track
 from edgetune.run import RunDir, versions
 from edgetune.train import models as M
 from edgetune.train.config import TrainConfig
-from edgetune.train.loop import FitState, fit, load_trained_weights, resolve_device, warmup_cosine
+from edgetune.train.loop import (
+    FitState,
+    fit,
+    load_trained_weights,
+    optimizer_step,
+    resolve_device,
+    warmup_cosine,
+)
 from edgetune.train.speech_models import CLIP_SAMPLES, DSCNN, SAMPLE_RATE, EmbeddingKws
 from edgetune.zoo import ModelCard, card_to_dict, get_card
 
@@ -247,12 +254,7 @@ def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
                 x = augment.audio(x, y == data.silence)
                 logits = rest(augment.spec(frontend(x.to(device))))
                 y = y.to(device)
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
+            total += optimizer_step(opt, sched, F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)) * len(idx)
             seen += len(idx)
         return total / max(seen, 1)
 

@@ -135,6 +135,15 @@ def fit(*, run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer
     return state
 
 
+def optimizer_step(opt: torch.optim.Optimizer, scheduler: Any, loss: torch.Tensor) -> float:
+    """Backward, step, schedule (per batch); returns the loss value."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    scheduler.step()
+    return loss.item()
+
+
 def warmup_cosine(opt: torch.optim.Optimizer, *, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up over `warmup` steps, then cosine decay to 0 at `total` (per optimiser step)."""
     def factor(step: int) -> float:
