@@ -25,7 +25,7 @@ class StreamConfig:
     smooth_s: float = 0.3  # causal moving average of the posteriors over this span
     # Smoothed keyword probability that fires: more probable than every other class together.
     # Trained with label smoothing 0.1, a confident window scores ~0.9; on voices unlike the
-    # training voices true keywords often peak at 0.5-0.8 (benchmarks/RESULTS.md K2), so 0.8
+    # training voices true keywords often peak at 0.5-0.8 (benchmarks/RESULTS.md "kws-notes"), so 0.8
     # missed most of them. Tune per deployment with the bench's threshold sweep.
     threshold: float = 0.5
     refractory_s: float = 1.0  # no second detection within this time

@@ -20,9 +20,10 @@ SAMPLE_RATE = 16000
 AUDIO_EXTS = frozenset({".wav", ".flac"})
 
 
-def read_audio(source: Path | str | bytes, *, rel: Path | None = None) -> tuple[np.ndarray, int]:
+def read_audio(source: Path | str | bytes, *, rel: Path | None = None,
+               raw: bytes | None = None) -> tuple[np.ndarray, int]:
     """Mono float32 samples in [-1, 1] and the sample rate of a file (or its bytes), or one
-    DataError line."""
+    DataError line. `raw`: the file's bytes when the caller already read them (no second read)."""
     import io
 
     import soundfile as sf
@@ -32,7 +33,7 @@ def read_audio(source: Path | str | bytes, *, rel: Path | None = None) -> tuple[
     else:
         path = Path(source)
         where = path.relative_to(rel) if rel is not None and path.is_relative_to(rel) else path
-        handle = str(path)
+        handle = io.BytesIO(raw) if raw is not None else str(path)
     try:
         audio, sr = sf.read(handle, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:

@@ -41,16 +41,17 @@ class _Renderer:
         self._resamplers: dict[int, Any] = {}
 
     def render(self, word: str, voice: Voice) -> np.ndarray:
-        import torch
-        import torchaudio
-
         engine = self.engines[voice.engine]
         audio = engine.say(word, voice)
         sr = engine.sample_rate
         if sr != SAMPLE_RATE:
-            if sr not in self._resamplers:
-                self._resamplers[sr] = torchaudio.transforms.Resample(sr, SAMPLE_RATE)
-            audio = self._resamplers[sr](torch.from_numpy(audio)).numpy()
+            if sr not in self._resamplers:  # imports and the kernel: once per source rate, not per clip
+                import torch
+                import torchaudio
+
+                kernel = torchaudio.transforms.Resample(sr, SAMPLE_RATE)
+                self._resamplers[sr] = lambda a, k=kernel: k(torch.from_numpy(a)).numpy()
+            audio = self._resamplers[sr](audio)
         return trim(audio)
 
 

@@ -173,10 +173,11 @@ def load_clips(files: list[Path], root: Path, samples: int = SAMPLE_RATE, digest
     out = np.empty((len(files), samples), dtype=np.float32)
     resampled = 0
     for i, path in enumerate(files):
+        raw = path.read_bytes()  # read once: hashed and decoded
         if digest is not None:
             digest.update(str(path.relative_to(root)).encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-        audio, sr = read_audio(path, rel=root)
+            digest.update(hashlib.sha256(raw).digest())
+        audio, sr = read_audio(path, rel=root, raw=raw)
         if sr != SAMPLE_RATE:
             audio = resample(audio, sr)
             resampled += 1

@@ -39,7 +39,7 @@ class _Reader:
 def first_compute_nodes(model_path: Path, skip: Sequence[str] = ()) -> list[str]:
     """Name of the first Conv/Gemm/MatMul in graph order that is not already kept float (`skip`):
     the first layer int8 would see, fed by pixels — or, behind a float front end, by log-mel
-    features (KWS: quantising that conv cost 2.4-3.1 pt top-1, keeping it float 0; RESULTS.md)."""
+    features (KWS: quantising that conv cost 2.4-3.1 pt top-1, keeping it float 0; RESULTS.md "kws-notes")."""
     import onnx
 
     for node in onnx.load(str(model_path), load_external_data=False).graph.node:

@@ -81,12 +81,24 @@ class KwsTask:
                             f"({', '.join(manifest['labels'])})", hint="point --data at the run's data set")
         return data
 
+    def __init__(self) -> None:
+        self._validation: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
     def validation(self, manifest: dict[str, Any], data: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The val clips + val silence that training measured on (same seed, same noise part)."""
-        ds = self.data(manifest, data)
-        clips, _ = sc.load_clips(ds.val.files, ds.root, int(manifest["preprocessing"]["samples"]))
-        noises = sc.load_noise(ds.noise_files, ds.root) if ds.noise_files else sc.generated_noise(int(manifest["seed"]))
-        return sc.validation_set(ds, noises, clips, int(manifest["seed"]))
+        """The val clips + val silence that training measured on (same seed, same noise part).
+
+        Kept per data set for the process: export evaluates fp32 and the artefact on the same
+        clips, and reading ~500 WAVs plus the noise twice was most of a small export's time."""
+        d = manifest["data"]
+        key = (data or d["root"], tuple(d.get("keywords") or ()), d.get("layout"), int(manifest["seed"]),
+               int(manifest["preprocessing"]["samples"]), d.get("hash"))
+        if key not in self._validation:
+            ds = self.data(manifest, data)
+            clips, _ = sc.load_clips(ds.val.files, ds.root, int(manifest["preprocessing"]["samples"]))
+            seed = int(manifest["seed"])
+            noises = sc.load_noise(ds.noise_files, ds.root) if ds.noise_files else sc.generated_noise(seed)
+            self._validation = {key: sc.validation_set(ds, noises, clips, seed)}  # one data set at a time
+        return self._validation[key]
 
     def val_files(self, manifest: dict[str, Any], *, count: int, data: str | None = None) -> list[Path]:
         ds = self.data(manifest, data)

@@ -124,12 +124,17 @@ def _split_model(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     return model.features, nn.Sequential(model.body, model.classifier)
 
 
+def _class_target(labels: np.ndarray, classes: list[str]) -> int:
+    """Clips per class per epoch: the median keyword count."""
+    counts = np.bincount(labels, minlength=len(classes))
+    return int(np.median([counts[c] for c, name in enumerate(classes) if name not in (sc.UNKNOWN, sc.SILENCE)]))
+
+
 def _balanced_epoch(labels: np.ndarray, classes: list[str], silence: int, rng: np.random.Generator) -> np.ndarray:
     """Indices for one epoch: every non-silence class contributes the median keyword count
     (without replacement where it has that many); -1 entries are silence clips to generate."""
     per_class = [np.flatnonzero(labels == c) for c in range(len(classes))]
-    keyword_counts = [len(p) for c, p in enumerate(per_class) if classes[c] not in (sc.UNKNOWN, sc.SILENCE)]
-    target = int(np.median(keyword_counts))
+    target = _class_target(labels, classes)
     picks = []
     for c, idx in enumerate(per_class):
         if c == silence:
@@ -223,7 +228,9 @@ def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
     for grp in groups:
         grp["lr"] = lr * grp.get("lr_factor", 1.0)
     opt = torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay)
-    epoch_len = len(_balanced_epoch(train_y, data.classes, data.silence, np.random.default_rng(0)))
+    # keywords keep all their clips; _unknown_ (when present) and _silence_ draw the target each
+    epoch_len = int(sum(np.bincount(train_y)[: len(data.keywords)])) + _class_target(train_y, data.classes) * (
+        len(data.classes) - len(data.keywords))
     cached = _cache_embeddings(model, frontend, augment, batch_audio, train_y, data, rng, cfg, quiet) \
         if freeze == "backbone" else None
     n_items = len(cached[1]) if cached else epoch_len

@@ -96,7 +96,6 @@ class SpeechEmbedding(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         stages: list[list[nn.Module]] = [[]]
-        convs = [entry for entry in _EMBEDDING_LAYOUT if len(entry) == 3]
         for i, entry in enumerate(_EMBEDDING_LAYOUT):
             if len(entry) == 2:
                 stages[-1].append(nn.MaxPool2d(entry, entry))
@@ -105,7 +104,6 @@ class SpeechEmbedding(nn.Module):
             last = i == len(_EMBEDDING_LAYOUT) - 1
             stages[-1].append(_Conv(*entry, act=not last, bias=not last))
         self.blocks = nn.Sequential(*(nn.Sequential(*s) for s in stages))
-        assert sum(1 for m in self.modules() if isinstance(m, nn.Conv2d)) == len(convs) == 20
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         x = self.blocks(mel.unsqueeze(1))  # (N, 96, steps, 1)
@@ -146,7 +144,7 @@ class EmbeddingHead(nn.Module):
     """The trainable classifier on the embedding sequence (N, 96, steps): per-step LayerNorm, a
     temporal conv (5 steps = 0.4 s), max over time, linear. Max-pooling over time makes it
     indifferent to where in the window the word sits; on the cross-synthesiser test it beat a
-    flatten + MLP head by 5-8 points (benchmarks/RESULTS.md, kws notes)."""
+    flatten + MLP head by 5-8 points (side measurements, benchmarks/RESULTS.md "kws-notes")."""
 
     def __init__(self, num_classes: int, hidden: int = 128, kernel: int = 5, dropout: float = 0.3) -> None:
         super().__init__()
@@ -209,7 +207,7 @@ class EmbeddingKws(nn.Module):
     The window is zero-padded by CONTEXT_PAD samples (0.38 s) on each side before the front end:
     a 76-frame embedding window then fully covers a word anywhere in the second, and the
     sequence has 13 steps instead of 3. Measured on the cross-synthesiser test (frozen
-    embedding, same head): flite 0.75 → 0.88, piper 0.50 → 0.65."""
+    embedding, flatten+MLP head): flite 0.75 → 0.88, piper 0.50 → 0.65 (RESULTS.md "kws-notes")."""
 
     CONTEXT_PAD = 6080
 
