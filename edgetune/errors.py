@@ -70,6 +70,14 @@ class ExportValidationError(EdgetuneError):
     exit_code = ExitCode.EXPORT_VALIDATION
 
 
+class UnsupportedOpError(ExportValidationError):
+    """The model uses an operator the exporter or the target runtime cannot express."""
+
+
+class CalibrationError(DataError):
+    """Calibration data missing or unusable for int8."""
+
+
 class AccuracyGateError(EdgetuneError):
     exit_code = ExitCode.ACCURACY_GATE
 

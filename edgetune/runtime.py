@@ -50,14 +50,29 @@ class Session:
         import openvino as ov
 
         core = ov.Core()
+        model = core.read_model(str(self.path))
         config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
+        key = ["runtime_options", "INFERENCE_PRECISION_HINT"]  # written by edgetune.export.openvino.save
+        if model.has_rt_info(key):
+            config["INFERENCE_PRECISION_HINT"] = model.get_rt_info(key).astype(str)
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        compiled = core.compile_model(core.read_model(str(self.path)), "CPU", config)
-        self.input_name = compiled.input(0).get_any_name()
-        self.input_shape = tuple(compiled.input(0).get_partial_shape().to_shape()) if compiled.input(0).get_partial_shape().is_static else ()
+        self._bind_ov(core.compile_model(model, "CPU", config))
+
+    def _bind_ov(self, compiled) -> None:
+        port = compiled.input(0)
+        self.input_name = port.get_any_name()
+        self.input_shape = tuple(port.get_partial_shape().to_shape()) if port.get_partial_shape().is_static else ()
         request = compiled.create_infer_request()
         self._run = lambda x: [np.asarray(v) for v in request.infer({0: x}).values()]
+
+    @classmethod
+    def from_compiled(cls, compiled, path: str | Path = "<in memory>") -> Session:
+        """Wrap an already compiled OpenVINO model (NNCF's accuracy control hands one over)."""
+        self = cls.__new__(cls)
+        self.path, self.threads, self.runtime = Path(path), None, "openvino"
+        self._bind_ov(compiled)
+        return self
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         return self._run(np.ascontiguousarray(x, dtype=np.float32))

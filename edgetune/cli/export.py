@@ -11,29 +11,52 @@ from edgetune.cli.common import emit, handle_errors, json_option
 
 @click.command()
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--target", required=True, help="Target id (`edgetune targets`): cpu-fp32, cpu-int8.")
+@click.option("--target", required=True,
+              help="Target id (`edgetune targets`): cpu-fp32, cpu-int8, openvino-fp32, openvino-fp16, openvino-int8, "
+                   "or auto (with --profile): the fastest of the profile's targets within --max-drop.")
+@click.option("--profile", default=None, help="Device profile for --target auto (its threads and targets).")
 @click.option("--max-drop", type=float, default=None,
-              help="Fail (exit 5) when the metric drops more than this vs fp32 (absolute, e.g. 0.01).")
+              help="Largest allowed drop of the task metric vs fp32 (absolute, e.g. 0.01). int8 targets that "
+                   "miss it return their most sensitive layers to float until they meet it; otherwise exit 5. "
+                   "[auto default: 0.01]")
 @click.option("--calib-size", type=int, default=None,
-              help="Calibration images for int8 [default: 200, or the whole training split if smaller].")
-@click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax",
-              show_default=True, help="ONNX Runtime calibration method (int8).")
-@click.option("--per-tensor", is_flag=True, help="Per-tensor int8 weights (default per-channel, which holds accuracy).")
+              help="Calibration samples for int8 [default: 200, or the whole training split if smaller].")
+@click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default=None,
+              help="Activation range estimator: ORT minmax/percentile/entropy; NNCF minmax/percentile "
+                   "[default: minmax for ORT, NNCF's own for OpenVINO].")
+@click.option("--per-tensor", is_flag=True, help="Per-tensor int8 weights for ORT (default per-channel, which holds accuracy).")
+@click.option("--preset", type=click.Choice(["performance", "mixed"]), default="performance", show_default=True,
+              help="NNCF preset: symmetric (performance) or asymmetric (mixed) activations.")
+@click.option("--model-type", type=click.Choice(["cnn", "transformer"]), default="cnn", show_default=True,
+              help="NNCF model type (transformer keeps attention-sensitive ops float).")
+@click.option("--slim", is_flag=True, help="Simplify the ONNX graph with onnxslim before every target.")
+@click.option("--dynamic-batch", is_flag=True, help="Dynamic batch dimension (default: static batch 1).")
+@click.option("--no-search", is_flag=True, help="With --max-drop: only gate, never return layers to float.")
 @click.option("--quiet", is_flag=True)
 @json_option
 @handle_errors()
-def export(run: Path, target: str, max_drop: float | None, calib_size: int | None, calib_method: str, per_tensor: bool,
-           quiet: bool, as_json: bool) -> None:
+def export(run: Path, target: str, profile: str | None, max_drop: float | None, calib_size: int | None,
+           calib_method: str | None, per_tensor: bool, preset: str, model_type: str, slim: bool, dynamic_batch: bool,
+           no_search: bool, quiet: bool, as_json: bool) -> None:
     """Export RUN to a target artefact, validated against PyTorch and measured on the val split."""
-    from edgetune.export.pipeline import export_run
+    from edgetune.export.pipeline import Options, export_run
 
-    result = export_run(run, target, max_drop=max_drop, calib_size=calib_size, calib_method=calib_method,
-                        per_channel=not per_tensor, quiet=quiet or as_json)
+    options = Options(max_drop=max_drop, calib_size=calib_size, calib_method=calib_method, per_channel=not per_tensor,
+                      preset=preset, model_type=None if model_type == "cnn" else model_type, slim=slim,
+                      dynamic_batch=dynamic_batch, search=not no_search)
+    result = export_run(run, target, options=options, profile=profile, quiet=quiet or as_json)
     emit(result, as_json, _human)
 
 
 def _human(r: dict) -> None:
     others = [k for k in r["metrics"] if k not in (r["metric_name"], "n", "labels")]
     extra = "".join(f", {k} {r['metrics'][k]:.4f} (fp32 {r['metrics_fp32'][k]:.4f})" for k in others)
+    if "auto" in r:
+        click.echo(f"auto on {r['auto']['profile']} ({r['auto']['threads']} thread(s)): chose {r['target']}")
     click.echo(f"{r['target']}: {r['artifact']}\n  {r['metric_name']} {r['metric']:.4f} (fp32 {r['metric_fp32']:.4f}, "
                f"drop {r['drop']:+.4f}){extra}; max |Δ| vs PyTorch {r['max_abs_diff']:.2g}; {r['size_mb']:.2f} MB")
+    if "accuracy_aware" in r:
+        aa = r["accuracy_aware"]
+        lat = aa["latency_p50_ms_1thread"]
+        click.echo(f"  accuracy-aware: {len(aa['float_layers'])} layer(s) back in float, drop {aa['drop']:+.4f}; "
+                   f"p50 {lat['plain']:.2f} → {lat['restored']:.2f} ms (1 thread)")

@@ -1,7 +1,9 @@
 """`edgetune export RUN --target T`: build, validate, quantise, measure, gate — then commit.
 
-The export folder is built under a temporary name and renamed into place as a whole, with
-export.json inside, so a killed export never leaves an artefact a later command would trust.
+Every target starts from one fp32 ONNX graph that was checked against PyTorch on real inputs;
+OpenVINO artefacts are converted from it. The export folder is built under a temporary name and
+renamed into place as a whole, with export.json inside, so a killed export never leaves an
+artefact a later command would trust.
 """
 
 from __future__ import annotations
@@ -9,95 +11,353 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgetune.errors import AccuracyGateError, UsageError
+from edgetune.export.targets import AUTO, Target, get_target
 from edgetune.fsutil import atomic_dir, sha256_file, write_json
 from edgetune.progress import log
-from edgetune.run import EXPORT_META, open_run, versions
+from edgetune.run import EXPORT_META, RunDir, open_run, versions
 from edgetune.runtime import Session
 from edgetune.tasks import get_task
 
 VALIDATION_IMAGES = 16
 DEFAULT_CALIB_SIZE = 200
+# Measured defaults per quantiser (benchmarks/RESULTS.md "export"): ORT MinMax held Lite0, yolo11n
+# and KWS within their goals where Percentile/Entropy did not help; NNCF's own range estimators.
+DEFAULT_CALIB_METHOD = {"ort-static": "minmax", "nncf": None}
 
 
-def export_run(run_path: str | Path, target_id: str, *, max_drop: float | None = None,
-               calib_size: int | None = None, calib_method: str = "minmax", per_channel: bool = True,
-               quiet: bool = False) -> dict[str, Any]:
-    from edgetune.export.targets import get_target
+@dataclass(frozen=True)
+class Options:
+    """Everything `edgetune export` lets a user choose beyond the target."""
 
-    if max_drop is not None and max_drop < 0:
-        raise UsageError(f"--max-drop must be ≥ 0 (an absolute drop in the task metric), got {max_drop}")
-    if calib_size is not None and calib_size < 1:
-        raise UsageError(f"--calib-size must be ≥ 1, got {calib_size}")
-    target = get_target(target_id)
+    max_drop: float | None = None
+    calib_size: int | None = None
+    calib_method: str | None = None  # None: the quantiser's measured default
+    per_channel: bool = True
+    preset: str = "performance"  # NNCF
+    model_type: str | None = None  # NNCF: None (CNN) or "transformer"
+    slim: bool = False
+    dynamic_batch: bool = False
+    search: bool = True  # accuracy-aware search when plain int8 misses --max-drop
+
+
+@dataclass
+class Context:
+    """One export session: the run, its model, the fp32 ONNX graph and what every target shares."""
+
+    run: RunDir
+    manifest: dict[str, Any]
+    task: Any
+    model: Any
+    inputs: list  # real validation inputs for the PyTorch comparison
+    work: Path
+    options: Options
+    quiet: bool
+    fp32: Path = Path()
+    base: dict[str, Any] = field(default_factory=dict)
+    _metrics_fp32: dict | None = None
+    _calib: tuple | None = None
+
+    @property
+    def scale(self) -> Any:
+        return self.task.output_scale(self.manifest)
+
+    def evaluate(self, artefact: Path | Session) -> dict[str, Any]:
+        session = artefact if isinstance(artefact, Session) else Session(artefact)
+        return self.task.evaluate(session, self.manifest)
+
+    def metric(self, artefact: Path | Session) -> float:
+        return float(self.evaluate(artefact)[self.task.metric_name])
+
+    @property
+    def metrics_fp32(self) -> dict[str, Any]:
+        if self._metrics_fp32 is None:
+            self._metrics_fp32 = self.evaluate(self.fp32)
+        return self._metrics_fp32
+
+    def calibration(self) -> tuple[list, dict]:
+        """The one calibration set (same for every quantiser in this export), checked once."""
+        if self._calib is None:
+            from edgetune.export import calibration
+
+            calib, record = self.task.calibration_inputs(self.manifest, size=self.options.calib_size,
+                                                         seed=int(self.manifest["seed"]), default=DEFAULT_CALIB_SIZE)
+            for line in calibration.check(record, len(self.manifest["labels"]), calib, self.inputs):
+                log("warning: " + line, quiet=self.quiet)
+            self._calib = (calib, record)
+        return self._calib
+
+
+def export_run(run_path: str | Path, target_id: str, *, options: Options | None = None,
+               profile: str | None = None, quiet: bool = False,
+               measure: Callable[..., float] | None = None) -> dict[str, Any]:
+    """Export one target (or `auto`: the fastest of a profile's targets within --max-drop)."""
+    options = options or Options()
+    _check_options(options, target_id, profile)
+    if target_id != AUTO:
+        get_target(target_id)  # unknown names fail before any work
+    with tempfile.TemporaryDirectory(prefix="edgetune-export-") as work:
+        ctx = _open(run_path, Path(work), options, quiet)
+        if target_id == AUTO:
+            from edgetune.export.auto import export_auto
+
+            return export_auto(ctx, profile, build=build_target, commit=commit, measure=measure)
+        built = build_target(ctx, get_target(target_id))
+        return commit(ctx, built)
+
+
+def _check_options(o: Options, target_id: str, profile: str | None) -> None:
+    if o.max_drop is not None and o.max_drop < 0:
+        raise UsageError(f"--max-drop must be ≥ 0 (an absolute drop in the task metric), got {o.max_drop}")
+    if o.calib_size is not None and o.calib_size < 1:
+        raise UsageError(f"--calib-size must be ≥ 1, got {o.calib_size}")
+    if target_id == AUTO and not profile:
+        raise UsageError("--target auto needs --profile P (the device whose threads and targets to measure)",
+                         hint="e.g. --target auto --profile x86-64-avx512; `edgetune profiles` lists them")
+    if target_id != AUTO and profile:
+        raise UsageError("--profile is only used with --target auto", hint="drop --profile, or use --target auto")
+
+
+def _open(run_path: str | Path, work: Path, options: Options, quiet: bool) -> Context:
+    from edgetune.export.onnx import OPSET, export_onnx, validate
+
+    t0 = time.perf_counter()
     run, manifest = open_run(run_path)
     task = get_task(manifest["task"])
-    t0 = time.perf_counter()
-
-    from edgetune.export.onnx import OPSET, export_onnx, max_abs_diff, validate
-
     model = task.load_model(manifest, run.checkpoint)
     inputs = task.export_inputs(manifest, count=VALIDATION_IMAGES)
-    meta: dict[str, Any] = {"target": target.id, "runtime": target.runtime, "precision": target.precision,
-                            "task": manifest["task"], "model": manifest["model"], "labels": manifest["labels"],
-                            "preprocessing": manifest["preprocessing"], "metric_name": task.metric_name,
-                            "postprocess": manifest.get("postprocess"),
-                            "run": str(run.path.resolve()), "versions": versions()}
-    with tempfile.TemporaryDirectory(prefix="edgetune-export-") as work:
-        fp32 = Path(work) / "fp32.onnx"
-        log(f"exporting {manifest['model']} to ONNX (opset {OPSET}, input {'x'.join(map(str, inputs[0].shape))})",
-            quiet=quiet)
-        export_onnx(model, inputs[0], fp32, output_name=task.output_name, dynamo=task.onnx_dynamo)
-        scale = task.output_scale(manifest)
-        diff_fp32 = validate(model, fp32, inputs, atol=target.atol or 1e-3, scale=scale)
-        meta["validation"] = {"images": len(inputs), "max_abs_diff_fp32": diff_fp32}
-        artifact_tmp = fp32
-        if target.quantizer == "ort-static":
-            from edgetune.export.quantize_ort import quantize_static_int8
+    ctx = Context(run, manifest, task, model, inputs, work, options, quiet)
+    ctx.fp32 = work / "fp32.onnx"
+    log(f"exporting {manifest['model']} to ONNX (opset {OPSET}, input {'x'.join(map(str, inputs[0].shape))}"
+        f"{', dynamic batch' if options.dynamic_batch else ''})", quiet=quiet)
+    export_onnx(model, inputs[0], ctx.fp32, output_name=task.output_name, dynamo=task.onnx_dynamo,
+                dynamic_batch=options.dynamic_batch)
+    graph: dict[str, Any] = {"opset": OPSET, "dynamic_batch": options.dynamic_batch, "slim": options.slim}
+    if options.slim:
+        graph.update(_slim(ctx.fp32))
+    diff = validate(model, ctx.fp32, inputs, atol=1e-3, scale=ctx.scale, names=[task.output_name])
+    ctx.base = {"task": manifest["task"], "model": manifest["model"], "labels": manifest["labels"],
+                "preprocessing": manifest["preprocessing"], "metric_name": task.metric_name,
+                "postprocess": manifest.get("postprocess"), "run": str(run.path.resolve()), "versions": versions(),
+                "graph": graph, "validation": {"images": len(inputs), "max_abs_diff_fp32": diff},
+                "onnx_seconds": round(time.perf_counter() - t0, 2)}
+    return ctx
 
-            calib, record = task.calibration_inputs(manifest, size=calib_size, seed=int(manifest["seed"]),
-                                                   default=DEFAULT_CALIB_SIZE)
-            _warn_calibration(record, len(manifest["labels"]), quiet)
-            log(f"calibrating int8 on {record['size']} training samples ({calib_method}, "
-                f"{'per-channel' if per_channel else 'per-tensor'})", quiet=quiet)
-            artifact_tmp = Path(work) / "int8.onnx"
-            keep, keep_record = task.quantize_keep_float(fp32)
-            meta["quantization"] = quantize_static_int8(fp32, artifact_tmp, calib, per_channel=per_channel,
-                                                        method=calib_method, keep_float=keep)
+
+def _slim(path: Path) -> dict[str, Any]:
+    """onnxslim (constant folding, dead-node and shape-op removal). Off by default: on this
+    machine it left ORT/OpenVINO latency unchanged (both fold at load) — RESULTS.md "export"."""
+    import onnx
+    import onnxslim
+
+    m = onnx.load(str(path))
+    before = len(m.graph.node)
+    slim = onnxslim.slim(m)
+    onnx.save(slim, str(path))
+    return {"nodes_before_slim": before, "nodes": len(slim.graph.node)}
+
+
+@dataclass
+class Built:
+    """A target's artefact in the work folder, not yet committed to the run."""
+
+    target: Target
+    dir: Path
+    meta: dict[str, Any]
+    metrics: dict[str, Any]
+
+    @property
+    def artifact(self) -> Path:
+        return self.dir / self.target.artifact
+
+
+def build_target(ctx: Context, target: Target) -> Built:
+    """Make, validate and evaluate one target's artefact under ctx.work/<target>/."""
+    from edgetune.export.onnx import max_abs_diff, validate
+
+    t0 = time.perf_counter()
+    out = ctx.work / target.id
+    out.mkdir()
+    meta: dict[str, Any] = {"target": target.id, "runtime": target.runtime, "precision": target.precision}
+    if target.runtime == "onnxruntime":
+        _build_ort(ctx, target, out / target.artifact, meta)
+    else:
+        _build_openvino(ctx, target, out / target.artifact, meta)
+    artifact = out / target.artifact
+    what = "ONNX" if target.runtime == "onnxruntime" else "OpenVINO"
+    if target.atol is not None:  # a float target must compute what PyTorch computes
+        meta["max_abs_diff"] = validate(ctx.model, artifact, ctx.inputs, atol=target.atol, scale=ctx.scale,
+                                        names=[ctx.task.output_name], what=what)
+    else:  # quantised/fp16: judged by the task metric, the difference recorded
+        meta["max_abs_diff"] = max_abs_diff(ctx.model, artifact, ctx.inputs, ctx.scale)
+    log(f"{target.id}: evaluating on the val split", quiet=ctx.quiet)
+    metrics = meta.pop("_metrics", None) or ctx.evaluate(artifact)
+    meta["build_seconds"] = round(time.perf_counter() - t0, 2)
+    return Built(target, out, meta, metrics)
+
+
+def _calib_method(ctx: Context, target: Target) -> str | None:
+    return ctx.options.calib_method or DEFAULT_CALIB_METHOD[target.quantizer]
+
+
+def _build_ort(ctx: Context, target: Target, path: Path, meta: dict[str, Any]) -> None:
+    if target.quantizer is None:
+        shutil.copyfile(ctx.fp32, path)
+        return
+    from edgetune.export.accuracy_aware import RANKING_INPUTS, search_ort
+    from edgetune.export.quantize_ort import OrtStaticQuantizer
+
+    calib, record = ctx.calibration()
+    method = _calib_method(ctx, target)
+    log(f"{target.id}: calibrating int8 on {record['size']} training samples ({method}, "
+        f"{'per-channel' if ctx.options.per_channel else 'per-tensor'})", quiet=ctx.quiet)
+    keep, keep_record = ctx.task.quantize_keep_float(ctx.fp32)
+    qdir = ctx.work / f"{target.id}-q"
+    qdir.mkdir()
+    quantizer = OrtStaticQuantizer(ctx.fp32, calib, qdir, per_channel=ctx.options.per_channel, method=method,
+                                   keep_float=keep)
+    meta["quantization"] = quantizer.quantize(path)
+    meta["quantization"]["task_kept_float"] = keep_record
+    meta["calibration"] = record
+
+    def search(metric_plain: float) -> dict[str, Any]:
+        plain = qdir / "plain.onnx"
+        shutil.copyfile(path, plain)
+        ranking = ctx.task.export_inputs(ctx.manifest, count=RANKING_INPUTS)
+        result = search_ort(quantizer, plain, ranking, _fp32_metric(ctx), ctx.options.max_drop, ctx.metric, qdir,
+                            scale=ctx.scale, quiet=ctx.quiet)
+        meta["quantization"] = quantizer.quantize(path, result.float_layers)
+        meta["quantization"]["task_kept_float"] = keep_record
+        return _search_record(result, plain, path, ctx)
+
+    _accuracy_aware(ctx, path, meta, search)
+
+
+def _fp32_metric(ctx: Context) -> float:
+    return float(ctx.metrics_fp32[ctx.task.metric_name])
+
+
+def _accuracy_aware(ctx: Context, path: Path, meta: dict[str, Any], search: Callable[[float], dict]) -> None:
+    """Evaluate plain int8; when it misses --max-drop, run the target's search and record it."""
+    metrics = ctx.evaluate(path)
+    plain = float(metrics[ctx.task.metric_name])
+    drop = _fp32_metric(ctx) - plain
+    if ctx.options.max_drop is None or drop <= ctx.options.max_drop + 1e-12 or not ctx.options.search:
+        meta["_metrics"] = metrics
+        return
+    log(f"plain int8 drops {drop:.4f} > --max-drop {ctx.options.max_drop}: searching for layers to keep in float",
+        quiet=ctx.quiet)
+    meta["accuracy_aware"] = search(plain)
+
+
+def _search_record(result: Any, plain: Path, final: Path, ctx: Context) -> dict[str, Any]:
+    """What the accuracy-aware search found and what it costs in latency (1 thread, this host)."""
+    from edgetune.bench import run_worker
+
+    lat = {name: run_worker(p, ctx.inputs[0], 1, 100)["latency_ms"]["p50"] for name, p in
+           (("plain", plain), ("restored", final))}
+    return {"met": result.met, "float_layers": result.float_layers, "metric": result.metric,
+            "drop": result.drop, "trials": result.trials, "ranking": result.ranking, "seconds": result.seconds,
+            "latency_p50_ms_1thread": {k: round(v, 3) for k, v in lat.items()}}
+
+
+def _build_openvino(ctx: Context, target: Target, xml: Path, meta: dict[str, Any]) -> None:
+    from edgetune.export import openvino as ovx
+
+    model = ovx.convert(ctx.fp32)
+    if target.quantizer == "nncf":
+        calib, record = ctx.calibration()
+        method = _calib_method(ctx, target)
+        keep, keep_record = ctx.task.quantize_keep_float(ctx.fp32)
+        keep = keep + _first_layer(ctx.fp32, keep)
+        log(f"{target.id}: NNCF int8 on {record['size']} training samples (preset {ctx.options.preset})",
+            quiet=ctx.quiet)
+        kwargs = {"keep_float": keep, "preset": ctx.options.preset, "model_type": ctx.options.model_type,
+                  "calib_method": method}
+        quantized, meta["quantization"] = ovx.quantize_int8(model, calib, **kwargs)
+        meta["quantization"]["task_kept_float"] = keep_record
+        meta["calibration"] = record
+        ovx.save(quantized, xml, precision_hint=target.precision_hint)
+
+        def search(metric_plain: float) -> dict[str, Any]:
+            from edgetune.export.accuracy_aware import RANKING_INPUTS, SearchResult
+
+            plain_dir = ctx.work / f"{target.id}-plain"
+            plain_dir.mkdir()
+            for f in target.files:
+                shutil.copyfile(xml.parent / f, plain_dir / f)
+            t0 = time.perf_counter()
+            ranking = ctx.task.export_inputs(ctx.manifest, count=RANKING_INPUTS)
+            restored, meta["quantization"] = ovx.quantize_int8_accuracy(
+                ovx.convert(ctx.fp32), calib, ranking, lambda compiled: ctx.metric(Session.from_compiled(compiled)),
+                ctx.options.max_drop, **kwargs)
             meta["quantization"]["task_kept_float"] = keep_record
-            meta["calibration"] = record
-        meta["max_abs_diff"] = diff_fp32 if artifact_tmp == fp32 else max_abs_diff(model, artifact_tmp, inputs, scale)
-        log("evaluating fp32 and the artefact on the val split", quiet=quiet)
-        m_fp32 = task.evaluate(Session(fp32), manifest)
-        m_art = m_fp32 if artifact_tmp == fp32 else task.evaluate(Session(artifact_tmp), manifest)
-        key = task.metric_name
-        drop = m_fp32[key] - m_art[key]
-        scalars = lambda m: {k: v for k, v in m.items() if isinstance(v, (int, float))}  # noqa: E731
-        meta.update({"metric_fp32": m_fp32[key], "metric": m_art[key], "drop": drop, "eval_images": m_art["n"],
-                     "metrics_fp32": scalars(m_fp32), "metrics": scalars(m_art),
-                     "max_drop": max_drop, "pass": max_drop is None or drop <= max_drop + 1e-12,
-                     "size_mb": artifact_tmp.stat().st_size / 1e6, "size_mb_fp32": fp32.stat().st_size / 1e6,
-                     "seconds": round(time.perf_counter() - t0, 2)})
-        with atomic_dir(run.export_dir(target.id)) as out:
-            shutil.copyfile(artifact_tmp, out / target.artifact)
-            meta["artifact"] = str((run.export_dir(target.id) / target.artifact).resolve())
-            meta["sha256"] = sha256_file(out / target.artifact)
-            write_json(out / EXPORT_META, meta)
+            ovx.save(restored, xml, precision_hint=target.precision_hint)
+            m = ctx.metric(xml)
+            fp32 = _fp32_metric(ctx)
+            floats = [n for n in ovx.float_ops(restored) if n not in set(ovx.float_ops(quantized))]
+            result = SearchResult(floats, m, fp32 - m, fp32 - m <= ctx.options.max_drop + 1e-12,
+                                  [{"float_layers": 0, "metric": metric_plain, "drop": fp32 - metric_plain},
+                                   {"float_layers": len(floats), "metric": m, "drop": fp32 - m}],
+                                  seconds=round(time.perf_counter() - t0, 2))
+            return _search_record(result, plain_dir / target.artifact, xml, ctx)
+
+        _accuracy_aware(ctx, xml, meta, search)
+    else:
+        ovx.save(model, xml, compress_fp16=target.compress_fp16, precision_hint=target.precision_hint)
+    meta["openvino"] = {"converted_from": "validated fp32 ONNX", "compress_to_fp16": target.compress_fp16,
+                        "inference_precision_hint": target.precision_hint or "device default (bf16/fp16 where "
+                                                                               "the CPU has it, else f32)"}
+
+
+def _first_layer(fp32: Path, keep: list[str]) -> list[str]:
+    """The first compute layer stays float under NNCF too (same rule as ORT: it sees raw pixels,
+    or log-mels behind a float front end)."""
+    from edgetune.export.quantize_ort import first_compute_nodes
+
+    return first_compute_nodes(fp32, skip=keep)
+
+
+def commit(ctx: Context, built: Built, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write export/<target>/ atomically with export.json, then apply the accuracy gate."""
+    target, key = built.target, ctx.task.metric_name
+    m_fp32 = ctx.metrics_fp32
+    drop = float(m_fp32[key]) - float(built.metrics[key])
+    max_drop = ctx.options.max_drop
+    scalars = lambda m: {k: v for k, v in m.items() if isinstance(v, (int, float))}  # noqa: E731
+    final = ctx.run.export_dir(target.id)
+    meta = {**ctx.base, **built.meta, **(extra or {}),
+            "metric_fp32": m_fp32[key], "metric": built.metrics[key], "drop": drop,
+            "eval_images": built.metrics["n"], "metrics_fp32": scalars(m_fp32), "metrics": scalars(built.metrics),
+            "max_drop": max_drop, "pass": max_drop is None or drop <= max_drop + 1e-12,
+            "size_mb": sum((built.dir / f).stat().st_size for f in target.files) / 1e6,
+            "size_mb_fp32": ctx.fp32.stat().st_size / 1e6,
+            "artifact": str((final / target.artifact).resolve())}
+    meta["seconds"] = round(meta.pop("build_seconds", 0) + ctx.base["onnx_seconds"], 2)
+    with atomic_dir(final) as out:
+        for f in target.files:
+            shutil.copyfile(built.dir / f, out / f)
+        meta["sha256"] = sha256_file(out / target.artifact)
+        write_json(out / EXPORT_META, meta)
     result = {k: meta[k] for k in ("target", "artifact", "metric_fp32", "metric", "drop", "max_abs_diff",
                                    "metric_name", "metrics_fp32", "metrics", "size_mb", "pass", "seconds")}
+    if "accuracy_aware" in meta:
+        aa = meta["accuracy_aware"]
+        result["accuracy_aware"] = {k: aa[k] for k in ("met", "float_layers", "drop", "latency_p50_ms_1thread")}
+    result.update({k: meta[k] for k in ("auto",) if k in meta})
     if not meta["pass"]:
-        raise AccuracyGateError(f"{target.id}: {key} dropped {drop:.4f} ({m_fp32[key]:.4f} → {m_art[key]:.4f}), "
-                                f"more than --max-drop {max_drop}",
-                                hint="try --calib-size larger or another --calib-method; the artefact is kept "
-                                     "for inspection with pass=false in export.json", payload=result)
+        found = ""
+        if "accuracy_aware" in meta:
+            found = (f"; the accuracy-aware search found no mix within budget (best: drop "
+                     f"{meta['accuracy_aware']['drop']:.4f} with {len(meta['accuracy_aware']['float_layers'])} "
+                     f"layer(s) in float)")
+        raise AccuracyGateError(f"{target.id}: {key} dropped {drop:.4f} ({m_fp32[key]:.4f} → {built.metrics[key]:.4f}), "
+                                f"more than --max-drop {max_drop}{found}",
+                                hint="try --calib-size larger or another --calib-method, or a float target; the "
+                                     "artefact is kept for inspection with pass=false in export.json", payload=result)
     return result
-
-
-def _warn_calibration(record: dict, num_classes: int, quiet: bool) -> None:
-    if record["size"] < 2 * num_classes or record["per_class_min"] < 1:
-        log(f"warning: calibration set of {record['size']} images covers some of the {num_classes} classes "
-            f"with {record['per_class_min']} image(s); int8 ranges may not represent the data "
-            f"(use --calib-size ≥ {10 * num_classes})", quiet=quiet)

@@ -1,0 +1,93 @@
+"""`--target auto --profile P`: build every target the profile allows, measure each here with
+the profile's threads, keep the fastest whose drop is within --max-drop.
+
+No fixed rule is right: on this CPU ORT int8 is slower than ORT fp32 for MobileNetV3 while
+OpenVINO int8/bf16 are the fastest (ENVIRONMENT.md), and yolo11n's int8 beats its fp32 on ORT.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from edgetune.errors import AccuracyGateError, EdgetuneError
+from edgetune.export.targets import TARGETS, get_target
+from edgetune.progress import log
+
+DEFAULT_MAX_DROP = 0.01  # auto without --max-drop: one point of the task metric
+ROUNDS = 2  # candidates are measured in alternating rounds; the lower median of the two counts
+RUNS = 100
+
+
+def candidate_targets(profile: Any) -> list[str]:
+    """The profile's preferred targets that edgetune can build; all targets when it names none."""
+    names = [t for t in profile.targets if t in TARGETS] or list(TARGETS.names())
+    return list(dict.fromkeys(names))
+
+
+def choose(candidates: list[dict[str, Any]], max_drop: float) -> dict[str, Any] | None:
+    """The fastest candidate (lowest p50) whose drop is within `max_drop`; None when none is."""
+    ok = [c for c in candidates if c.get("error") is None and c["drop"] <= max_drop + 1e-12]
+    return min(ok, key=lambda c: (c["p50_ms"], c["drop"])) if ok else None
+
+
+def table(candidates: list[dict[str, Any]], chosen: str | None, metric_name: str) -> str:
+    rows = [f"{'target':<15} {metric_name:>10} {'drop':>8} {'p50 ms':>8} {'MB':>7}"]
+    for c in candidates:
+        mark = "  ← chosen" if c["target"] == chosen else ""
+        if c.get("error"):
+            rows.append(f"{c['target']:<15} failed: {c['error']}")
+        else:
+            rows.append(f"{c['target']:<15} {c['metric']:>10.4f} {c['drop']:>+8.4f} {c['p50_ms']:>8.2f} "
+                        f"{c['size_mb']:>7.2f}{mark}")
+    return "\n".join(rows)
+
+
+def measure_p50(artifact: Any, x: Any, threads: int) -> float:
+    from edgetune.bench import run_worker
+
+    return float(run_worker(artifact, x, threads, RUNS)["latency_ms"]["p50"])
+
+
+def export_auto(ctx: Any, profile_name: str, *, build: Callable, commit: Callable,
+                measure: Callable[..., float] | None = None) -> dict[str, Any]:
+    """Build and measure the candidates, commit the chosen one with the whole table in export.json."""
+    from edgetune.profiles import get_profile
+
+    profile = get_profile(profile_name)
+    measure = measure or measure_p50
+    max_drop = ctx.options.max_drop if ctx.options.max_drop is not None else DEFAULT_MAX_DROP
+    threads = min(profile.threads, os.cpu_count() or 1)
+    names = candidate_targets(profile)
+    log(f"auto: building {len(names)} candidate(s) for {profile.name}: {', '.join(names)}", quiet=ctx.quiet)
+    built, candidates = {}, []
+    fp32 = float(ctx.metrics_fp32[ctx.task.metric_name])
+    for name in names:
+        try:
+            b = build(ctx, get_target(name))
+        except EdgetuneError as exc:  # one target failing (e.g. an op OpenVINO lacks) must not end the choice
+            candidates.append({"target": name, "error": exc.message})
+            continue
+        built[name] = b
+        m = float(b.metrics[ctx.task.metric_name])
+        candidates.append({"target": name, "metric": m, "drop": fp32 - m, "p50_ms": float("inf"),
+                           "size_mb": sum((b.dir / f).stat().st_size for f in b.target.files) / 1e6, "error": None})
+    for _ in range(ROUNDS):
+        for c in candidates:
+            if c["error"] is None:
+                c["p50_ms"] = min(c["p50_ms"], measure(built[c["target"]].artifact, ctx.inputs[0], threads))
+    chosen = choose(candidates, max_drop)
+    log(table(candidates, chosen and chosen["target"], ctx.task.metric_name), quiet=ctx.quiet)
+    record = {"profile": profile.name, "threads": threads, "max_drop": max_drop, "rounds": ROUNDS, "runs": RUNS,
+              "chosen": chosen and chosen["target"], "candidates": candidates}
+    if chosen is None:
+        best = max((c for c in candidates if c["error"] is None), key=lambda c: c["metric"], default=None)
+        raise AccuracyGateError(f"auto: no candidate for {profile.name} stays within --max-drop {max_drop}"
+                                + (f" (best: {best['target']} drop {best['drop']:.4f})" if best else ""),
+                                hint="raise --max-drop, or add a float target to the profile's targets",
+                                payload={"target": None, "candidates": candidates})
+    result = commit(ctx, built[chosen["target"]], {"auto": record})
+    result["candidates"] = candidates
+    return result
+
