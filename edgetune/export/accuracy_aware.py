@@ -1,16 +1,23 @@
-"""Accuracy-aware int8 for ONNX Runtime: return the fewest layers to float that bring the drop
-within `--max-drop`.
+"""Accuracy-aware int8, one algorithm for both runtimes: return the fewest layers to float that
+bring the drop within `--max-drop`.
 
-Same idea as NNCF's `quantize_with_accuracy_control` (which edgetune uses for OpenVINO), made
-cheap enough for 2 cores:
+Same idea as NNCF's `quantize_with_accuracy_control`, made cheap enough for 2 cores. NNCF's own
+re-ranks every remaining quantiser group whenever a step does not help (~1.5 s per group on
+yolo11n); on yolo11n it had not finished after 8 minutes (nncf#1652 is the known complaint).
 
-1. Rank. For each quantised compute layer, a variant of the int8 graph with just that layer
-   back in float is made by graph surgery (its inputs re-wired around their Q/DQ pairs to the
-   float tensors — no re-calibration), and scored by how much it lowers the output error against
-   fp32 on a few validation inputs. One session per layer: ~0.2 s for Lite0, ~1 s for yolo11n.
+"Back to float" is graph surgery on the plain int8 graph (a `Surgeon` per runtime): the layer's
+inputs are re-wired around their quantise/dequantise ops (ORT: Q/DQ pairs; OpenVINO:
+FakeQuantize) to the float tensors and float weights. The rest stays exactly as calibrated (no
+re-calibration), and the layer computes in float even where its input is shared with quantised
+ops (re-quantising with the layer excluded would not do that: a quantised Concat or Add in front
+of it still rounds its input).
+
+1. Rank. For each quantised compute layer, the variant with just that layer in float is scored
+   by how much it lowers the output error against fp32 on a few validation inputs. One session
+   per layer: ~0.2 s for Lite0, ~1 s for yolo11n.
 2. Search. Layers go back to float in rank order; the number k is found by doubling then
-   bisection on the *task metric* of real re-quantisations (calibration ranges are cached), so
-   about 2·log2(layers) evaluations instead of one per layer.
+   bisection on the *task metric* over the whole val split, so about 2·log2(layers) evaluations
+   instead of one per layer.
 
 If even every ranked layer in float misses the budget, the best mix tried is reported.
 """
@@ -22,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -82,84 +89,174 @@ def fewest_prefix(ranked: Sequence[str], metric_of: Callable[[list[str]], float]
                         [{"float_layers": j, "metric": m, "drop": metric_fp32 - m} for j, m in sorted(trials.items())])
 
 
-def float_variant(qdq: Any, reference: dict[str, Any], reference_inits: dict[str, Any], layers: Sequence[str]) -> Any:
-    """A copy of the QDQ ModelProto `qdq` with `layers` reading float tensors: each input that comes
-    through a DequantizeLinear is re-wired to the tensor the reference (pre-quantisation) node read."""
-    import onnx
+class Surgeon(Protocol):
+    """Variants of one plain int8 model with chosen compute layers back in float."""
 
-    m = onnx.ModelProto()
-    m.CopyFrom(qdq)
-    producers = {out: n for n in m.graph.node for out in n.output}
-    present = {i.name for i in m.graph.initializer}
-    wanted = set(layers)
-    for node in m.graph.node:
-        if node.name not in wanted or node.name not in reference:
-            continue
-        for i, name in enumerate(node.input):
-            p = producers.get(name)
-            if p is None or p.op_type != "DequantizeLinear" or i >= len(reference[node.name].input):
+    def candidates(self) -> list[str]:
+        """Quantised compute layers, in graph order."""
+
+    def session(self, layers: Sequence[str]) -> Any:
+        """A runtime Session of the variant with `layers` in float ([]: plain int8)."""
+
+    def reference(self) -> Any:
+        """A Session of the fp32 model (the outputs the ranking compares against)."""
+
+    def save(self, layers: Sequence[str], path: Path) -> None:
+        """Write the variant as the artefact."""
+
+
+class OrtSurgeon:
+    """Variants of an ORT QDQ graph; `reference_path` is the pre-quantisation graph."""
+
+    def __init__(self, qdq_path: Path, reference_path: Path, candidates: Sequence[str], workdir: Path) -> None:
+        import onnx
+
+        self.qdq = onnx.load(str(qdq_path))
+        self.reference_path, self.workdir, self._candidates = reference_path, workdir, list(candidates)
+        ref = onnx.load(str(reference_path))
+        self.ref_nodes = {n.name: n for n in ref.graph.node}
+        self.inits = {i.name: i for i in ref.graph.initializer}
+
+    def variant(self, layers: Sequence[str]) -> Any:
+        """A pruned copy with `layers` reading float tensors: each input that comes through a
+        DequantizeLinear is re-wired to the tensor the reference (pre-quantisation) node read."""
+        import onnx
+
+        m = onnx.ModelProto()
+        m.CopyFrom(self.qdq)
+        producers = {out: n for n in m.graph.node for out in n.output}
+        present = {i.name for i in m.graph.initializer}
+        wanted = set(layers)
+        for node in m.graph.node:
+            ref = self.ref_nodes.get(node.name)
+            if node.name not in wanted or ref is None:
                 continue
-            src = reference[node.name].input[i]
-            if src in reference_inits:  # a weight/bias: its DQ output may carry the float name, so rename
-                renamed = src + "/float"
-                if renamed not in present:
-                    init = onnx.TensorProto()
-                    init.CopyFrom(reference_inits[src])
-                    init.name = renamed
-                    m.graph.initializer.append(init)
-                    present.add(renamed)
-                src = renamed
-            node.input[i] = src
-    return m
+            for i, name in enumerate(node.input):
+                p = producers.get(name)
+                if p is None or p.op_type != "DequantizeLinear" or i >= len(ref.input):
+                    continue
+                src = ref.input[i]
+                if src in self.inits:  # a weight/bias: its DQ output may carry the float name, so rename
+                    renamed = src + "/float"
+                    if renamed not in present:
+                        init = onnx.TensorProto()
+                        init.CopyFrom(self.inits[src])
+                        init.name = renamed
+                        m.graph.initializer.append(init)
+                        present.add(renamed)
+                    src = renamed
+                node.input[i] = src
+        prune(m)
+        return m
+
+    def candidates(self) -> list[str]:
+        return list(self._candidates)
+
+    def save(self, layers: Sequence[str], path: Path) -> None:
+        import onnx
+
+        onnx.save(self.variant(layers), str(path))
+
+    def session(self, layers: Sequence[str]) -> Any:
+        from edgetune.runtime import Session
+
+        with tempfile.NamedTemporaryFile(suffix=".onnx", dir=self.workdir) as f:
+            self.save(layers, Path(f.name))
+            return Session(f.name)  # ORT has read the file; it may go
+
+    def reference(self) -> Any:
+        from edgetune.runtime import Session
+
+        return Session(self.reference_path)
+
+
+class OpenVinoSurgeon:
+    """Variants of an NNCF-quantised OpenVINO model (in memory, before saving)."""
+
+    def __init__(self, quantized: Any, fp32: Any, precision_hint: str | None = "f32") -> None:
+        self.quantized, self.fp32, self.hint = quantized, fp32, precision_hint
+
+    def candidates(self) -> list[str]:
+        return [op.get_friendly_name() for op in self.quantized.get_ordered_ops()
+                if op.get_type_name() in ("Convolution", "GroupConvolution", "MatMul")
+                and op.input_value(0).get_node().get_type_name() == "FakeQuantize"]
+
+    def variant(self, layers: Sequence[str]) -> Any:
+        m = self.quantized.clone()
+        wanted = set(layers)
+        for op in m.get_ops():
+            if op.get_friendly_name() not in wanted:
+                continue
+            for port in op.inputs():
+                fq = port.get_source_output().get_node()
+                if fq.get_type_name() == "FakeQuantize":
+                    port.replace_source_output(fq.input_value(0))
+        return m
+
+    def _compile(self, model: Any) -> Any:
+        import openvino as ov
+
+        from edgetune.runtime import Session
+
+        config = {"INFERENCE_PRECISION_HINT": self.hint} if self.hint else {}
+        return Session.from_compiled(ov.Core().compile_model(model, "CPU", config))
+
+    def session(self, layers: Sequence[str]) -> Any:
+        return self._compile(self.variant(layers))
+
+    def reference(self) -> Any:
+        return self._compile(self.fp32)
+
+    def save(self, layers: Sequence[str], path: Path) -> None:
+        from edgetune.export.openvino import save
+
+        save(self.variant(layers), path, precision_hint=self.hint)
+
+
+def prune(model: Any) -> None:
+    """Drop nodes whose outputs nobody reads (the bypassed Q/DQ pairs) and unused initializers."""
+    graph = model.graph
+    while True:
+        used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+        dead = [n for n in graph.node if not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for n in dead:
+            graph.node.remove(n)
+    used = {i for n in graph.node for i in n.input}
+    for init in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(init)
 
 
 def output_error(session: Any, inputs: Sequence[np.ndarray], refs: Sequence[list[np.ndarray]],
                  scale: np.ndarray | None) -> float:
     """Mean squared error of every output against the fp32 outputs (detectors: boxes / input size)."""
     total = 0.0
-    for x, ref in zip(inputs, refs):
-        for got, want in zip(session.run(x), ref):
+    for x, ref in zip(inputs, refs, strict=True):
+        for got, want in zip(session.run(x), ref, strict=True):
             d = (got - want) if scale is None or got.shape != want.shape else (got - want) / scale
             total += float(np.mean(np.square(d)))
     return total / max(len(inputs), 1)
 
 
-def search_ort(quantizer: Any, plain_int8: Path, ranking_inputs: Sequence[np.ndarray], metric_fp32: float,
-               max_drop: float, evaluate: Callable[[Path], float], workdir: Path, *,
-               scale: np.ndarray | None = None, quiet: bool = False) -> SearchResult:
-    """Rank the quantised layers of `plain_int8` by sensitivity, then find the fewest to float.
+def search(surgeon: Surgeon, ranking_inputs: Sequence[np.ndarray], metric_fp32: float, max_drop: float,
+           evaluate: Callable[[Any], float], *, scale: np.ndarray | None = None, quiet: bool = False) -> SearchResult:
+    """Rank the surgeon's quantised layers by sensitivity, then find the fewest to float.
 
-    `quantizer` is an `OrtStaticQuantizer` (its cached calibration makes each re-quantisation ~1-3 s);
-    `evaluate(path)` is the task metric of an ONNX file on the whole val split."""
-    import onnx
-
+    `evaluate(session)` is the task metric of a runtime Session on the whole val split."""
     from edgetune.progress import track
-    from edgetune.runtime import Session
 
     t0 = time.perf_counter()
-    ref_model = onnx.load(str(quantizer.prepped))
-    reference = {n.name: n for n in ref_model.graph.node}
-    reference_inits = {i.name: i for i in ref_model.graph.initializer}
-    qdq = onnx.load(str(plain_int8))
-    fp32_session = Session(quantizer.prepped)
-    refs = [fp32_session.run(x) for x in ranking_inputs]
-    candidates = quantizer.candidates()
-
-    def error_with_float(layers: list[str]) -> float:
-        with tempfile.NamedTemporaryFile(suffix=".onnx", dir=workdir) as f:
-            onnx.save(float_variant(qdq, reference, reference_inits, layers), f.name)
-            return output_error(Session(f.name), ranking_inputs, refs, scale)
-
-    log(f"int8 misses --max-drop {max_drop}: ranking {len(candidates)} quantised layers by sensitivity",
-        quiet=quiet)
-    errors = {c: error_with_float([] if c is None else [c])  # None: plain int8, the baseline
-              for c in track([None, *candidates], desc="ranking layers", quiet=quiet)}
+    reference = surgeon.reference()
+    refs = [reference.run(x) for x in ranking_inputs]
+    candidates = surgeon.candidates()
+    log(f"ranking {len(candidates)} quantised layers by sensitivity", quiet=quiet)
+    errors = {c: output_error(surgeon.session([] if c is None else [c]), ranking_inputs, refs, scale)
+              for c in track([None, *candidates], desc="ranking layers", quiet=quiet)}  # None: plain int8
     ranked = rank_layers(candidates, lambda layers: errors[layers[0] if layers else None])
 
     def metric_of(layers: list[str]) -> float:
-        path = workdir / f"search-{len(layers)}.onnx"
-        quantizer.quantize(path, layers)
-        m = evaluate(path)
+        m = evaluate(surgeon.session(layers))
         log(f"  {len(layers):3d} layer(s) in float: metric {m:.4f} (drop {metric_fp32 - m:+.4f})", quiet=quiet)
         return m
 

@@ -35,7 +35,7 @@ def check(record: dict, num_classes: int, calib: Sequence[np.ndarray], reference
     if len(c) and len(r):
         lo, hi = np.percentile(c, 5, axis=0), np.percentile(c, 95, axis=0)
         med = np.median(r, axis=0)
-        outside = [name for name, m, a, b in zip(("mean", "std"), med, lo, hi) if not a - 1e-6 <= m <= b + 1e-6]
+        outside = [name for name, m, a, b in zip(("mean", "std"), med, lo, hi, strict=True) if not a - 1e-6 <= m <= b + 1e-6]
         record["representativeness"] = {"calib_p5": lo.round(5).tolist(), "calib_p95": hi.round(5).tolist(),
                                         "val_median": med.round(5).tolist(), "stats": ["mean", "std"],
                                         "outside": outside}

@@ -91,7 +91,7 @@ def output_diffs(model: torch.nn.Module, onnx_path: Path, inputs: list[np.ndarra
         for x in inputs:
             ref = model(torch.from_numpy(x))
             refs = [r.numpy() for r in (ref if isinstance(ref, (tuple, list)) else [ref])]
-            for i, (r, got) in enumerate(zip(refs, session.run(x))):
+            for i, (r, got) in enumerate(zip(refs, session.run(x), strict=False)):
                 err = np.abs(r - got) if scale is None else np.abs(r - got) / scale
                 if i == len(worst):
                     worst.append(0.0)

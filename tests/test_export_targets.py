@@ -1,0 +1,184 @@
+"""Every target for every task on small really-trained runs; `--target auto` on stubbed timings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import invoke, invoke_fresh, invoke_json
+
+from edgetune.errors import AccuracyGateError, ExitCode
+
+OV_TARGETS = ("openvino-fp32", "openvino-fp16", "openvino-int8")
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_run, det_run, kws_run) -> dict[str, Path]:
+    return {"classify": tiny_run, "detect": det_run[0], "kws": kws_run[0]}
+
+
+def _ov_model(xml: str):
+    import openvino as ov
+
+    return ov.Core().read_model(xml)
+
+
+@pytest.mark.parametrize("task", ["classify", "detect", "kws"])
+def test_openvino_targets(task, runs):
+    from edgetune.export.openvino import float_ops, stored_precision_hint
+
+    run = runs[task]
+    r = {t: invoke_json("export", run, "--target", t) for t in OV_TARGETS}
+    n = r["openvino-fp32"]["metrics"]["n"]
+    for t in OV_TARGETS:
+        folder = run / "export" / t
+        assert sorted(p.name for p in folder.iterdir()) == ["export.json", "model.bin", "model.xml"]
+        assert r[t]["artifact"].endswith(f"{t}/model.xml")
+    # fp32: checked against PyTorch like cpu-fp32, and told to run in f32 (not bf16) wherever it runs
+    assert r["openvino-fp32"]["max_abs_diff"] <= 1e-3
+    assert abs(r["openvino-fp32"]["drop"]) <= 1.5 / n  # at most one val sample flips on a tie
+    assert stored_precision_hint(_ov_model(r["openvino-fp32"]["artifact"])) == "f32"
+    # fp16: half the bytes, outputs close, precision left to the device
+    assert r["openvino-fp16"]["size_mb"] < 0.6 * r["openvino-fp32"]["size_mb"]
+    assert r["openvino-fp16"]["max_abs_diff"] < 0.05 and abs(r["openvino-fp16"]["drop"]) <= 0.05
+    assert stored_precision_hint(_ov_model(r["openvino-fp16"]["artifact"])) is None
+    # int8: really quantised, with the task's float layers (front end, detect head, first layer) left float
+    int8 = _ov_model(r["openvino-int8"]["artifact"])
+    assert sum(op.get_type_name() == "FakeQuantize" for op in int8.get_ops()) > 3
+    meta = json.loads((run / "export" / "openvino-int8" / "export.json").read_text())
+    assert meta["calibration"]["hash"] and meta["quantization"]["quantizer"].startswith("nncf.quantize")
+    floats = {f.split("/WithoutBiases")[0] for f in float_ops(int8)}
+    kept_convs = meta["quantization"]["task_kept_float"].get("kept_float_convs", [])
+    assert set(kept_convs) <= floats, set(kept_convs) - floats
+    assert meta["quantization"]["kept_float"][-1] in floats  # the first compute layer
+    if task == "classify":  # 200 val images of a trained tiny net (~0.65 top-1)
+        assert r["openvino-int8"]["drop"] <= 0.05
+    if task == "kws":  # 70 val clips; a broken quantisation collapses towards chance (0.2)
+        assert r["openvino-int8"]["drop"] <= 0.1 and r["openvino-int8"]["metric"] >= 0.8
+
+
+def test_openvino_artefact_predicts_without_torch(tiny_run, fm_data):
+    invoke_json("export", tiny_run, "--target", "openvino-int8")
+    img = sorted((fm_data / "val" / "sneaker").glob("*.png"))[0]
+    out = invoke_fresh("predict", tiny_run / "export" / "openvino-int8", img)
+    assert out["predictions"][0]["top"][0]["label"] in {"sneaker", "sandal", "ankle_boot"}
+
+
+def test_targets_lists_every_target_with_its_needs():
+    rows = invoke_json("targets")
+    assert sorted(r["id"] for r in rows) == ["cpu-fp32", "cpu-int8", "openvino-fp16", "openvino-fp32", "openvino-int8"]
+    assert all(r["needs"] and r["runtime"] in ("onnxruntime", "openvino") for r in rows)
+
+
+def test_auto_picks_fastest_within_budget_on_stubbed_timings(tiny_run, tmp_path):
+    import shutil
+
+    from edgetune.export.pipeline import Options, export_run
+
+    run = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("export", "bench"))
+    profile = tmp_path / "dev.yaml"
+    profile.write_text("name: dev\ncpu: {arch: x86_64, cores: 2, threads: 1}\nmemory: {ram_mb: 1024, storage_mb: 1024}\n"
+                       "targets: [cpu-fp32, cpu-int8, openvino-fp32, openvino-int8]\nbudgets: {}\n")
+    stub = {"cpu-fp32": 5.0, "cpu-int8": 3.0, "openvino-fp32": 4.0, "openvino-int8": 2.0}
+    seen = []
+
+    def measure(artifact, x, threads):
+        seen.append((Path(artifact).parent.name, threads))
+        return stub[Path(artifact).parent.name]
+
+    r = export_run(run, "auto", options=Options(max_drop=0.05), profile=str(profile), quiet=True, measure=measure)
+    cands = {c["target"]: c for c in r["candidates"]}
+    assert set(cands) == set(stub) and all(c["p50_ms"] == stub[t] for t, c in cands.items())
+    assert {t for t, _ in seen} == set(stub) and {th for _, th in seen} == {1}  # the profile's threads
+    within = [t for t, c in cands.items() if c["drop"] <= 0.05]
+    assert r["target"] == min(within, key=stub.get)
+    assert (run / "export" / r["target"] / "export.json").is_file()
+    assert sorted(p.name for p in (run / "export").iterdir()) == [r["target"]]  # only the chosen lands
+    meta = json.loads((run / "export" / r["target"] / "export.json").read_text())
+    assert meta["auto"]["chosen"] == r["target"] and len(meta["auto"]["candidates"]) == 4
+
+
+def _cand(t, drop, p50):
+    return {"target": t, "metric": 0.9 - drop, "drop": drop, "p50_ms": p50, "size_mb": 1.0, "error": None}
+
+
+@pytest.mark.parametrize("cands, max_drop, chosen", [
+    ([_cand("cpu-fp32", 0, 5), _cand("cpu-int8", 0.002, 3), _cand("openvino-int8", 0.03, 1)], 0.01, "cpu-int8"),
+    ([_cand("cpu-fp32", 0, 5), _cand("cpu-int8", 0.002, 6)], 0.01, "cpu-fp32"),  # int8 slower here: fp32 wins
+    ([_cand("cpu-int8", 0.02, 3), {"target": "openvino-int8", "error": "no"}], 0.01, None),
+])
+def test_auto_choice(cands, max_drop, chosen):
+    from edgetune.export.auto import choose
+
+    got = choose(cands, max_drop)
+    assert (got and got["target"]) == chosen
+
+
+def test_auto_gate_when_no_candidate_meets_budget(tmp_path):
+    from edgetune.export.auto import export_auto
+    from edgetune.export.targets import get_target
+
+    profile = tmp_path / "dev.yaml"
+    profile.write_text("name: dev\ncpu: {arch: x86_64, cores: 2, threads: 2}\nmemory: {ram_mb: 1024, storage_mb: 1024}\n"
+                       "targets: [cpu-int8, openvino-int8]\nbudgets: {}\n")
+    ctx = SimpleNamespace(options=SimpleNamespace(max_drop=0.01), metrics_fp32={"top1": 0.9}, quiet=True,
+                          task=SimpleNamespace(metric_name="top1"), inputs=[None])
+
+    def build(ctx, target):
+        (tmp_path / target.id).mkdir()
+        for f in target.files:
+            (tmp_path / target.id / f).write_bytes(b"x")
+        return SimpleNamespace(target=get_target(target.id), dir=tmp_path / target.id,
+                               artifact=tmp_path / target.id / target.artifact, metrics={"top1": 0.85})
+
+    with pytest.raises(AccuracyGateError) as e:
+        export_auto(ctx, str(profile), build=build, commit=None, measure=lambda *a: 1.0)
+    assert e.value.exit_code == ExitCode.ACCURACY_GATE
+    assert "no candidate for dev stays within --max-drop 0.01 (best: cpu-int8 drop 0.0500)" in e.value.message
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target", "auto"], "--target auto needs --profile P"),
+    (["--target", "cpu-int8", "--profile", "x86-64-avx512"], "--profile is only used with --target auto"),
+    (["--target", "openvino-int8", "--calib-method", "entropy"], "--calib-method entropy is not available for NNCF"),
+])
+def test_export_usage_errors(tiny_run, args, message):
+    res = invoke("export", tiny_run, *args)
+    assert res.exit_code == 2 and message in res.stderr, res.stderr
+
+
+def test_unsupported_op_is_named_with_its_layer(tmp_path):
+    import numpy as np
+    import torch
+
+    from edgetune.errors import UnsupportedOpError
+    from edgetune.export.onnx import export_onnx
+
+    class Spectrum(torch.nn.Module):
+        def forward(self, x):
+            return torch.fft.rfft(x, dim=-1).abs()
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), Spectrum(), torch.nn.Flatten())
+    with pytest.raises(UnsupportedOpError) as e:
+        export_onnx(model, np.zeros((1, 1, 8, 8), np.float32), tmp_path / "m.onnx")
+    assert e.value.message == "ONNX export (opset 18) cannot express aten::fft_rfft in layer '1'"
+    assert e.value.exit_code == ExitCode.EXPORT_VALIDATION
+
+
+def test_calibration_check_warns_on_unrepresentative_set():
+    import numpy as np
+
+    from edgetune.export.calibration import check
+
+    rng = np.random.default_rng(0)
+    dark = [rng.uniform(0, 0.2, (1, 3, 8, 8)).astype(np.float32) for _ in range(40)]
+    bright = [rng.uniform(0.6, 1, (1, 3, 8, 8)).astype(np.float32) for _ in range(16)]
+    record = {"size": 40, "per_class_min": 4}
+    warnings = check(record, 10, dark, bright)
+    assert len(warnings) == 1 and "val median input mean and std lies outside" in warnings[0]
+    assert record["representativeness"]["outside"] == ["mean", "std"]
+    assert check({"size": 40, "per_class_min": 4}, 10, dark, dark[:16]) == []
+    small = check({"size": 12, "per_class_min": 0}, 10, dark[:12], dark[:12])
+    assert len(small) == 1 and "covers some of the 10 classes with 0 sample(s)" in small[0]
