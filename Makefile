@@ -33,6 +33,7 @@ demo: $(STAMP)
 		--epochs $(DEMO_EPOCHS) --img-size $(DEMO_SIZE)
 	$(ET) export $(DEMO)/run --target cpu-fp32
 	$(ET) export $(DEMO)/run --target cpu-int8 --max-drop 0.05
+	$(ET) export $(DEMO)/run --target auto --profile x86-64-avx512 --max-drop 0.01
 	$(ET) bench $(DEMO)/run --target cpu-fp32 --profile x86-64-avx512
 	$(ET) bench $(DEMO)/run --target cpu-int8 --profile x86-64-avx512
 	$(ET) predict $(DEMO)/run/export/cpu-int8 $(DEMO)/data/val/sneaker/$$(ls $(DEMO)/data/val/sneaker | head -1)

@@ -33,9 +33,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edgetune.export.quantize_ort import COMPUTE_OPS as COMPUTE
 from edgetune.progress import log
 
 RANKING_INPUTS = 32
+OV_COMPUTE = ("Convolution", "GroupConvolution", "MatMul")
 
 
 @dataclass
@@ -118,36 +120,49 @@ class OrtSurgeon:
         self.inits = {i.name: i for i in ref.graph.initializer}
 
     def variant(self, layers: Sequence[str]) -> Any:
-        """A pruned copy with `layers` reading float tensors: each input that comes through a
+        """A pruned copy with `layers` and their input path back to the previous compute layers
+        (activations, Add, Concat, pooling…) reading float tensors: each input that comes through a
         DequantizeLinear is re-wired to the tensor the reference (pre-quantisation) node read."""
         import onnx
 
         m = onnx.ModelProto()
         m.CopyFrom(self.qdq)
+        by_name = {n.name: n for n in m.graph.node}
         producers = {out: n for n in m.graph.node for out in n.output}
         present = {i.name for i in m.graph.initializer}
-        wanted = set(layers)
-        for node in m.graph.node:
+        todo, seen = [n for n in layers if n in by_name], set(layers)
+        while todo:
+            node = by_name[todo.pop()]
             ref = self.ref_nodes.get(node.name)
-            if node.name not in wanted or ref is None:
+            if ref is None:
                 continue
             for i, name in enumerate(node.input):
                 p = producers.get(name)
-                if p is None or p.op_type != "DequantizeLinear" or i >= len(ref.input):
-                    continue
-                src = ref.input[i]
-                if src in self.inits:  # a weight/bias: its DQ output may carry the float name, so rename
-                    renamed = src + "/float"
-                    if renamed not in present:
-                        init = onnx.TensorProto()
-                        init.CopyFrom(self.inits[src])
-                        init.name = renamed
-                        m.graph.initializer.append(init)
-                        present.add(renamed)
-                    src = renamed
-                node.input[i] = src
+                if p is not None and p.op_type == "DequantizeLinear" and i < len(ref.input):
+                    node.input[i] = self._float_input(m, ref.input[i], present)
+                up = producers.get(node.input[i])  # the node computing the (now float) input
+                if up is not None and up.op_type not in (*COMPUTE, "QuantizeLinear", "DequantizeLinear") \
+                        and up.name not in seen:
+                    seen.add(up.name)
+                    todo.append(up.name)
         prune(m)
         return m
+
+    def _float_input(self, m: Any, src: str, present: set[str]) -> str:
+        """The float tensor name for a reference input; weights/biases are added as initializers
+        under a new name (the DQ output may carry the original one)."""
+        import onnx
+
+        if src not in self.inits:
+            return src
+        renamed = src + "/float"
+        if renamed not in present:
+            init = onnx.TensorProto()
+            init.CopyFrom(self.inits[src])
+            init.name = renamed
+            m.graph.initializer.append(init)
+            present.add(renamed)
+        return renamed
 
     def candidates(self) -> list[str]:
         return list(self._candidates)
@@ -177,20 +192,36 @@ class OpenVinoSurgeon:
         self.quantized, self.fp32, self.hint = quantized, fp32, precision_hint
 
     def candidates(self) -> list[str]:
+        """Compute ops with a FakeQuantize on their input path (back to the previous compute ops)."""
         return [op.get_friendly_name() for op in self.quantized.get_ordered_ops()
-                if op.get_type_name() in ("Convolution", "GroupConvolution", "MatMul")
-                and op.input_value(0).get_node().get_type_name() == "FakeQuantize"]
+                if op.get_type_name() in OV_COMPUTE and self._walk(op, bypass=False)]
+
+    @staticmethod
+    def _walk(op: Any, *, bypass: bool) -> int:
+        """FakeQuantize ops on `op`'s inputs and on the path of non-compute ops feeding it;
+        bypassed (inputs re-wired to the float tensor) when `bypass`. Returns how many."""
+        found, todo, seen = 0, [op], {op.get_friendly_name()}
+        while todo:
+            node = todo.pop()
+            for port in node.inputs():
+                src = port.get_source_output().get_node()
+                if src.get_type_name() == "FakeQuantize":
+                    found += 1
+                    if bypass:
+                        port.replace_source_output(src.input_value(0))
+                    src = src.input_value(0).get_node()
+                if src.get_type_name() not in (*OV_COMPUTE, "Parameter", "Constant") \
+                        and src.get_friendly_name() not in seen:
+                    seen.add(src.get_friendly_name())
+                    todo.append(src)
+        return found
 
     def variant(self, layers: Sequence[str]) -> Any:
         m = self.quantized.clone()
         wanted = set(layers)
-        for op in m.get_ops():
-            if op.get_friendly_name() not in wanted:
-                continue
-            for port in op.inputs():
-                fq = port.get_source_output().get_node()
-                if fq.get_type_name() == "FakeQuantize":
-                    port.replace_source_output(fq.input_value(0))
+        for op in m.get_ordered_ops():
+            if op.get_friendly_name() in wanted:
+                self._walk(op, bypass=True)
         return m
 
     def _compile(self, model: Any) -> Any:
