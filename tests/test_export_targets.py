@@ -183,3 +183,37 @@ def test_calibration_check_warns_on_unrepresentative_set():
     assert check({"size": 40, "per_class_min": 4}, 10, dark, dark[:16]) == []
     small = check({"size": 12, "per_class_min": 0}, 10, dark[:12], dark[:12])
     assert len(small) == 1 and "covers some of the 10 classes with 0 sample(s)" in small[0]
+
+
+def test_dynamic_batch_and_slim(tiny_run, tmp_path):
+    import shutil
+
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    run = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("export", "bench"))
+    static = invoke_json("export", run, "--target", "cpu-fp32")
+    dims = onnx.load(static["artifact"]).graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_value == 1  # static batch 1 by default
+    r = invoke_json("export", run, "--target", "cpu-fp32", "--dynamic-batch", "--slim")
+    graph = onnx.load(r["artifact"]).graph
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param  # symbolic batch
+    meta = json.loads((run / "export" / "cpu-fp32" / "export.json").read_text())["graph"]
+    assert meta["dynamic_batch"] and meta["slim"] and meta["nodes"] <= meta["nodes_before_slim"]
+    assert r["max_abs_diff"] < 1e-4 and r["drop"] == 0.0
+    s = ort.InferenceSession(r["artifact"], providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((3, *[d.dim_value for d in dims[1:]]), dtype=np.float32)
+    batched = s.run(None, {"input": x})[0]
+    single = np.concatenate([s.run(None, {"input": x[i: i + 1]})[0] for i in range(3)])
+    assert batched.shape[0] == 3 and np.abs(batched - single).max() < 1e-4
+
+
+@pytest.mark.parametrize("method", ["percentile", "entropy"])
+def test_json_stdout_stays_pure_when_quantisers_print(tiny_run, tmp_path, method):
+    import shutil
+
+    run = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("export", "bench"))
+    r = invoke_json("export", run, "--target", "cpu-int8", "--calib-method", method, "--calib-size", 50)
+    meta = json.loads((run / "export" / "cpu-int8" / "export.json").read_text())
+    assert meta["quantization"]["calibration_method"] == method and r["drop"] <= 0.1

@@ -26,6 +26,13 @@ def test_lite0_end_to_end(tmp_path):
     assert int8["drop"] <= 0.03 and int8["size_mb"] < fp32["size_mb"] / 3
     b = invoke_json("bench", run, "--target", "cpu-int8", "--profile", "x86-64-avx512", "--runs", 100)
     assert b["pass"] and b["metric"] == pytest.approx(int8["metric"])
+    # every target the host profile lists, real weights: each int8 within 1 pt, the fastest of those kept
+    auto = invoke_json("export", run, "--target", "auto", "--profile", "x86-64-avx512", "--max-drop", "0.01")
+    cands = {c["target"]: c for c in auto["candidates"]}
+    assert set(cands) == {"cpu-fp32", "cpu-int8", "openvino-fp32", "openvino-fp16", "openvino-int8"}
+    assert all(c["error"] is None and c["drop"] <= 0.01 for c in cands.values()), cands
+    assert abs(cands["openvino-fp32"]["drop"]) <= 1 / 500 and auto["drop"] <= 0.01
+    assert cands[auto["target"]]["p50_ms"] == min(c["p50_ms"] for c in cands.values())
 
 
 def test_lite0_linear_probe_is_fast_and_good(tmp_path):

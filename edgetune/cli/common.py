@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -15,9 +16,16 @@ from edgetune.errors import EdgetuneError, ExitCode
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (for CI).")
 
 
+_json_stdout: list[Any] = []  # the real stdout while a --json command runs with stdout sent to stderr
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, default=str), file=_json_stdout[-1] if _json_stdout else None)
+
+
 def emit(result: Any, as_json: bool, human: Callable[[Any], None] | None = None) -> None:
     if as_json:
-        click.echo(json.dumps(result, default=str))
+        _echo_json(result)
     elif human is not None:
         human(result)
     else:
@@ -33,20 +41,27 @@ def handle_errors(as_json_param: str = "as_json") -> Callable:
     """Turn EdgetuneError into `edgetune: error: <what> (hint: <fix>)` and its exit code.
 
     Under --json a gate failure still prints its result object on stdout first, so CI sees the
-    numbers and the non-zero code together.
+    numbers and the non-zero code together; anything a library prints meanwhile (ONNX Runtime's
+    calibrators, NNCF) goes to stderr, so stdout holds exactly one JSON object.
     """
 
     def deco(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            as_json = bool(kwargs.get(as_json_param))
+            quiet_stdout = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+            _json_stdout.append(sys.stdout)
             try:
-                return fn(*args, **kwargs)
+                with quiet_stdout:
+                    return fn(*args, **kwargs)
             except EdgetuneError as exc:
-                if kwargs.get(as_json_param) and exc.payload is not None:
-                    click.echo(json.dumps(exc.payload, default=str))
+                if as_json and exc.payload is not None:
+                    _echo_json(exc.payload)
                 fail(exc.one_line(), int(exc.exit_code))
             except KeyboardInterrupt:
                 fail("interrupted", int(ExitCode.INTERRUPTED))
+            finally:
+                _json_stdout.pop()
 
         return wrapper
 
