@@ -217,3 +217,38 @@ def test_json_stdout_stays_pure_when_quantisers_print(tiny_run, tmp_path, method
     r = invoke_json("export", run, "--target", "cpu-int8", "--calib-method", method, "--calib-size", 50)
     meta = json.loads((run / "export" / "cpu-int8" / "export.json").read_text())
     assert meta["quantization"]["calibration_method"] == method and r["drop"] <= 0.1
+
+
+def test_export_without_the_runs_data_is_one_clear_line(tiny_run, tmp_path):
+    import shutil
+
+    run = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("export", "bench"))
+    manifest = json.loads((run / "edgetune.json").read_text())
+    manifest["data"]["root"] = str(tmp_path / "gone")
+    (run / "edgetune.json").write_text(json.dumps(manifest))
+    res = invoke("export", run, "--target", "cpu-int8")
+    assert res.exit_code == 3
+    assert res.stderr.strip() == (
+        f"edgetune: error: export checks every artefact on the run's validation data, which is missing: data folder "
+        f"{tmp_path / 'gone'} does not exist (hint: restore the data set at {tmp_path / 'gone'} (data.root in "
+        f"edgetune.json))")
+
+
+def test_calibration_data_missing_is_typed(tiny_run, tmp_path, monkeypatch):
+    import shutil
+
+    from edgetune.errors import CalibrationError, DataError
+    from edgetune.export.pipeline import export_run
+    from edgetune.tasks.classify import ClassifyTask
+
+    run = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("export", "bench"))
+
+    def unreadable(self, manifest, **kw):
+        raise DataError("train/coat/x.png cannot be read")
+
+    monkeypatch.setattr(ClassifyTask, "calibration_inputs", unreadable)
+    with pytest.raises(CalibrationError) as e:
+        export_run(run, "openvino-int8", quiet=True)
+    assert e.value.message == "calibration data missing: train/coat/x.png cannot be read"
+    assert "export a float target (cpu-fp32, openvino-fp32, openvino-fp16)" in e.value.hint
+    assert not (run / "export" / "openvino-int8").exists()  # nothing half-made is left

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgetune.errors import AccuracyGateError, UsageError
+from edgetune.errors import AccuracyGateError, CalibrationError, DataError, UsageError
 from edgetune.export.targets import AUTO, Target, get_target
 from edgetune.fsutil import atomic_dir, sha256_file, write_json
 from edgetune.progress import log
@@ -85,8 +85,19 @@ class Context:
         if self._calib is None:
             from edgetune.export import calibration
 
-            calib, record = self.task.calibration_inputs(self.manifest, size=self.options.calib_size,
-                                                         seed=int(self.manifest["seed"]), default=DEFAULT_CALIB_SIZE)
+            try:
+                calib, record = self.task.calibration_inputs(self.manifest, size=self.options.calib_size,
+                                                             seed=int(self.manifest["seed"]),
+                                                             default=DEFAULT_CALIB_SIZE)
+            except CalibrationError:
+                raise
+            except DataError as exc:
+                if "--calib-size" in exc.message:
+                    raise
+                raise CalibrationError(f"calibration data missing: {exc.message}",
+                                       hint=f"int8 calibrates on the run's training split; restore it at "
+                                            f"{self.manifest['data'].get('root')}, or export a float target "
+                                            f"(cpu-fp32, openvino-fp32, openvino-fp16)") from None
             for line in calibration.check(record, len(self.manifest["labels"]), calib, self.inputs):
                 log("warning: " + line, quiet=self.quiet)
             self._calib = (calib, record)
@@ -130,7 +141,12 @@ def _open(run_path: str | Path, work: Path, options: Options, quiet: bool) -> Co
     run, manifest = open_run(run_path)
     task = get_task(manifest["task"])
     model = task.load_model(manifest, run.checkpoint)
-    inputs = task.export_inputs(manifest, count=VALIDATION_IMAGES)
+    try:
+        inputs = task.export_inputs(manifest, count=VALIDATION_IMAGES)
+    except DataError as exc:
+        raise DataError(f"export checks every artefact on the run's validation data, which is missing: {exc.message}",
+                        hint=f"restore the data set at {manifest['data'].get('root')} (data.root in "
+                             f"{run.manifest_path.name})") from None
     ctx = Context(run, manifest, task, model, inputs, work, options, quiet)
     ctx.fp32 = work / "fp32.onnx"
     log(f"exporting {manifest['model']} to ONNX (opset {OPSET}, input {'x'.join(map(str, inputs[0].shape))}"
