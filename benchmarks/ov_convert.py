@@ -33,7 +33,7 @@ def main() -> None:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (src, made_by, _) in MODELS.items():
+        for name, (src, _, _) in MODELS.items():
             run, manifest = open_run(src)
             task = get_task(manifest["task"])
             model = task.load_model(manifest, run.checkpoint)

