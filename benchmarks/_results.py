@@ -41,3 +41,24 @@ def cached_run(out: Path, args: list[str], start: Callable[[], dict]) -> tuple[d
     m = {**json.loads(done.read_text()), "bench_args": args, "bench_wall": wall}
     done.write_text(json.dumps(m, indent=2))
     return m, wall, False
+
+
+def interleaved_p50s(artefacts: dict, x, *, threads: tuple[int, ...] = (1, 2), rounds: int = 3,
+                     runs: int = 200) -> dict[tuple[str, int], list[float]]:
+    """Per-round p50 (ms) of every artefact at every thread count, measured in alternating rounds
+    by edgetune's pinned bench worker: a noisy moment on this shared 2-core machine hits every
+    artefact alike, so ratios within one call are what to trust."""
+    from edgetune.bench import latency_p50
+
+    samples: dict[tuple[str, int], list[float]] = {}
+    for _ in range(rounds):
+        for label, path in artefacts.items():
+            for t in threads:
+                samples.setdefault((label, t), []).append(latency_p50(path, x, t, runs))
+    return samples
+
+
+def medians(samples: dict) -> dict:
+    import numpy as np
+
+    return {k: float(np.median(v)) for k, v in samples.items()}

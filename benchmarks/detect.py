@@ -26,8 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from _results import cached_run, write_section
+from _results import cached_run, interleaved_p50s, medians, write_section
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work" / "detect"
@@ -97,17 +96,6 @@ def plain_env() -> dict:
     return env
 
 
-def latency(artifacts: dict[str, Path], x: np.ndarray, reps: int = 3) -> dict[tuple[str, int], float]:
-    from edgetune.bench import run_worker
-
-    samples: dict[tuple[str, int], list[float]] = {}
-    for _ in range(reps):  # interleaved: a noisy moment hits every artefact alike
-        for name, path in artifacts.items():
-            for threads in (1, 2):
-                samples.setdefault((name, threads), []).append(run_worker(path, x, threads, 200)["latency_ms"]["p50"])
-    return {k: float(np.median(v)) for k, v in samples.items()}
-
-
 def quantisation(run: Path, data: Path) -> tuple[list[list[str]], dict]:
     from edgetune.runtime import Session
     from edgetune.tasks import get_task
@@ -125,7 +113,7 @@ def quantisation(run: Path, data: Path) -> tuple[list[list[str]], dict]:
     u = task.evaluate(Session(ultra, threads=2), manifest)
     arts = {"edgetune cpu-fp32": Path(exp["cpu-fp32"]["artifact"]), "edgetune cpu-int8": Path(exp["cpu-int8"]["artifact"]),
             "ultralytics onnx int8": ultra}
-    lat = latency(arts, task.export_inputs(manifest, count=1)[0])
+    lat = medians(interleaved_p50s(arts, task.export_inputs(manifest, count=1)[0]))
     fp32 = exp["cpu-fp32"]["metrics"]
     rows = []
     for name, m, size in (("edgetune cpu-fp32", fp32, exp["cpu-fp32"]["size_mb"]),

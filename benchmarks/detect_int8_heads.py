@@ -17,25 +17,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from _results import write_section
+from _results import interleaved_p50s, medians, write_section
 
 from edgetune.export.detect_head import head_policies
 from edgetune.export.quantize_ort import quantize_static_int8
 from edgetune.run import open_run
 from edgetune.runtime import Session
 from edgetune.tasks import get_task
-
-
-def p50s(paths: dict[str, Path], x: np.ndarray, reps: int = 3) -> dict[str, float]:
-    """Median p50 at 1 thread over `reps` interleaved pinned runs (edgetune's bench worker)."""
-    from edgetune.bench import run_worker
-
-    samples: dict[str, list[float]] = {}
-    for _ in range(reps):
-        for name, path in paths.items():
-            samples.setdefault(name, []).append(run_worker(path, x, 1, 200)["latency_ms"]["p50"])
-    return {k: float(np.median(v)) for k, v in samples.items()}
 
 
 def main() -> None:
@@ -52,7 +40,7 @@ def main() -> None:
             out = Path(tempfile.mkdtemp()) / "int8.onnx"
             quantize_static_int8(fp32, out, calib, keep_float=keep)
             paths[name], scores[name], kept[name] = out, task.evaluate(Session(out, threads=2), manifest), str(len(keep))
-        lat = p50s(paths, x)
+        lat = {k: v for (k, _), v in medians(interleaved_p50s(paths, x, threads=(1,))).items()}
         for name in paths:
             m = scores[name]
             rows.append([run.path.name, name, kept[name], f"{m['map50_95']:.4f}", f"{m['map50']:.4f}", f"{lat[name]:.2f}"])

@@ -32,8 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from _results import write_section
+from _results import interleaved_p50s, medians, write_section
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work" / "export"
@@ -76,17 +75,6 @@ def copy_run(src: Path, made_by: str, name: str) -> Path:
         if (src / f).is_file():
             shutil.copyfile(src / f, dst / f)
     return dst
-
-
-def latency(artefacts: dict[str, Path], x: np.ndarray, rounds: int = 3) -> dict[tuple[str, int], float]:
-    from edgetune.bench import run_worker
-
-    samples: dict[tuple[str, int], list[float]] = {}
-    for _ in range(rounds):  # interleaved: a noisy moment hits every artefact alike
-        for label, path in artefacts.items():
-            for threads in (1, 2):
-                samples.setdefault((label, threads), []).append(run_worker(path, x, threads, 150)["latency_ms"]["p50"])
-    return {k: float(np.median(v)) for k, v in samples.items()}
 
 
 def peers(run: Path, task_name: str, fp32: Path) -> dict[str, tuple[Path, float]]:
@@ -177,7 +165,7 @@ def main() -> None:
 
         manifest = json.loads((run / "edgetune.json").read_text())
         x = get_task(task_name).export_inputs(manifest, count=1)[0]
-        lat = latency(arts, x)
+        lat = medians(interleaved_p50s(arts, x, runs=150))
         # tables
         fp32_metric = plain["cpu-fp32"]["metric_fp32"]
         md += [f"### {name}", "",

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _results import cached_run, write_section
+from _results import cached_run, interleaved_p50s, write_section
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work" / "kws"
@@ -108,16 +108,14 @@ def per_engine(run: Path) -> dict[str, dict[str, float]]:
 def interleaved_latency(run: Path, rounds: int = 5, threads: int = 1) -> str:
     """fp32 and int8 of one run measured alternately `rounds` times (bench's worker, 300 runs
     each); medians of the per-round p50s — K2's single measurements met a noisy neighbour."""
-    from edgetune.bench import run_worker
     from edgetune.tasks.kws import KwsTask
 
     manifest = json.loads((run / "edgetune.json").read_text())
     task = KwsTask()
     x = task.preprocess(manifest)(task.val_files(manifest, count=1)[0])
-    p50: dict[str, list[float]] = {"cpu-fp32": [], "cpu-int8": []}
-    for _ in range(rounds):
-        for t in p50:
-            p50[t].append(run_worker(run / "export" / t / "model.onnx", x, threads, 300)["latency_ms"]["p50"])
+    samples = interleaved_p50s({t: run / "export" / t / "model.onnx" for t in ("cpu-fp32", "cpu-int8")}, x,
+                               threads=(threads,), rounds=rounds, runs=300)
+    p50 = {t: v for (t, _), v in samples.items()}
     med = {t: float(np.median(v)) for t, v in p50.items()}
     return (f"K3. Interleaved latency of `{run.name}` ({rounds} alternating rounds × 300 runs, {threads} thread, "
             f"median of p50s; command: `python benchmarks/kws.py --latency-only`): cpu-fp32 {med['cpu-fp32']:.2f} ms "

@@ -15,11 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from _results import write_section
+from _results import interleaved_p50s, medians, write_section
 from export import MODELS
-
-from edgetune.bench import run_worker
 
 
 def main() -> None:
@@ -56,16 +53,14 @@ def main() -> None:
                 paths["from PyTorch"] = work / "torch.xml"
             except Exception as exc:  # record, do not hide
                 info["from PyTorch"] = (time.perf_counter() - t, f"failed: {str(exc).splitlines()[0][:120]}")
-            samples: dict[str, list[float]] = {}
-            for _ in range(3):
-                for label, p in paths.items():
-                    samples.setdefault(label, []).append(run_worker(p, inputs[0], 1, 150)["latency_ms"]["p50"])
+            p50 = {label: v for (label, _), v in medians(interleaved_p50s(paths, inputs[0], threads=(1,),
+                                                                            runs=150)).items()}
             for label in info:
                 secs, ops = info[label]
                 if label in paths:
                     diff = max(output_diffs(model, paths[label], inputs, task.output_scale(manifest)))
                     rows.append([name, label, f"{secs:.1f}", str(ops), f"{diff:.2g}",
-                                 f"{float(np.median(samples[label])):.2f}"])
+                                 f"{p50[label]:.2f}"])
                 else:
                     rows.append([name, label, f"{secs:.1f}", str(ops), "–", "–"])
     md = ["## OpenVINO conversion path (issue 5)", "",

@@ -47,6 +47,12 @@ def run_worker(artifact: Path, x: np.ndarray, threads: int, runs: int, image: Pa
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def latency_p50(artifact: Path, x: np.ndarray, threads: int, runs: int = 100) -> float:
+    """Median latency (ms) of one artefact in the pinned worker process: what export uses to
+    compare artefacts (auto's candidates, the accuracy-aware search's plain vs final)."""
+    return float(run_worker(artifact, x, threads, runs)["latency_ms"]["p50"])
+
+
 def bench_run(run_path: str | Path, target: str, profile_name: str, *, runs: int = 200,
               threads: int | None = None, data: str | None = None, quiet: bool = False) -> dict[str, Any]:
     if runs < MIN_RUNS:

@@ -9,6 +9,14 @@ import numpy as np
 
 from edgetune.errors import RunDirError
 
+# Where an OpenVINO IR carries the precision it was validated at (written by edgetune.export.openvino).
+PRECISION_KEY = ["runtime_options", "INFERENCE_PRECISION_HINT"]
+
+
+def stored_precision_hint(model) -> str | None:
+    """The INFERENCE_PRECISION_HINT stored in an openvino.Model's rt_info, if any."""
+    return model.get_rt_info(PRECISION_KEY).astype(str) if model.has_rt_info(PRECISION_KEY) else None
+
 
 class Session:
     """`run(x) -> list of outputs` for one model file, with a fixed thread count."""
@@ -50,16 +58,16 @@ class Session:
         import openvino as ov
 
         core = ov.Core()
-        model = core.read_model(str(self.path))
+        self._compile_ov(core, core.read_model(str(self.path)), threads)
+
+    def _compile_ov(self, core, model, threads: int | None) -> None:
         config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
-        key = ["runtime_options", "INFERENCE_PRECISION_HINT"]  # written by edgetune.export.openvino.save
-        if model.has_rt_info(key):
-            config["INFERENCE_PRECISION_HINT"] = model.get_rt_info(key).astype(str)
+        hint = stored_precision_hint(model)
+        if hint:
+            config["INFERENCE_PRECISION_HINT"] = hint
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        self._bind_ov(core.compile_model(model, "CPU", config))
-
-    def _bind_ov(self, compiled) -> None:
+        compiled = core.compile_model(model, "CPU", config)
         port = compiled.input(0)
         self.input_name = port.get_any_name()
         self.input_shape = tuple(port.get_partial_shape().to_shape()) if port.get_partial_shape().is_static else ()
@@ -67,11 +75,14 @@ class Session:
         self._run = lambda x: [np.asarray(v) for v in request.infer({0: x}).values()]
 
     @classmethod
-    def from_compiled(cls, compiled, path: str | Path = "<in memory>") -> Session:
-        """Wrap an already compiled OpenVINO model (NNCF's accuracy control hands one over)."""
+    def from_openvino_model(cls, model, *, threads: int | None = None) -> Session:
+        """A Session over an in-memory openvino.Model, compiled as a saved IR would be (the
+        accuracy-aware search scores variants this way before one is saved)."""
+        import openvino as ov
+
         self = cls.__new__(cls)
-        self.path, self.threads, self.runtime = Path(path), None, "openvino"
-        self._bind_ov(compiled)
+        self.path, self.threads, self.runtime = Path("<in memory>"), threads, "openvino"
+        self._compile_ov(ov.Core(), model, threads)
         return self
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:

@@ -27,7 +27,8 @@ def _ov_model(xml: str):
 
 @pytest.mark.parametrize("task", ["classify", "detect", "kws"])
 def test_openvino_targets(task, runs):
-    from edgetune.export.openvino import float_ops, stored_precision_hint
+    from edgetune.export.openvino import float_ops
+    from edgetune.runtime import stored_precision_hint
 
     run = runs[task]
     r = {t: invoke_json("export", run, "--target", t) for t in OV_TARGETS}
@@ -132,7 +133,8 @@ def test_auto_gate_when_no_candidate_meets_budget(tmp_path):
         for f in target.files:
             (tmp_path / target.id / f).write_bytes(b"x")
         return SimpleNamespace(target=get_target(target.id), dir=tmp_path / target.id,
-                               artifact=tmp_path / target.id / target.artifact, metrics={"top1": 0.85})
+                               artifact=tmp_path / target.id / target.artifact, metrics={"top1": 0.85},
+                               size_mb=1e-6)
 
     with pytest.raises(AccuracyGateError) as e:
         export_auto(ctx, str(profile), build=build, commit=None, measure=lambda *a: 1.0)

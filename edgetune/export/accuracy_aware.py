@@ -26,18 +26,18 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from edgetune.export.openvino import COMPUTE_OPS as OV_COMPUTE
 from edgetune.export.quantize_ort import COMPUTE_OPS as COMPUTE
 from edgetune.progress import log
 
 RANKING_INPUTS = 32
-OV_COMPUTE = ("Convolution", "GroupConvolution", "MatMul")
 
 
 @dataclass
@@ -51,8 +51,9 @@ class SearchResult:
     seconds: float = 0.0
 
 
-def rank_layers(candidates: Sequence[str], error_with_float: Callable[[list[str]], float]) -> list[tuple[str, float]]:
-    """Layers sorted by how much keeping each one alone in float lowers the output error."""
+def rank_layers(candidates: Iterable[str], error_with_float: Callable[[list[str]], float]) -> list[tuple[str, float]]:
+    """Layers sorted by how much keeping each one alone in float lowers the output error
+    (`error_with_float([])` is plain int8's; `candidates` is iterated once)."""
     base = error_with_float([])
     scored = [(c, base - error_with_float([c])) for c in candidates]
     return sorted(scored, key=lambda t: -t[1])
@@ -224,19 +225,18 @@ class OpenVinoSurgeon:
                 self._walk(op, bypass=True)
         return m
 
-    def _compile(self, model: Any) -> Any:
-        import openvino as ov
+    def _session(self, model: Any) -> Any:
+        from edgetune.runtime import PRECISION_KEY, Session
 
-        from edgetune.runtime import Session
-
-        config = {"INFERENCE_PRECISION_HINT": self.hint} if self.hint else {}
-        return Session.from_compiled(ov.Core().compile_model(model, "CPU", config))
+        if self.hint:
+            model.set_rt_info(self.hint, PRECISION_KEY)  # compiled exactly as the saved IR will be
+        return Session.from_openvino_model(model)
 
     def session(self, layers: Sequence[str]) -> Any:
-        return self._compile(self.variant(layers))
+        return self._session(self.variant(layers))
 
     def reference(self) -> Any:
-        return self._compile(self.fp32)
+        return self._session(self.fp32)
 
     def save(self, layers: Sequence[str], path: Path) -> None:
         from edgetune.export.openvino import save
@@ -282,9 +282,8 @@ def search(surgeon: Surgeon, ranking_inputs: Sequence[np.ndarray], metric_fp32: 
     refs = [reference.run(x) for x in ranking_inputs]
     candidates = surgeon.candidates()
     log(f"ranking {len(candidates)} quantised layers by sensitivity", quiet=quiet)
-    errors = {c: output_error(surgeon.session([] if c is None else [c]), ranking_inputs, refs, scale)
-              for c in track([None, *candidates], desc="ranking layers", quiet=quiet)}  # None: plain int8
-    ranked = rank_layers(candidates, lambda layers: errors[layers[0] if layers else None])
+    ranked = rank_layers(track(candidates, total=len(candidates), desc="ranking layers", quiet=quiet),
+                         lambda layers: output_error(surgeon.session(layers), ranking_inputs, refs, scale))
 
     def metric_of(layers: list[str]) -> float:
         m = evaluate(surgeon.session(layers))

@@ -44,19 +44,16 @@ def table(candidates: list[dict[str, Any]], chosen: str | None, metric_name: str
     return "\n".join(rows)
 
 
-def measure_p50(artifact: Any, x: Any, threads: int) -> float:
-    from edgetune.bench import run_worker
-
-    return float(run_worker(artifact, x, threads, RUNS)["latency_ms"]["p50"])
-
-
 def export_auto(ctx: Any, profile_name: str, *, build: Callable, commit: Callable,
                 measure: Callable[..., float] | None = None) -> dict[str, Any]:
     """Build and measure the candidates, commit the chosen one with the whole table in export.json."""
     from edgetune.profiles import get_profile
 
     profile = get_profile(profile_name)
-    measure = measure or measure_p50
+    if measure is None:
+        from edgetune.bench import latency_p50
+
+        measure = lambda artifact, x, threads: latency_p50(artifact, x, threads, RUNS)  # noqa: E731
     max_drop = ctx.options.max_drop if ctx.options.max_drop is not None else DEFAULT_MAX_DROP
     threads = min(profile.threads, os.cpu_count() or 1)
     names = candidate_targets(profile)
@@ -72,7 +69,7 @@ def export_auto(ctx: Any, profile_name: str, *, build: Callable, commit: Callabl
         built[name] = b
         m = float(b.metrics[ctx.task.metric_name])
         candidates.append({"target": name, "metric": m, "drop": fp32 - m, "p50_ms": float("inf"),
-                           "size_mb": sum((b.dir / f).stat().st_size for f in b.target.files) / 1e6, "error": None})
+                           "size_mb": b.size_mb, "error": None})
     for _ in range(ROUNDS):
         for c in candidates:
             if c["error"] is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -67,8 +68,6 @@ def _locate(model: torch.nn.Module, x: torch.Tensor, *, dynamo: bool) -> str | N
     finally:
         for h in hooks:
             h.remove()
-    import tempfile
-
     for name, module, args in seen:
         if len(args) != 1 or not isinstance(args[0], torch.Tensor):
             continue

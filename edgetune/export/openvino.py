@@ -2,8 +2,9 @@
 
 Conversion starts from the ONNX graph that was already checked against PyTorch, so every
 target shares one proof of correctness (and the STFT front end of KWS, which OpenVINO reads
-from ONNX with a static batch). Converting the yolo11n/lite0/KWS graphs took 0.9-1.6 s and the
-OpenVINO f32 outputs matched ORT to 1.4e-6/4.9e-4 px/3.3e-6 (benchmarks/RESULTS.md "export").
+from ONNX with a static batch). Measured against converting the PyTorch module directly
+(benchmarks/RESULTS.md "ov-convert"): as exact (max |Δ| vs PyTorch 2.9e-6 / 9.2e-6 / 6.9e-6 for
+Lite0 / yolo11n / KWS) and as fast or faster at inference (5.95 vs 7.05, 36.0 vs 39.2, 9.4 vs 12.2 ms).
 
 The runtime precision travels inside model.xml (rt_info `runtime_options`), read back by
 `edgetune.runtime.Session`: OpenVINO runs "fp32" as bf16 on CPUs that have it unless told
@@ -22,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from edgetune.errors import CalibrationError, UnsupportedOpError, UsageError
+from edgetune.runtime import PRECISION_KEY
 
-PRECISION_KEY = ["runtime_options", "INFERENCE_PRECISION_HINT"]
 PRESETS = ("performance", "mixed")
+COMPUTE_OPS = ("Convolution", "GroupConvolution", "MatMul")  # the layers int8 (or float) is about
 CALIB_METHODS = ("minmax", "percentile")  # NNCF range estimators edgetune maps to
 
 
@@ -50,10 +52,6 @@ def save(model: Any, xml: Path, *, compress_fp16: bool = False, precision_hint: 
     ov.save_model(model, str(xml), compress_to_fp16=compress_fp16)
 
 
-def stored_precision_hint(model: Any) -> str | None:
-    return model.get_rt_info(PRECISION_KEY).astype(str) if model.has_rt_info(PRECISION_KEY) else None
-
-
 def ov_names(model: Any, keep: Iterable[str], onnx_nodes: Iterable[str]) -> list[str]:
     """OpenVINO op names that come from the ONNX nodes in `keep`. The ONNX frontend keeps a node's
     name (a biased Conv becomes `NAME/WithoutBiases` + `NAME`), but decomposes some ops into new
@@ -74,8 +72,8 @@ def ov_names(model: Any, keep: Iterable[str], onnx_nodes: Iterable[str]) -> list
     return sorted(kept)
 
 
-def _advanced(calib_method: str | None):
-    import nncf
+def _range_estimator(calib_method: str | None) -> Any:
+    """NNCF advanced parameters for `--calib-method` (None: NNCF's own estimator)."""
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
@@ -85,26 +83,7 @@ def _advanced(calib_method: str | None):
         raise UsageError(f"--calib-method {calib_method} is not available for NNCF (OpenVINO int8)",
                          hint="use " + ", ".join(CALIB_METHODS) + ", or leave it out for NNCF's default")
     est = {"minmax": RangeEstimatorParametersSet.MINMAX, "percentile": RangeEstimatorParametersSet.MEAN_QUANTILE}
-    del nncf
     return AdvancedQuantizationParameters(activations_range_estimator_params=est[calib_method])
-
-
-def _common(model: Any, calib: Sequence[np.ndarray], keep_float: Sequence[str], onnx_nodes: Sequence[str],
-            preset: str, model_type: str | None, calib_method: str | None) -> tuple[dict, dict]:
-    import nncf
-
-    if not calib:
-        raise CalibrationError("no calibration inputs for int8 quantisation", hint="use --calib-size 1 or more")
-    if preset not in PRESETS:
-        raise UsageError(f"unknown NNCF preset {preset!r}", hint="use " + ", ".join(PRESETS))
-    ignored = ov_names(model, keep_float, onnx_nodes)
-    kwargs = {"preset": nncf.QuantizationPreset(preset), "subset_size": len(calib),
-              "model_type": nncf.ModelType.TRANSFORMER if model_type == "transformer" else None,
-              "ignored_scope": nncf.IgnoredScope(names=ignored, validate=False)}
-    record = {"quantizer": f"nncf.quantize ({nncf.__version__})", "preset": preset, "model_type": model_type or "cnn",
-              "calibration_method": calib_method or "nncf default", "kept_float": list(keep_float),
-              "ignored_ov_ops": len(ignored)}
-    return kwargs, record
 
 
 @contextlib.contextmanager
@@ -127,11 +106,22 @@ def quantize_int8(model: Any, calib: Sequence[np.ndarray], *, keep_float: Sequen
                   onnx_nodes: Sequence[str] = (), preset: str = "mixed", model_type: str | None = None,
                   calib_method: str | None = None) -> tuple[Any, dict]:
     """NNCF post-training int8 of an OpenVINO model, with `keep_float` ONNX nodes left float."""
-    import nncf
-
+    if not calib:
+        raise CalibrationError("no calibration inputs for int8 quantisation", hint="use --calib-size 1 or more")
+    if preset not in PRESETS:
+        raise UsageError(f"unknown NNCF preset {preset!r}", hint="use " + ", ".join(PRESETS))
     with _nncf_on_stderr():
-        kwargs, record = _common(model, calib, keep_float, onnx_nodes, preset, model_type, calib_method)
-        q = nncf.quantize(model, nncf.Dataset(list(calib)), advanced_parameters=_advanced(calib_method), **kwargs)
+        import nncf
+
+        ignored = ov_names(model, keep_float, onnx_nodes)
+        q = nncf.quantize(model, nncf.Dataset(list(calib)), preset=nncf.QuantizationPreset(preset),
+                          subset_size=len(calib),
+                          model_type=nncf.ModelType.TRANSFORMER if model_type == "transformer" else None,
+                          ignored_scope=nncf.IgnoredScope(names=ignored, validate=False),
+                          advanced_parameters=_range_estimator(calib_method))
+    record = {"quantizer": f"nncf.quantize ({nncf.__version__})", "preset": preset, "model_type": model_type or "cnn",
+              "calibration_method": calib_method or "nncf default", "kept_float": list(keep_float),
+              "ignored_ov_ops": len(ignored)}
     return q, record
 
 
@@ -139,5 +129,4 @@ def float_ops(quantized: Any) -> list[str]:
     """Convolution/MatMul ops of a quantised model whose input is not fed through a FakeQuantize:
     the layers that run in float (what export.json lists)."""
     return [op.get_friendly_name() for op in quantized.get_ordered_ops()
-            if op.get_type_name() in ("Convolution", "GroupConvolution", "MatMul")
-            and op.input_value(0).get_node().get_type_name() != "FakeQuantize"]
+            if op.get_type_name() in COMPUTE_OPS and op.input_value(0).get_node().get_type_name() != "FakeQuantize"]

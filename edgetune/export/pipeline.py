@@ -26,8 +26,8 @@ from edgetune.tasks import get_task
 
 VALIDATION_IMAGES = 16
 DEFAULT_CALIB_SIZE = 200
-# Measured defaults per quantiser (benchmarks/RESULTS.md "export"): ORT MinMax held Lite0, yolo11n
-# and KWS within their goals where Percentile/Entropy did not help; NNCF's own range estimators.
+# Measured defaults per quantiser (benchmarks/RESULTS.md "export", "Calibration choices"): ORT MinMax
+# was best or tied on Lite0, yolo11n and KWS; NNCF's own range estimator beat MinMax/Percentile on two.
 DEFAULT_CALIB_METHOD = {"ort-static": "minmax", "nncf": None}
 
 
@@ -89,11 +89,9 @@ class Context:
                 calib, record = self.task.calibration_inputs(self.manifest, size=self.options.calib_size,
                                                              seed=int(self.manifest["seed"]),
                                                              default=DEFAULT_CALIB_SIZE)
-            except CalibrationError:
+            except CalibrationError:  # e.g. --calib-size larger than the split: already specific
                 raise
             except DataError as exc:
-                if "--calib-size" in exc.message:
-                    raise
                 raise CalibrationError(f"calibration data missing: {exc.message}",
                                        hint=f"int8 calibrates on the run's training split; restore it at "
                                             f"{self.manifest['data'].get('root')}, or export a float target "
@@ -191,6 +189,10 @@ class Built:
     def artifact(self) -> Path:
         return self.dir / self.target.artifact
 
+    @property
+    def size_mb(self) -> float:
+        return sum((self.dir / f).stat().st_size for f in self.target.files) / 1e6
+
 
 def build_target(ctx: Context, target: Target) -> Built:
     """Make, validate and evaluate one target's artefact under ctx.work/<target>/."""
@@ -200,19 +202,22 @@ def build_target(ctx: Context, target: Target) -> Built:
     out = ctx.work / target.id
     out.mkdir()
     meta: dict[str, Any] = {"target": target.id, "runtime": target.runtime, "precision": target.precision}
-    if target.runtime == "onnxruntime":
-        _build_ort(ctx, target, out / target.artifact, meta)
-    else:
-        _build_openvino(ctx, target, out / target.artifact, meta)
     artifact = out / target.artifact
+    if target.runtime == "onnxruntime" and target.quantizer is None:  # the validated fp32 graph itself
+        shutil.copyfile(ctx.fp32, artifact)
+        meta["max_abs_diff"] = ctx.base["validation"]["max_abs_diff_fp32"]
+        return Built(target, out, {**meta, "build_seconds": round(time.perf_counter() - t0, 2)}, ctx.metrics_fp32)
+    build = _build_ort if target.runtime == "onnxruntime" else _build_openvino
+    metrics = build(ctx, target, artifact, meta)
     what = "ONNX" if target.runtime == "onnxruntime" else "OpenVINO"
     if target.atol is not None:  # a float target must compute what PyTorch computes
         meta["max_abs_diff"] = validate(ctx.model, artifact, ctx.inputs, atol=target.atol, scale=ctx.scale,
                                         names=[ctx.task.output_name], what=what)
     else:  # quantised/fp16: judged by the task metric, the difference recorded
         meta["max_abs_diff"] = max_abs_diff(ctx.model, artifact, ctx.inputs, ctx.scale)
-    log(f"{target.id}: evaluating on the val split", quiet=ctx.quiet)
-    metrics = meta.pop("_metrics", None) or ctx.evaluate(artifact)
+    if metrics is None:
+        log(f"{target.id}: evaluating on the val split", quiet=ctx.quiet)
+        metrics = ctx.evaluate(artifact)
     meta["build_seconds"] = round(time.perf_counter() - t0, 2)
     return Built(target, out, meta, metrics)
 
@@ -221,10 +226,8 @@ def _calib_method(ctx: Context, target: Target) -> str | None:
     return ctx.options.calib_method or DEFAULT_CALIB_METHOD[target.quantizer]
 
 
-def _build_ort(ctx: Context, target: Target, path: Path, meta: dict[str, Any]) -> None:
-    if target.quantizer is None:
-        shutil.copyfile(ctx.fp32, path)
-        return
+def _build_ort(ctx: Context, target: Target, path: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """ONNX Runtime static int8; returns the artefact's val metrics when they were measured."""
     from edgetune.export.accuracy_aware import OrtSurgeon
     from edgetune.export.quantize_ort import OrtStaticQuantizer
 
@@ -240,11 +243,12 @@ def _build_ort(ctx: Context, target: Target, path: Path, meta: dict[str, Any]) -
     meta["quantization"] = quantizer.quantize(path)
     meta["quantization"]["task_kept_float"] = keep_record
     meta["calibration"] = record
-    _accuracy_aware(ctx, target, path, meta,
-                    lambda: OrtSurgeon(path, quantizer.prepped, quantizer.candidates(), qdir))
+    return _accuracy_aware(ctx, target, path, meta,
+                           lambda: OrtSurgeon(path, quantizer.prepped, quantizer.candidates(), qdir))
 
 
-def _build_openvino(ctx: Context, target: Target, xml: Path, meta: dict[str, Any]) -> None:
+def _build_openvino(ctx: Context, target: Target, xml: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """OpenVINO IR from the validated ONNX (fp32/fp16, or NNCF int8); metrics when measured."""
     from edgetune.export import openvino as ovx
 
     model = ovx.convert(ctx.fp32)
@@ -253,7 +257,7 @@ def _build_openvino(ctx: Context, target: Target, xml: Path, meta: dict[str, Any
                                                                                "the CPU has it, else f32)"}
     if target.quantizer != "nncf":
         ovx.save(model, xml, compress_fp16=target.compress_fp16, precision_hint=target.precision_hint)
-        return
+        return None
     from edgetune.export.accuracy_aware import OpenVinoSurgeon
 
     calib, record = ctx.calibration()
@@ -266,8 +270,8 @@ def _build_openvino(ctx: Context, target: Target, xml: Path, meta: dict[str, Any
     meta["quantization"]["task_kept_float"] = keep_record
     meta["calibration"] = record
     ovx.save(quantized, xml, precision_hint=target.precision_hint)
-    _accuracy_aware(ctx, target, xml, meta,
-                    lambda: OpenVinoSurgeon(quantized, ovx.convert(ctx.fp32), target.precision_hint))
+    return _accuracy_aware(ctx, target, xml, meta,
+                           lambda: OpenVinoSurgeon(quantized, ovx.convert(ctx.fp32), target.precision_hint))
 
 
 def _fp32_metric(ctx: Context) -> float:
@@ -275,16 +279,16 @@ def _fp32_metric(ctx: Context) -> float:
 
 
 def _accuracy_aware(ctx: Context, target: Target, path: Path, meta: dict[str, Any],
-                    surgeon: Callable[[], Any]) -> None:
+                    surgeon: Callable[[], Any]) -> dict[str, Any] | None:
     """Evaluate plain int8; when it misses --max-drop, return the fewest layers to float
-    (edgetune.export.accuracy_aware) and record what that costs in latency."""
+    (edgetune.export.accuracy_aware) and record what that costs in latency. Returns the plain
+    artefact's metrics when it is kept as is (None after a search: the new artefact is evaluated)."""
     from edgetune.export.accuracy_aware import RANKING_INPUTS, search
 
     metrics = ctx.evaluate(path)
     drop = _fp32_metric(ctx) - float(metrics[ctx.task.metric_name])
     if ctx.options.max_drop is None or drop <= ctx.options.max_drop + 1e-12 or not ctx.options.search:
-        meta["_metrics"] = metrics
-        return
+        return metrics
     log(f"{target.id}: plain int8 drops {drop:.4f} > --max-drop {ctx.options.max_drop}: searching for the fewest "
         f"layers to keep in float", quiet=ctx.quiet)
     plain = ctx.work / f"{target.id}-plain"
@@ -298,14 +302,14 @@ def _accuracy_aware(ctx: Context, target: Target, path: Path, meta: dict[str, An
     s.save(result.float_layers, path)
     meta["quantization"]["float_layers_after_search"] = result.float_layers
     meta["accuracy_aware"] = _search_record(result, plain / target.artifact, path, ctx)
+    return None
 
 
 def _search_record(result: Any, plain: Path, final: Path, ctx: Context) -> dict[str, Any]:
     """What the accuracy-aware search found and what it costs in latency (1 thread, this host)."""
-    from edgetune.bench import run_worker
+    from edgetune.bench import latency_p50
 
-    lat = {name: run_worker(p, ctx.inputs[0], 1, 100)["latency_ms"]["p50"] for name, p in
-           (("plain", plain), ("restored", final))}
+    lat = {name: latency_p50(p, ctx.inputs[0], 1) for name, p in (("plain", plain), ("restored", final))}
     return {"met": result.met, "float_layers": result.float_layers, "metric": result.metric,
             "drop": result.drop, "trials": result.trials, "ranking": result.ranking, "seconds": result.seconds,
             "latency_p50_ms_1thread": {k: round(v, 3) for k, v in lat.items()}}
@@ -337,7 +341,7 @@ def commit(ctx: Context, built: Built, extra: dict[str, Any] | None = None) -> d
             "metric_fp32": m_fp32[key], "metric": built.metrics[key], "drop": drop,
             "eval_images": built.metrics["n"], "metrics_fp32": scalars(m_fp32), "metrics": scalars(built.metrics),
             "max_drop": max_drop, "pass": max_drop is None or drop <= max_drop + 1e-12,
-            "size_mb": sum((built.dir / f).stat().st_size for f in target.files) / 1e6,
+            "size_mb": built.size_mb,
             "size_mb_fp32": ctx.fp32.stat().st_size / 1e6,
             "artifact": str((final / target.artifact).resolve())}
     meta["seconds"] = round(meta.pop("build_seconds", 0) + ctx.base["onnx_seconds"], 2)

@@ -9,8 +9,8 @@ float. Why each, measured on fine-tuned EfficientNet-Lite0 (benchmarks/RESULTS.m
   in float; 7-bit weights (reduce_range) gave 0.796, U8U8 0.830 but 8x slower than fp32;
 - Percentile/Entropy calibration did not help here (0.756/0.762) but stay selectable.
 
-Calibration runs once per quantiser: its ranges are cached (ORT's `calibration_cache_path`), so
-the accuracy-aware search re-quantises with other layers in float in about a second each.
+Returning further layers to float after calibration is graph surgery on the int8 model
+(edgetune.export.accuracy_aware), not a re-quantisation.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def first_compute_nodes(model_path: Path, skip: Sequence[str] = ()) -> list[str]
 
 
 class OrtStaticQuantizer:
-    """Pre-processes the fp32 graph and calibrates once; `quantize(out, extra_float)` then writes
-    an int8 QDQ model with any further layers left in float."""
+    """Pre-processes the fp32 graph (ORT's shape inference and fusions); `quantize(out)` calibrates
+    and writes the int8 QDQ model. `prepped` is the float graph the int8 one was made from."""
 
     def __init__(self, fp32: Path, calib: Sequence[np.ndarray], workdir: Path, *, per_channel: bool = True,
                  method: str = "minmax", keep_first_float: bool = True, keep_float: Sequence[str] = ()) -> None:
@@ -73,7 +73,6 @@ class OrtStaticQuantizer:
                              hint="use " + ", ".join(METHODS))
         self.calib, self.per_channel, self.method = list(calib), per_channel, method
         self.prepped = Path(workdir) / "prepped.onnx"
-        self.cache = Path(workdir) / "calibration.json"
         quant_pre_process(str(fp32), str(self.prepped), skip_symbolic_shape=True)
         self.input_name = onnx.load(str(self.prepped), load_external_data=False).graph.input[0].name
         first = first_compute_nodes(self.prepped, skip=keep_float) if keep_first_float else []
@@ -83,7 +82,7 @@ class OrtStaticQuantizer:
         """Compute layers still quantised by default: what the accuracy-aware search may return to float."""
         return compute_nodes(self.prepped, skip=self.kept)
 
-    def quantize(self, out: Path, extra_float: Sequence[str] = ()) -> dict:
+    def quantize(self, out: Path) -> dict:
         from onnxruntime.quantization import (
             CalibrationDataReader,
             CalibrationMethod,
@@ -100,15 +99,13 @@ class OrtStaticQuantizer:
             extra["CalibNumBins"] = 2048  # ORT 1.32 defaults to 128 bins = MinMax (ENVIRONMENT.md)
         if self.method == "percentile":
             extra["CalibPercentile"] = 99.999
-        kept = self.kept + [n for n in extra_float if n not in self.kept]
-        reader = None if self.cache.is_file() else reader_cls(self.input_name, self.calib)
-        quantize_static(str(self.prepped), str(out), reader, quant_format=QuantFormat.QDQ,
-                        per_channel=self.per_channel, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=cm, nodes_to_exclude=kept,
-                        extra_options=extra, calibration_cache_path=str(self.cache))
+        quantize_static(str(self.prepped), str(out), reader_cls(self.input_name, self.calib),
+                        quant_format=QuantFormat.QDQ, per_channel=self.per_channel, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=cm, nodes_to_exclude=self.kept,
+                        extra_options=extra)
         return {"quantizer": "onnxruntime.quantize_static", "format": "QDQ", "per_channel": self.per_channel,
                 "activations": "uint8 asymmetric", "weights": "int8 symmetric", "calibration_method": self.method,
-                "kept_float": kept}
+                "kept_float": list(self.kept)}
 
 
 def quantize_static_int8(fp32: Path, out: Path, calib: Sequence[np.ndarray], *, per_channel: bool = True,

@@ -81,12 +81,12 @@ def get_task(name: str) -> Task:
 def calibration_size(size: int | None, n_train: int, default: int) -> int:
     """`None` → `default` images, or the whole split when smaller; more than the split is an error
     (the user asked for something the data cannot give)."""
-    from edgetune.errors import DataError
+    from edgetune.errors import CalibrationError
 
     if size is None:
         return min(default, n_train)
     if size > n_train:
-        raise DataError(f"--calib-size {size} is larger than the training split ({n_train} images)",
+        raise CalibrationError(f"--calib-size {size} is larger than the training split ({n_train} images)",
                         hint=f"use --calib-size {n_train} or fewer")
     return size
 
