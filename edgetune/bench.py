@@ -20,11 +20,13 @@ import numpy as np
 
 from edgetune.errors import BudgetGateError, EdgetuneError, RunDirError, UsageError
 from edgetune.fsutil import write_json
+from edgetune.estimate import estimate_latency
+from edgetune.export.targets import TARGETS
 from edgetune.profiles import DeviceProfile, check_budgets, get_profile
 from edgetune.progress import log
 from edgetune.run import EXPORT_META, RunDir, read_json_file
 from edgetune.runtime import Session
-from edgetune.tasks import get_task
+from edgetune.tasks import CURVES, get_task
 
 MIN_RUNS = 100
 
@@ -53,15 +55,37 @@ def latency_p50(artifact: Path, x: np.ndarray, threads: int, runs: int = 100) ->
     return float(run_worker(artifact, x, threads, runs)["latency_ms"]["p50"])
 
 
-def bench_run(run_path: str | Path, target: str, profile_name: str, *, runs: int = 200,
-              threads: int | None = None, data: str | None = None, quiet: bool = False) -> dict[str, Any]:
-    if runs < MIN_RUNS:
-        raise UsageError(f"--runs must be ≥ {MIN_RUNS} for stable percentiles, got {runs}")
-    profile = get_profile(profile_name)
-    run = RunDir(Path(run_path))
+def locate(path: str | Path, target: str | None) -> tuple[Path, dict[str, Any], RunDir | None]:
+    """The export folder, its export.json and its run (None when only the export folder was
+    copied, as on a device). PATH is a run directory (with --target) or an export folder."""
+    path = Path(path)
+    if (path / EXPORT_META).is_file():
+        meta = read_json_file(path / EXPORT_META, what="export metadata")
+        if target and target != meta["target"]:
+            raise UsageError(f"--target {target} does not match the export folder {path} (it holds {meta['target']})",
+                             hint="drop --target when passing an export folder")
+        parent = path.resolve().parent
+        run = RunDir(parent.parent) if parent.name == "export" and RunDir(parent.parent).manifest_path.is_file() else None
+        return path, meta, run
+    if not target:
+        raise UsageError(f"{path} is not an export folder (no {EXPORT_META}), so --target is needed",
+                         hint="pass RUN --target T, or the export folder RUN/export/T itself")
+    run = RunDir(path)
     export_dir = run.export_dir(target)
     meta = read_json_file(export_dir / EXPORT_META, what="export metadata",
                           hint=f"run `edgetune export {run.path} --target {target}` first")
+    return export_dir, meta, run
+
+
+def bench_run(run_path: str | Path, target: str | None, profile_name: str, *, runs: int = 200,
+              threads: int | None = None, data: str | None = None, estimate: bool = True,
+              quiet: bool = False) -> dict[str, Any]:
+    """Measure one artefact here against a profile; write its bench JSON (and the run's reports)."""
+    if runs < MIN_RUNS:
+        raise UsageError(f"--runs must be ≥ {MIN_RUNS} for stable percentiles, got {runs}")
+    profile = get_profile(profile_name)
+    export_dir, meta, run = locate(run_path, target)
+    target = meta["target"]
     manifest = _manifest_for_bench(run, meta)
     task = get_task(meta["task"])
     artifact = export_dir / Path(meta["artifact"]).name
@@ -69,20 +93,20 @@ def bench_run(run_path: str | Path, target: str, profile_name: str, *, runs: int
     example, image = _example_input(task, manifest, artifact, data)
     log(f"bench {target} on profile {profile.name}: {threads} thread(s), {runs} runs", quiet=quiet)
     lat = run_worker(artifact, example, threads, runs, image)
-    metric_source = "measured"
     session = Session(artifact, threads=threads)
-    extra: dict[str, Any] = {}
-    try:
-        metric = task.evaluate(session, manifest, data=data)[task.metric_name]
-        extra = task.bench_extra(session, manifest, meta, data=data)
-    except (RunDirError, EdgetuneError) as exc:
-        if data is not None:
-            raise
-        metric, metric_source = meta["metric"], f"export.json (val data not found here: {exc.message})"
-    size_mb = artifact.stat().st_size / 1e6
+    evaluation, metric_source, extra = _evaluate(task, session, manifest, meta, data)
+    metric = evaluation[task.metric_name]
+    size_mb = sum(f.stat().st_size for f in export_dir.iterdir() if f.suffix in (".onnx", ".xml", ".bin")) / 1e6
     measured = {"latency_p50_ms": lat["latency_ms"]["p50"], "latency_p99_ms": lat["latency_ms"]["p99"],
                 "size_mb": size_mb, "peak_rss_mb": lat["peak_rss_mb"], "min_metric": metric}
     violations = check_budgets(profile, meta["task"], measured)
+    spec = TARGETS.get(target)
+    est = None
+    if estimate and profile.references:
+        log(f"estimating {profile.name} latency from its published reference", quiet=quiet)
+        est = estimate_latency(profile, spec.runtime, spec.precision, lat["latency_ms"]["p50"], threads)
+        if est["available"]:
+            est["violations"] = check_budgets(profile, meta["task"], {"latency_p50_ms": est["latency_p50_ms"]})
     result = {
         "profile": profile.name, "target": target, "task": meta["task"], "model": meta["model"],
         "latency_ms": {k: round(v, 4) for k, v in lat["latency_ms"].items()},
@@ -91,15 +115,17 @@ def bench_run(run_path: str | Path, target: str, profile_name: str, *, runs: int
         "metric_name": task.metric_name, "metric": metric, "metric_source": metric_source,
         "size_mb": round(size_mb, 4), "peak_rss_mb": round(lat["peak_rss_mb"], 1),
         "budgets": profile.budgets_for(meta["task"]), "pass": not violations, "violations": violations,
-        "measured_on": _host_description(),
+        "estimate": est, "measured_on": _host_description(),
         "note": _note(profile), "runs": lat["runs"], "warmup_runs": lat["warmup_runs"],
-        "pinned_cores": lat["pinned_cores"], "runtime": lat["runtime"], **extra,
+        "pinned_cores": lat["pinned_cores"], "runtime": lat["runtime"],
+        "curves": {k: evaluation[k] for k in CURVES if k in evaluation}, **extra,
     }
-    write_json(run.bench_path(profile.name, target), result)
-    if run.manifest_path.is_file():
+    out = run.bench_path(profile.name, target) if run else export_dir / "bench" / f"{profile.name}.json"
+    write_json(out, result)
+    if run is not None and run.manifest_path.is_file():
         from edgetune.report import write_report
 
-        write_report(run.path)  # RUN/report.md: every export x bench so far, in Markdown
+        write_report(run.path)  # RUN/report.md + report.html: every export x bench so far
     if violations:
         raise BudgetGateError(f"{target} on {profile.name} misses budget(s): " + "; ".join(violations),
                               hint="pick a faster/smaller target (cpu-int8), a smaller --img-size, or a smaller model",
@@ -107,9 +133,23 @@ def bench_run(run_path: str | Path, target: str, profile_name: str, *, runs: int
     return result
 
 
-def _manifest_for_bench(run: RunDir, meta: dict[str, Any]) -> dict[str, Any]:
+def _evaluate(task: Any, session: Session, manifest: dict[str, Any], meta: dict[str, Any],
+              data: str | None) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """The artefact's metric on held-out data here (and its curves); on a device without the
+    val data, the metric export measured, said so."""
+    try:
+        evaluation = task.evaluate(session, manifest, data=data)
+        return evaluation, "measured", task.bench_extra(session, manifest, meta, data=data)
+    except (RunDirError, EdgetuneError) as exc:
+        if data is not None:
+            raise
+        return ({task.metric_name: meta["metric"], **meta.get("curves", {})},
+                f"export.json (val data not found here: {exc.message})", {})
+
+
+def _manifest_for_bench(run: RunDir | None, meta: dict[str, Any]) -> dict[str, Any]:
     """On a device only the export folder may exist: fall back to what export.json carries."""
-    if run.manifest_path.is_file():
+    if run is not None and run.manifest_path.is_file():
         return run.read_manifest()
     return {"task": meta["task"], "labels": meta["labels"], "preprocessing": meta["preprocessing"],
             "data": {"root": "", "layout": "train/val"}, "seed": 0}

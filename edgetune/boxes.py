@@ -10,6 +10,7 @@ ultralytics' own functions on the same predictions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -99,21 +100,27 @@ def match_predictions(pred_cls: np.ndarray, true_cls: np.ndarray, iou: np.ndarra
     return correct
 
 
-def _ap(recall: np.ndarray, precision: np.ndarray) -> float:
+RECALL_GRID = np.linspace(0, 1, 101)
+
+
+def _envelope(recall: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """Interpolated precision on RECALL_GRID (the monotone envelope AP integrates)."""
     # Precision falls to 0 right after the last recall reached (ultralytics ≥ 8.4), so the curve
     # is not interpolated towards recall 1.0 that was never achieved.
     mrec = np.concatenate(([0.0], recall, [recall[-1] if len(recall) else 1.0], [1.0]))
     mpre = np.flip(np.maximum.accumulate(np.flip(np.concatenate(([1.0], precision, [0.0], [0.0])))))
-    x = np.linspace(0, 1, 101)
-    return float(_trapezoid(np.interp(x, mrec, mpre), x))
+    return np.interp(RECALL_GRID, mrec, mpre)
 
 
-def ap_per_class(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, target_cls: np.ndarray) -> np.ndarray:
-    """AP (n_classes_present, 10), one row per class present in the labels, as ultralytics computes it."""
+def ap_per_class(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray,
+                 target_cls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AP (n_classes_present, 10), one row per class present in the labels, as ultralytics computes
+    it, and each class's interpolated precision on RECALL_GRID at IoU 0.5 (the PR curve)."""
     order = np.argsort(-conf, kind="stable")
     tp, pred_cls = tp[order], pred_cls[order]
     classes, counts = np.unique(target_cls, return_counts=True)
     ap = np.zeros((len(classes), tp.shape[1]))
+    curves = np.zeros((len(classes), len(RECALL_GRID)))
     for ci, c in enumerate(classes):
         sel = pred_cls == c
         if not sel.any():
@@ -123,8 +130,11 @@ def ap_per_class(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, target_
         recall = tpc / (counts[ci] + 1e-16)
         precision = tpc / (tpc + fpc)
         for k in range(tp.shape[1]):
-            ap[ci, k] = _ap(recall[:, k], precision[:, k])
-    return ap
+            env = _envelope(recall[:, k], precision[:, k])
+            ap[ci, k] = float(_trapezoid(env, RECALL_GRID))
+            if k == 0:
+                curves[ci] = env
+    return ap, curves
 
 
 class DetectionScorer:
@@ -151,10 +161,14 @@ class DetectionScorer:
         self._conf.append(det[:, 4])
         self._pcls.append(det[:, 5].astype(np.int64))
 
-    def result(self) -> dict[str, float]:
+    def result(self) -> dict[str, Any]:
+        """mAP50-95, mAP50, the label count and the class-mean PR curve at IoU 0.5."""
         target = np.concatenate(self._tcls) if self._tcls else np.zeros(0, np.int64)
         if not self._tp or not len(target):
-            return {"map50_95": 0.0, "map50": 0.0, "labels": int(len(target))}
-        ap = ap_per_class(np.concatenate(self._tp).astype(np.float64), np.concatenate(self._conf),
-                             np.concatenate(self._pcls), target)
-        return {"map50_95": float(ap.mean()), "map50": float(ap[:, 0].mean()), "labels": int(len(target))}
+            return {"map50_95": 0.0, "map50": 0.0, "labels": int(len(target)),
+                    "pr_curve": {"recall": RECALL_GRID.tolist(), "precision": [0.0] * len(RECALL_GRID)}}
+        ap, curves = ap_per_class(np.concatenate(self._tp).astype(np.float64), np.concatenate(self._conf),
+                                  np.concatenate(self._pcls), target)
+        return {"map50_95": float(ap.mean()), "map50": float(ap[:, 0].mean()), "labels": int(len(target)),
+                "pr_curve": {"recall": RECALL_GRID.round(2).tolist(),
+                             "precision": curves.mean(0).round(4).tolist()}}

@@ -1,59 +1,198 @@
-"""Run summary: one table of every export and bench of a run, as text and report.md."""
+"""Run report: every export × bench of a run as `report.md` and a self-contained `report.html`.
+
+The HTML carries its figures inline (base64 PNG) and no script, so it can be mailed or attached
+to a CI job and opened anywhere. Figures: latency vs accuracy with the Pareto front (and the
+device estimates), size and memory, the confusion matrix (classify, kws) or the PR curves
+(detect). Provenance closes both: weights sha256, data hash, calibration hashes, seed, versions.
+"""
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 from pathlib import Path
 from typing import Any
 
-from edgetune.fsutil import write_text
+from edgetune import plots
+from edgetune.fsutil import write_bytes, write_text
 from edgetune.run import RunDir
+
+FIGURES = ("pareto", "size_memory", "confusion", "pr_curves")
 
 
 def collect(run_path: str | Path) -> dict[str, Any]:
+    """Everything the report shows, from the run's manifest, export.json files and bench JSON."""
     run = RunDir(Path(run_path))
     manifest = run.read_manifest()
-    benches = {}
+    benches: dict[tuple[str, str], dict[str, Any]] = {}
     for path in sorted((run.path / "bench").glob("*/*.json")):
         benches[(path.parent.name, path.stem)] = json.loads(path.read_text())
+    exports = run.exports()
     rows = []
-    for target, meta in run.exports().items():
+    for target, meta in exports.items():
         base = {"target": target, "metric": meta["metric"], "drop": meta["drop"], "size_mb": meta["size_mb"],
                 "max_abs_diff": meta["max_abs_diff"], "export_pass": meta["pass"]}
         profiles = [(p, b) for (p, t), b in benches.items() if t == target] or [(None, None)]
         for profile, b in profiles:
+            est = (b or {}).get("estimate") or {}
             rows.append({**base, "profile": profile,
+                         "metric": b["metric"] if b else meta["metric"],
                          "p50_ms": b["latency_ms"]["p50"] if b else None,
                          "p99_ms": b["latency_ms"]["p99"] if b else None,
+                         "throughput_per_s": b["throughput_per_s"] if b else None,
                          "peak_rss_mb": b["peak_rss_mb"] if b else None,
                          "bench_pass": b["pass"] if b else None,
+                         "violations": b["violations"] if b else [],
+                         "estimate_ms": est.get("latency_p50_ms") if est.get("available") else None,
                          "fa_per_hour": b["stream"]["at_threshold"]["fa_per_hour"]
-                         if b and isinstance(b.get("stream"), dict) else None})
+                         if b and isinstance(b.get("stream"), dict) else None,
+                         "curves": (b or {}).get("curves") or meta.get("curves") or {}})
     return {"run": str(run.path), "model": manifest["model"], "task": manifest["task"],
-            "metric_name": manifest["metric_name"], "best": manifest.get("best"), "rows": rows}
+            "metric_name": manifest["metric_name"], "best": manifest.get("best"),
+            "labels": manifest.get("labels", []), "rows": rows,
+            "provenance": _provenance(manifest, exports)}
+
+
+def _provenance(manifest: dict[str, Any], exports: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    w = manifest.get("weights") or {}
+    return {
+        "weights": {"sha256": w.get("sha256"), "source": w.get("source"),
+                    "online": ((manifest.get("card") or {}).get("weights") or {}).get("online_ref")},
+        "data": {"root": manifest["data"].get("root"), "hash": manifest["data"].get("hash")},
+        "seed": manifest.get("seed"), "versions": manifest.get("versions", {}),
+        "exports": {t: {"sha256": m.get("sha256"), "calibration_hash": (m.get("calibration") or {}).get("hash"),
+                        "calibration_size": (m.get("calibration") or {}).get("size"),
+                        "float_layers": len((m.get("accuracy_aware") or {}).get("float_layers") or []),
+                        "versions": {k: v for k, v in (m.get("versions") or {}).items()
+                                     if k in ("onnxruntime", "openvino", "nncf", "onnx")}}
+                    for t, m in exports.items()},
+    }
+
+
+def recommended(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The fastest benched row that passes its export gate and every budget; else None."""
+    ok = [r for r in summary["rows"] if r["p50_ms"] is not None and r["export_pass"] and r["bench_pass"]]
+    return min(ok, key=lambda r: r["p50_ms"]) if ok else None
+
+
+def figures(summary: dict[str, Any]) -> dict[str, bytes]:
+    """The report's PNGs by name (empty without matplotlib: the light install)."""
+    if not plots.available():
+        return {}
+    rows, m = summary["rows"], summary["metric_name"]
+    out: dict[str, bytes] = {}
+    benched = [r for r in rows if r["p50_ms"] is not None]
+    if benched:
+        out["pareto"] = plots.pareto(benched, m)
+    per_target: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        cur = per_target.setdefault(r["target"], dict(r))
+        if (r["peak_rss_mb"] or 0) > (cur["peak_rss_mb"] or 0):
+            cur["peak_rss_mb"] = r["peak_rss_mb"]
+    if per_target:
+        out["size_memory"] = plots.size_memory(list(per_target.values()))
+    pick = recommended(summary) or max(rows, key=lambda r: r["metric"], default=None)
+    if pick and "confusion" in pick["curves"]:
+        out["confusion"] = plots.confusion(pick["curves"]["confusion"], summary["labels"],
+                                           f"{pick['target']}: confusion on the val split (rows sum to 1)")
+    prs = {t: r["curves"]["pr_curve"] for t, r in per_target.items() if "pr_curve" in r["curves"]}
+    if prs:
+        out["pr_curves"] = plots.pr_curves(prs, m)
+    return out
 
 
 def _fmt(v: Any, spec: str) -> str:
     return "–" if v is None else format(v, spec)
 
 
-def markdown(summary: dict[str, Any]) -> str:
+def _table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     m = summary["metric_name"]
-    lines = [f"# edgetune report: {summary['run']}", "",
-             f"{summary['model']} ({summary['task']}); best val {m} "
-             f"{_fmt((summary['best'] or {}).get(m), '.4f')}", "",
-             f"| target | {m} | drop vs fp32 | size MB | profile | p50 ms | p99 ms | peak RSS MB | FA/h | pass |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    head = ["target", m, "drop vs fp32", "size MB", "profile", "p50 ms (here)", "p99 ms", "device p50 ESTIMATE ms",
+            "peak RSS MB", "FA/h", "pass"]
+    body = []
     for r in summary["rows"]:
         ok = r["export_pass"] and (r["bench_pass"] is not False)
-        lines.append(f"| {r['target']} | {r['metric']:.4f} | {r['drop']:+.4f} | {r['size_mb']:.2f} | "
-                     f"{r['profile'] or '–'} | {_fmt(r['p50_ms'], '.2f')} | {_fmt(r['p99_ms'], '.2f')} | "
-                     f"{_fmt(r['peak_rss_mb'], '.0f')} | {_fmt(r['fa_per_hour'], '.1f')} | {'yes' if ok else 'NO'} |")
+        verdict = "yes" if ok else "NO" + (f" ({'; '.join(r['violations'])})" if r["violations"] else "")
+        body.append([r["target"], f"{r['metric']:.4f}", f"{r['drop']:+.4f}", f"{r['size_mb']:.2f}", r["profile"] or "–",
+                     _fmt(r["p50_ms"], ".2f"), _fmt(r["p99_ms"], ".2f"), _fmt(r["estimate_ms"], ".1f"),
+                     _fmt(r["peak_rss_mb"], ".0f"), _fmt(r["fa_per_hour"], ".1f"), verdict])
+    return head, body
+
+
+def _headline(summary: dict[str, Any]) -> str:
+    m = summary["metric_name"]
+    best = _fmt((summary["best"] or {}).get(m), ".4f")
+    rec = recommended(summary)
+    pick = (f"fastest artefact within every gate: **{rec['target']}** on {rec['profile']} "
+            f"({rec['p50_ms']:.2f} ms p50 here, {m} {rec['metric']:.4f})" if rec else
+            "no benched artefact passes every gate yet")
+    return f"{summary['model']} ({summary['task']}); best val {m} {best}. {pick}."
+
+
+def _provenance_lines(p: dict[str, Any]) -> list[str]:
+    lines = [f"weights sha256 {p['weights']['sha256']} (source: {p['weights']['source']}, "
+             f"online: {p['weights']['online']})",
+             f"data {p['data']['root']} hash {p['data']['hash']}", f"seed {p['seed']}",
+             "versions: " + ", ".join(f"{k} {v}" for k, v in p["versions"].items())]
+    for t, e in p["exports"].items():
+        cal = f"calibration {e['calibration_size']} inputs, hash {e['calibration_hash']}" if e["calibration_hash"] else \
+            "no calibration (float)"
+        lines.append(f"{t}: artefact sha256 {e['sha256']}; {cal}; {e['float_layers']} layer(s) kept in float by "
+                     f"the accuracy-aware search")
+    return lines
+
+
+def markdown(summary: dict[str, Any], pngs: dict[str, str] | None = None) -> str:
+    head, body = _table(summary)
+    lines = [f"# edgetune report: {summary['run']}", "", _headline(summary), "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    lines += ["", "Latency is measured on this host with each profile's threads; the ESTIMATE column scales it "
+                  "to the device by a published reference latency (see the bench JSON's `estimate`)."]
+    for name, file in (pngs or {}).items():
+        lines += ["", f"![{name}]({file})"]
+    lines += ["", "## Provenance", ""] + [f"- {line}" for line in _provenance_lines(summary["provenance"])]
     return "\n".join(lines) + "\n"
 
 
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f0f0f0}td:first-child,td:nth-child(5){text-align:left}.no{color:#b00;font-weight:bold}
+figure{display:inline-block;margin:1em}img{max-width:520px}li{font-size:13px;font-family:monospace}"""
+
+
+def to_html(summary: dict[str, Any], figs: dict[str, bytes]) -> str:
+    """One self-contained page: inline CSS, inline PNGs, no scripts, every string escaped."""
+    e = html.escape
+    head, body = _table(summary)
+    rows = "".join("<tr>" + "".join(f"<td class='no'>{e(c)}</td>" if i == len(row) - 1 and c.startswith("NO")
+                                    else f"<td>{e(c)}</td>" for i, c in enumerate(row)) + "</tr>" for row in body)
+    fig_html = "".join(f"<figure><img alt='{e(n)}' src='data:image/png;base64,{base64.b64encode(b).decode()}'>"
+                       f"<figcaption>{e(n.replace('_', ' '))}</figcaption></figure>" for n, b in figs.items())
+    if not figs:
+        fig_html = "<p>No figures: matplotlib is not installed here (light install).</p>"
+    prov = "".join(f"<li>{e(line)}</li>" for line in _provenance_lines(summary["provenance"]))
+    headline = e(_headline(summary)).replace("**", "")
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>edgetune report: "
+            f"{e(summary['run'])}</title><style>{_CSS}</style></head><body>"
+            f"<h1>edgetune report</h1><p>{e(summary['run'])}</p><p>{headline}</p>"
+            f"<table><tr>{''.join(f'<th>{e(h)}</th>' for h in head)}</tr>{rows}</table>"
+            f"<p>Latency is measured on this host with each profile's threads; ESTIMATE scales it to the device "
+            f"by a published reference latency.</p>{fig_html}<h2>Provenance</h2><ul>{prov}</ul></body></html>\n")
+
+
 def write_report(run_path: str | Path) -> tuple[dict[str, Any], Path]:
-    summary = collect(run_path)
-    out = Path(run_path) / "report.md"
-    write_text(out, markdown(summary))
+    """Write RUN/report.md, RUN/report.html and RUN/report-<figure>.png; return the summary and
+    the Markdown path."""
+    run = Path(run_path)
+    summary = collect(run)
+    figs = figures(summary)
+    pngs = {}
+    for name, data in figs.items():
+        write_bytes(run / f"report-{name}.png", data)
+        pngs[name] = f"report-{name}.png"
+    out = run / "report.md"
+    write_text(out, markdown(summary, pngs))
+    write_text(run / "report.html", to_html(summary, figs))
     return summary, out

@@ -11,20 +11,26 @@ from edgetune.cli.common import emit, handle_errors, json_option
 
 @click.command()
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--target", required=True, help="An exported target of RUN.")
+@click.option("--target", default=None, help="An exported target of RUN (not needed when RUN is an export folder).")
 @click.option("--profile", "profile", required=True, help="Device profile name (`edgetune profiles`) or YAML path.")
 @click.option("--runs", default=200, show_default=True, type=int, help="Timed runs after warm-up (≥100).")
 @click.option("--threads", type=int, default=None, help="Override the profile's thread count.")
 @click.option("--data", type=str, default=None, help="Val data folder, when not at the run's recorded path.")
+@click.option("--estimate/--no-estimate", default=True, show_default=True,
+              help="Also estimate the profile's device latency from its published reference latencies.")
 @click.option("--quiet", is_flag=True)
 @json_option
 @handle_errors()
-def bench(run: Path, target: str, profile: str, runs: int, threads: int | None, data: str | None, quiet: bool,
-          as_json: bool) -> None:
-    """Latency p50/p90/p99, peak RSS, size and metric of an artefact; pass/fail vs the profile."""
+def bench(run: Path, target: str | None, profile: str, runs: int, threads: int | None, data: str | None,
+          estimate: bool, quiet: bool, as_json: bool) -> None:
+    """Latency p50/p90/p99, peak RSS, size and metric of an artefact here; pass/fail vs the profile.
+
+    RUN is a run directory (with --target) or an export folder (RUN/export/T, or a copy of it on
+    the device: only the light install is needed there)."""
     from edgetune.bench import bench_run
 
-    result = bench_run(run, target, profile, runs=runs, threads=threads, data=data, quiet=quiet or as_json)
+    result = bench_run(run, target, profile, runs=runs, threads=threads, data=data, estimate=estimate,
+                       quiet=quiet or as_json)
     emit(result, as_json, _human)
 
 
@@ -48,4 +54,15 @@ def _human(r: dict) -> None:
                                                  f"false accepts/hour" if r90 else "not reached at any threshold"))
     elif stream:
         click.echo(f"  {stream}")
+    est = r.get("estimate")
+    if est and est["available"]:
+        ref = est["reference"]
+        click.echo(f"  {r['profile']} ESTIMATE (not measured there): p50 ≈ {est['latency_p50_ms']:.1f} ms — here × "
+                   f"{est['scale']:.2f}, the ratio of {ref['model']}@{ref['imgsz']} {ref['runtime']} published on the "
+                   f"device ({ref['latency_ms']:g} ms) to here ({est['host_reference_p50_ms']:.1f} ms)"
+                   + (f"; would miss {', '.join(est['violations'])}" if est["violations"] else ""))
+        for c in est["caveats"]:
+            click.echo(f"    caveat: {c}")
+    elif est:
+        click.echo(f"  no device estimate: {est['reason']}")
     click.echo(f"  {r['note']}")

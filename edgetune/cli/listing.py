@@ -60,11 +60,15 @@ def profiles(ctx: click.Context, as_json: bool) -> None:
     rows = []
     for n in PROFILES.names():
         p = PROFILES.get(n)
-        rows.append({"name": p.name, "arch": p.arch, "cores": p.cores, "threads": p.threads, "ram_mb": p.ram_mb,
-                     "targets": list(p.targets), "budgets": p.budgets, "description": p.description})
+        rows.append({"name": p.name, "cpu": p.cpu_model, "arch": p.arch, "cores": p.cores, "threads": p.threads,
+                     "isa": list(p.isa), "ram_mb": p.ram_mb, "storage_mb": p.storage_mb, "targets": list(p.targets),
+                     "budgets": p.budgets, "accelerators": list(p.accelerators),
+                     "references": [r.as_dict() for r in p.references], "sources": p.sources,
+                     "description": p.description})
     emit(rows, as_json, lambda rs: click.echo(table(
-        [[r["name"], r["arch"], r["cores"], r["threads"], r["ram_mb"], ",".join(r["targets"])] for r in rs],
-        ["profile", "arch", "cores", "threads", "RAM MB", "preferred targets"])))
+        [[r["name"], r["arch"], f"{r['threads']}/{r['cores']}", r["ram_mb"], ",".join(r["targets"]),
+          len(r["references"])] for r in rs],
+        ["profile", "arch", "threads/cores", "RAM MB", "preferred targets", "refs"])))
 
 
 @profiles.command("check")
@@ -72,9 +76,11 @@ def profiles(ctx: click.Context, as_json: bool) -> None:
 @json_option
 @handle_errors()
 def profiles_check(path: str, as_json: bool) -> None:
-    """Validate a profile YAML; one line per problem, exit 3 when invalid."""
+    """Validate a profile YAML: the first problem as one line naming the field, exit 3."""
+    from pathlib import Path
+
     from edgetune.profiles import load_profile
 
-    p = load_profile(__import__("pathlib").Path(path))
-    emit({"profile": p.name, "valid": True, "file": path}, as_json,
-         lambda r: click.echo(f"{path}: profile {r['profile']} is valid"))
+    p = load_profile(Path(path))
+    emit({"profile": p.name, "valid": True, "file": path, "references": len(p.references)}, as_json,
+         lambda r: click.echo(f"{path}: profile {r['profile']} is valid ({r['references']} reference latencies)"))

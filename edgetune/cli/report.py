@@ -14,8 +14,11 @@ from edgetune.cli.common import emit, handle_errors, json_option
 @json_option
 @handle_errors()
 def report(run: Path, as_json: bool) -> None:
-    """Print the table of RUN's exports and benches and write RUN/report.md."""
-    from edgetune.report import markdown, write_report
+    """Print the table of RUN's exports and benches; write RUN/report.md and a self-contained
+    RUN/report.html (Pareto plot, size and memory, confusion matrix or PR curves, provenance)."""
+    from edgetune.report import write_report
 
     summary, path = write_report(run)
-    emit({**summary, "report": str(path)}, as_json, lambda s: click.echo(markdown(s) + f"\n(written to {path})"))
+    html = path.with_suffix(".html")
+    emit({**summary, "report": str(path), "html": str(html)}, as_json,
+         lambda s: click.echo(path.read_text() + f"\n(written to {path} and {html})"))

@@ -22,7 +22,7 @@ from edgetune.fsutil import atomic_dir, sha256_file, write_json
 from edgetune.progress import log
 from edgetune.run import EXPORT_META, RunDir, open_run, versions
 from edgetune.runtime import Session
-from edgetune.tasks import get_task
+from edgetune.tasks import CURVES, get_task
 
 VALIDATION_IMAGES = 16
 DEFAULT_CALIB_SIZE = 200
@@ -341,7 +341,7 @@ def commit(ctx: Context, built: Built, extra: dict[str, Any] | None = None) -> d
             "metric_fp32": m_fp32[key], "metric": built.metrics[key], "drop": drop,
             "eval_images": built.metrics["n"], "metrics_fp32": scalars(m_fp32), "metrics": scalars(built.metrics),
             "max_drop": max_drop, "pass": max_drop is None or drop <= max_drop + 1e-12,
-            "size_mb": built.size_mb,
+            "size_mb": built.size_mb, "curves": {k: built.metrics[k] for k in CURVES if k in built.metrics},
             "size_mb_fp32": ctx.fp32.stat().st_size / 1e6,
             "artifact": str((final / target.artifact).resolve())}
     meta["seconds"] = round(meta.pop("build_seconds", 0) + ctx.base["onnx_seconds"], 2)

@@ -10,6 +10,10 @@ import numpy as np
 
 from edgetune.registry import Registry
 
+# Non-scalar results of `Task.evaluate` that reports plot; export.json and bench JSON keep them.
+# confusion: [true][predicted] counts (classify, kws); pr_curve: {"recall", "precision"} (detect).
+CURVES = ("confusion", "pr_curve")
+
 
 class Task(Protocol):
     name: str

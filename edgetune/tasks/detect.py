@@ -117,7 +117,8 @@ class DetectTask:
             det, (w, h) = self._detect(session, pre, s.image, EVAL_NMS)
             scorer.add(det, s.boxes[:, 0], _gt_xyxy(s, w, h))
         r = scorer.result()
-        return {self.metric_name: r["map50_95"], "map50": r["map50"], "n": scorer.images, "labels": r["labels"]}
+        return {self.metric_name: r["map50_95"], "map50": r["map50"], "n": scorer.images, "labels": r["labels"],
+                "pr_curve": r["pr_curve"]}
 
     def predict(self, session: Any, meta: dict[str, Any], source: Path | bytes) -> dict[str, Any]:
         """Boxes above the card's confidence, after NMS, in image pixels."""
