@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from edgetune.errors import BudgetGateError, EdgetuneError, RunDirError, UsageError
-from edgetune.fsutil import write_json
 from edgetune.estimate import estimate_latency
 from edgetune.export.targets import TARGETS
+from edgetune.fsutil import write_json
 from edgetune.profiles import DeviceProfile, check_budgets, get_profile
 from edgetune.progress import log
 from edgetune.run import EXPORT_META, RunDir, read_json_file

@@ -10,8 +10,9 @@ device (`python benchmarks/estimate.py`, RESULTS.md "estimate") — and quoted i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -8,7 +8,7 @@ line (`edgetune profiles check FILE`), so a hand-written profile fails before a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
