@@ -29,13 +29,23 @@ def invoke_json(*args: str) -> dict:
     return json.loads(res.stdout)
 
 
-def invoke_fresh(*args: str, forbid: str = "torch") -> dict:
+_BLOCK = ("import sys, importlib.abc\n"
+          "class _Block(importlib.abc.MetaPathFinder):\n"
+          "    def find_spec(self, name, path=None, target=None):\n"
+          "        if name.split('.')[0] in {names!r}:\n"
+          "            raise ModuleNotFoundError(f'No module named {{name!r}}', name=name)\n"
+          "sys.meta_path.insert(0, _Block())\n")
+
+
+def invoke_fresh(*args: str, forbid: str = "torch", block: tuple[str, ...] = ()) -> dict:
     """Run the CLI with --json in a fresh interpreter and prove it never imported `forbid`
-    (the light install on a device has no torch)."""
+    (the light install on a device has no torch). `block` makes those packages unimportable,
+    as on a device where they are not installed."""
     import subprocess
     import sys
 
-    code = ("import sys, json; from edgetune.cli.main import cli; from click.testing import CliRunner;"
+    code = (_BLOCK.format(names=set(block)) if block else "") + (
+            "import sys, json; from edgetune.cli.main import cli; from click.testing import CliRunner;"
             f"r = CliRunner().invoke(cli, {[str(a) for a in args] + ['--json']!r});"
             "print(r.stdout); assert r.exit_code == 0, r.stderr;"
             f"assert {forbid!r} not in sys.modules, '{forbid} was imported'")
