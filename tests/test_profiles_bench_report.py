@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import invoke, invoke_fresh, invoke_json
 
-from edgetune.profiles import PROFILES, ReferenceLatency, get_profile
+from edgetune.profiles import PROFILES, get_profile
 
 DEVICES = ("raspberry-pi-4", "raspberry-pi-5", "jetson-orin-nano", "intel-nuc-core-i5", "intel-core-ultra-7-155h",
            "rockchip-rk3588", "nxp-imx8m-plus", "x86-64-avx512")
