@@ -137,6 +137,9 @@ def _evaluate(task: Any, session: Session, manifest: dict[str, Any], meta: dict[
               data: str | None) -> tuple[dict[str, Any], str, dict[str, Any]]:
     """The artefact's metric on held-out data here (and its curves); on a device without the
     val data, the metric export measured, said so."""
+    if data is None and not manifest["data"].get("root"):  # a bare export folder, as on a device
+        return ({task.metric_name: meta["metric"], **meta.get("curves", {})},
+                "export.json (no val data here: pass --data VALDIR to measure the metric on this machine)", {})
     try:
         evaluation = task.evaluate(session, manifest, data=data)
         return evaluation, "measured", task.bench_extra(session, manifest, meta, data=data)

@@ -28,6 +28,15 @@ REFERENCE_MODELS: dict[str, str] = {
 _FORMATS = {"onnxruntime": "onnx", "openvino": "openvino"}
 
 
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
+
+
 def reference_dir(model: str, imgsz: int, runtime: str) -> Path:
     return cache_dir() / "reference" / f"{model}-{imgsz}-{runtime}"
 
@@ -38,14 +47,15 @@ def reference_artifact(model: str, imgsz: int, runtime: str) -> Path:
     name = "model.onnx" if runtime == "onnxruntime" else "model.xml"
     if (out / name).is_file():
         return out / name
-    try:
-        from edgetune.train import ultralytics_env
+    missing = next((m for m in ("torch", "ultralytics", "matplotlib") if not _importable(m)), None)
+    if missing:
+        raise AssetError(f"building the reference model {model} needs the train extra ({missing} is not installed)",
+                         hint="pip install 'edgetune[train]' on the host, or bench on the device itself")
+    from edgetune.train import ultralytics_env
 
-        ultralytics_env.prepare(quiet=True)
-        from ultralytics import YOLO
-    except ImportError as exc:
-        raise AssetError(f"building the reference model {model} needs the train extra ({exc.name} is missing)",
-                         hint="pip install 'edgetune[train]' on the host, or bench on the device itself") from None
+    ultralytics_env.prepare(quiet=True)
+    from ultralytics import YOLO
+
     with tempfile.TemporaryDirectory(prefix="edgetune-ref-") as tmp, atomic_dir(out) as dest:
         cwd = os.getcwd()
         os.chdir(tmp)  # ultralytics writes a YAML-built model's export into the working directory
