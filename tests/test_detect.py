@@ -214,6 +214,11 @@ def test_bench_reports_end_to_end_latency(det_run):
     assert r["task"] == "detect" and r["metric_name"] == "map50_95"
     assert r["latency_e2e_ms"]["p50"] > 0 and r["latency_ms"]["p50"] > 0
     assert r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["p99"]
+    # The bench keeps the artefact's PR curve, and the run's report draws it (no confusion matrix).
+    pr = r["curves"]["pr_curve"]
+    assert len(pr["recall"]) == len(pr["precision"]) == 101 and pr["recall"][0] == 0 and pr["recall"][-1] == 1
+    html = Path(invoke_json("report", out)["html"]).read_text()
+    assert "alt='pr_curves'" in html and "alt='confusion'" not in html and "alt='pareto'" in html
 
 
 def test_refuses_to_overwrite_a_run(det_run, det_data):
