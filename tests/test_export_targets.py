@@ -74,15 +74,23 @@ def test_targets_lists_every_target_with_its_needs():
     assert all(r["needs"] and r["runtime"] in ("onnxruntime", "openvino") for r in rows)
 
 
+def _dev_profile(tmp_path: Path, threads: int, targets: str) -> Path:
+    """A minimal valid profile (the schema wants a source for every section)."""
+    profile = tmp_path / "dev.yaml"
+    src = "test fixture"
+    profile.write_text(f"name: dev\ncpu: {{arch: x86_64, model: test cpu, cores: 2, threads: {threads}, isa: [avx2]}}\n"
+                       f"memory: {{ram_mb: 1024, storage_mb: 1024}}\ntargets: [{targets}]\nbudgets: {{}}\n"
+                       f"sources: {{cpu: {src}, memory: {src}, targets: {src}, budgets: {src}}}\n")
+    return profile
+
+
 def test_auto_picks_fastest_within_budget_on_stubbed_timings(tiny_run, tmp_path):
     import shutil
 
     from edgetune.export.pipeline import Options, export_run
 
     run = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("export", "bench"))
-    profile = tmp_path / "dev.yaml"
-    profile.write_text("name: dev\ncpu: {arch: x86_64, cores: 2, threads: 1}\nmemory: {ram_mb: 1024, storage_mb: 1024}\n"
-                       "targets: [cpu-fp32, cpu-int8, openvino-fp32, openvino-int8]\nbudgets: {}\n")
+    profile = _dev_profile(tmp_path, 1, "cpu-fp32, cpu-int8, openvino-fp32, openvino-int8")
     stub = {"cpu-fp32": 5.0, "cpu-int8": 3.0, "openvino-fp32": 4.0, "openvino-int8": 2.0}
     seen = []
 
@@ -122,9 +130,7 @@ def test_auto_gate_when_no_candidate_meets_budget(tmp_path):
     from edgetune.export.auto import export_auto
     from edgetune.export.targets import get_target
 
-    profile = tmp_path / "dev.yaml"
-    profile.write_text("name: dev\ncpu: {arch: x86_64, cores: 2, threads: 2}\nmemory: {ram_mb: 1024, storage_mb: 1024}\n"
-                       "targets: [cpu-int8, openvino-int8]\nbudgets: {}\n")
+    profile = _dev_profile(tmp_path, 2, "cpu-int8, openvino-int8")
     ctx = SimpleNamespace(options=SimpleNamespace(max_drop=0.01), metrics_fp32={"top1": 0.9}, quiet=True,
                           task=SimpleNamespace(metric_name="top1"), inputs=[None])
 
