@@ -54,17 +54,24 @@ def collect(run_path: str | Path) -> dict[str, Any]:
             "provenance": _provenance(manifest, exports)}
 
 
+def _dig(d: Any, *keys: str) -> Any:
+    """d[k1][k2]… or None where a level is missing or not a mapping (provenance is best effort:
+    an old or hand-edited export.json must not stop the report)."""
+    for k in keys:
+        d = d.get(k) if isinstance(d, dict) else None
+    return d
+
+
 def _provenance(manifest: dict[str, Any], exports: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    w = manifest.get("weights") or {}
     return {
-        "weights": {"sha256": w.get("sha256"), "source": w.get("source"),
-                    "online": ((manifest.get("card") or {}).get("weights") or {}).get("online_ref")},
-        "data": {"root": manifest["data"].get("root"), "hash": manifest["data"].get("hash")},
-        "seed": manifest.get("seed"), "versions": manifest.get("versions", {}),
-        "exports": {t: {"sha256": m.get("sha256"), "calibration_hash": (m.get("calibration") or {}).get("hash"),
-                        "calibration_size": (m.get("calibration") or {}).get("size"),
-                        "float_layers": len((m.get("accuracy_aware") or {}).get("float_layers") or []),
-                        "versions": {k: v for k, v in (m.get("versions") or {}).items()
+        "weights": {"sha256": _dig(manifest, "weights", "sha256"), "source": _dig(manifest, "weights", "source"),
+                    "online": _dig(manifest, "card", "weights", "online_ref")},
+        "data": {"root": _dig(manifest, "data", "root"), "hash": _dig(manifest, "data", "hash")},
+        "seed": manifest.get("seed"), "versions": manifest.get("versions") or {},
+        "exports": {t: {"sha256": m.get("sha256"), "calibration_hash": _dig(m, "calibration", "hash"),
+                        "calibration_size": _dig(m, "calibration", "size"),
+                        "float_layers": len(_dig(m, "accuracy_aware", "float_layers") or []),
+                        "versions": {k: v for k, v in (_dig(m, "versions") or {}).items()
                                      if k in ("onnxruntime", "openvino", "nncf", "onnx")}}
                     for t, m in exports.items()},
     }

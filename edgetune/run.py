@@ -65,8 +65,10 @@ class RunDir:
         return self.path / "bench" / profile / f"{target}.json"
 
     def read_manifest(self) -> dict[str, Any]:
-        return read_json_file(self.manifest_path, what="run manifest",
+        data = read_json_file(self.manifest_path, what="run manifest",
                               hint=f"is {self.path} a run directory made by `edgetune finetune`?")
+        check_manifest(data, self.manifest_path)
+        return data
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         manifest = {"schema": SCHEMA_VERSION, **manifest}
@@ -95,6 +97,36 @@ def open_run(path: str | Path, *, task: str | None = None) -> tuple[RunDir, dict
         raise RunDirError(f"run {run.path} has no checkpoint.pt",
                           hint="finish the fine-tune (or `edgetune finetune --resume`) first")
     return run, manifest
+
+
+def check_manifest(data: dict[str, Any], path: Path) -> None:
+    """The fields every command relies on, with their types: a hand-edited or corrupted manifest
+    fails here in one line naming the field, not later as a KeyError (found by fuzzing)."""
+    from edgetune.yamlio import FieldReader
+
+    hint = "the manifest is written by `edgetune finetune`; restore it or re-run the fine-tune"
+    r = FieldReader(data, str(path), RunDirError)
+    try:
+        from edgetune.tasks import TASKS
+
+        r.get("task", str, check=lambda t: t in TASKS.names(), expect="one of " + ", ".join(TASKS.names()))
+        r.get("model", str)
+        metric = r.get("metric_name", str)
+        labels = r.get("labels", list)
+        if not all(isinstance(x, str) for x in labels):
+            raise RunDirError(f"{path}: field 'labels' must be a list of strings")
+        r.get("preprocessing", dict)
+        r.sub("data").get("root", str)
+        r.get("seed", int, 0)
+        for key in ("best", "versions", "weights", "card", "config"):
+            r.get(key, dict, None)
+        r.sub("best", None).get(metric, (int, float), None)
+        r.sub("data").get("hash", str, None)
+        r.sub("weights", None).get("sha256", str, None)
+        r.sub("weights", None).get("source", str, None)
+        r.get("status", str, "done")
+    except RunDirError as exc:
+        raise RunDirError(exc.message, hint=hint) from None
 
 
 def read_json_file(path: Path, *, what: str, hint: str | None = None) -> dict[str, Any]:

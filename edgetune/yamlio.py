@@ -16,6 +16,8 @@ def load_yaml_mapping(path: Path, error: type[EdgetuneError], what: str) -> dict
         text = Path(path).read_text()
     except OSError as exc:
         raise error(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise error(f"{what} {path} is not UTF-8 text", hint="save it as a UTF-8 YAML file") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -117,7 +117,12 @@ def _images(entry: str | Sequence[str], root: Path, where: Path, split: str) -> 
 def parse_label_file(path: Path, nc: int) -> np.ndarray:
     """Rows → (n, 5) float32 [class, cx, cy, w, h]; raises DataError naming file:line."""
     rows = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not a text label file (not UTF-8)",
+                        hint="each row is `class cx cy w h`; remove stray binary files from labels/") from None
+    for i, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
@@ -127,6 +132,9 @@ def parse_label_file(path: Path, nc: int) -> np.ndarray:
         except ValueError:
             raise DataError(f"{where}: not a number in {line.strip()!r}",
                             hint="each row is `class cx cy w h` (numbers, normalised to [0, 1])") from None
+        if not np.isfinite(values).all():
+            raise DataError(f"{where}: not a finite number in {line.strip()!r}",
+                            hint="each row is `class cx cy w h` (numbers, normalised to [0, 1])")
         cls = values[0]
         if cls != int(cls) or cls < 0:
             raise DataError(f"{where}: class id {parts[0]} is not a non-negative integer")
@@ -180,6 +188,8 @@ def load_yolo_dataset(yaml_path: Path) -> YoloDataset:
                         hint="--data takes an ultralytics data.yaml (path/train/val/names)")
     try:
         spec = yaml.safe_load(yaml_path.read_text())
+    except UnicodeDecodeError:
+        raise DataError(f"{yaml_path} is not UTF-8 text", hint="save it as a UTF-8 YAML file") from None
     except yaml.YAMLError as exc:
         raise DataError(f"{yaml_path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(spec, dict):
