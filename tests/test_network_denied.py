@@ -1,0 +1,98 @@
+"""No network at run time, proven on the whole fast path of every task: data → finetune →
+export → bench → predict → report, in a child process that (a) runs in a network namespace with
+no interfaces (`unshare -n`, where the kernel lets us) and (b) records every attempt to open a
+connection or resolve a name through a Python audit hook. The test needs zero attempts, so a
+telemetry ping, font download or hub call that slips in later fails it even where unshare is
+unavailable."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HOOK = r'''
+import json, sys
+attempts = []
+def hook(event, args):
+    if event in ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "urllib.Request",
+                 "http.client.connect"):
+        attempts.append(f"{event} {args[1] if event == 'socket.connect' else args[0]!r}")
+sys.addaudithook(hook)
+'''
+
+CHILD = HOOK + r'''
+from click.testing import CliRunner
+from edgetune.cli.main import cli
+work = sys.argv[1]
+steps = [
+    ["data", "fashion-mnist", "--out", f"{work}/fm", "--per-class", "20", "--val-per-class", "10"],
+    ["finetune", "--model", "test_tinynet", "--data", f"{work}/fm", "--out", f"{work}/cls", "--epochs", "2"],
+    ["data", "objects-on-photos", "--out", f"{work}/det-data", "--train", "8", "--val", "4", "--long-side", "96"],
+    ["finetune", "--model", "test_yolo_tiny", "--data", f"{work}/det-data/data.yaml", "--out", f"{work}/det",
+     "--epochs", "1", "--batch", "4", "--img-size", "64"],
+    ["data", "kws-synth", "--out", f"{work}/kws-data", "--words", "yes,no", "--engines", "espeak-ng",
+     "--per-word", "12", "--val-per-word", "4", "--stream-minutes", "0.2"],
+    ["finetune", "--model", "dscnn_s", "--data", f"{work}/kws-data", "--out", f"{work}/kws", "--epochs", "2"],
+]
+predict_input = {"cls": None, "det": f"{work}/det-data/images/val", "kws": f"{work}/kws-data/stream/stream.wav"}
+for run in ("cls", "det", "kws"):
+    steps += [["export", f"{work}/{run}", "--target", "cpu-int8", "--calib-size", "8"],
+              ["export", f"{work}/{run}", "--target", "openvino-fp32"],
+              ["bench", f"{work}/{run}/export/cpu-int8", "--profile", "raspberry-pi-5", "--runs", "100"],
+              ["report", f"{work}/{run}"]]
+done = []
+for args in steps:
+    r = CliRunner().invoke(cli, args + ["--json"] if args[0] != "data" else args)
+    if r.exit_code != 0:
+        print(json.dumps({"failed": args, "stderr": r.stderr[-1500:], "attempts": attempts}))
+        sys.exit(1)
+    done.append(args[0])
+import glob
+for run, pattern in (("cls", f"{work}/fm/val/*/*.png"), ("det", f"{work}/det-data/images/val/*.jpg"),
+                     ("kws", f"{work}/kws-data/stream/stream.wav")):
+    src = sorted(glob.glob(pattern))[0]
+    extra = ["--stream"] if run == "kws" else []
+    r = CliRunner().invoke(cli, ["predict", f"{work}/{run}/export/cpu-int8", src, *extra, "--json"])
+    if r.exit_code != 0:
+        print(json.dumps({"failed": ["predict", run], "stderr": r.stderr[-1500:], "attempts": attempts}))
+        sys.exit(1)
+    done.append("predict")
+print(json.dumps({"steps": done, "attempts": attempts}))
+'''
+
+
+def _unshare_works() -> bool:
+    return shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "-n", "true"], capture_output=True).returncode == 0
+
+
+def test_whole_fast_path_of_every_task_with_the_network_denied(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGETUNE_CACHE", str(tmp_path / "cache"))  # nothing pre-fetched to lean on
+    cmd = [sys.executable, "-c", CHILD, str(tmp_path / "w")]
+    namespaced = _unshare_works()
+    if namespaced:
+        cmd = ["unshare", "-n", *cmd]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    out = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
+    assert proc.returncode == 0, (out or proc.stderr[-2000:])
+    assert out["attempts"] == [], out["attempts"]
+    assert out["steps"].count("finetune") == 3 and out["steps"].count("predict") == 3
+    assert out["steps"].count("export") == 6 and out["steps"].count("bench") == 3
+    print(f"network namespace: {namespaced}; connection attempts: {len(out['attempts'])}")
+    assert Path(tmp_path / "w" / "kws" / "report.html").is_file()
+
+
+def test_the_audit_hook_sees_a_connection_attempt():
+    """The guard above is only as good as its hook: a deliberate connect must be recorded."""
+    code = HOOK + (
+        "import socket\n"
+        "try:\n    socket.create_connection(('192.0.2.1', 80), timeout=0.2)\nexcept OSError:\n    pass\n"
+        "print(json.dumps(attempts))\n")
+    cmd = [sys.executable, "-c", code]
+    if _unshare_works():
+        cmd = ["unshare", "-n", *cmd]
+    attempts = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    assert any(a.startswith("socket.connect") and "192.0.2.1" in a for a in attempts), attempts
