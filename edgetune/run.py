@@ -80,7 +80,8 @@ class RunDir:
         root = self.path / "export"
         if root.is_dir():
             for meta in sorted(root.glob(f"*/{EXPORT_META}")):
-                out[meta.parent.name] = json.loads(meta.read_text())
+                if not meta.parent.name.startswith("."):  # an unfinished atomic_dir, left by a kill -9
+                    out[meta.parent.name] = json.loads(meta.read_text())
         return out
 
 
