@@ -4,7 +4,6 @@ same result; a kill during export never leaves an artefact that a later command 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
