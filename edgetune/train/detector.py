@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgetune.assets import ResolvedWeights, resolve_weights
+from edgetune.assets import ResolvedWeights, require_trusted_pickle, resolve_weights
 from edgetune.data.yolo import YoloDataset, load_yolo_dataset
 from edgetune.errors import CardError, RunDirError, UsageError
 from edgetune.fsutil import atomic_path
@@ -147,6 +147,8 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
     data = load_yolo_dataset(cfg.data)
     weights = (resolve_weights(card, cfg.weights)  # a resumed run continues from its own last.pt
                if cfg.pretrained and (card.weights.pretrained or cfg.weights) and not cfg.resume else None)
+    if weights is not None:
+        require_trusted_pickle(card, weights)  # ultralytics .pt files are pickles
     if cfg.pretrained and weights is None and not cfg.resume:
         log(f"{card.name} has no pretrained weights: training from random init", quiet=quiet)
 
