@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     ACCURACY_GATE = 5
     BUDGET_GATE = 6
     MISSING_ASSET = 7
+    OUTPUT_ERROR = 8
     INTERRUPTED = 130
 
 
@@ -80,6 +81,12 @@ class UntrustedFileError(DataError):
 
 class CalibrationError(DataError):
     """Calibration data missing or unusable for int8."""
+
+
+class OutputError(EdgetuneError):
+    """An output cannot be written: permission, read-only file system, disk full."""
+
+    exit_code = ExitCode.OUTPUT_ERROR
 
 
 class AccuracyGateError(EdgetuneError):

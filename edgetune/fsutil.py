@@ -82,3 +82,19 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def sha256_json(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def ensure_writable_dir(path: Path, what: str) -> None:
+    """Create `path` and prove a file can be written there, before any long work starts: a
+    read-only or missing output folder fails in one line now, not after an hour of training."""
+    from edgetune.errors import OutputError
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".edgetune-write-probe.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {what} {path}: {exc.strerror}",
+                          hint="choose a folder you can write to (and that has free space)") from None

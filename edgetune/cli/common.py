@@ -60,6 +60,10 @@ def handle_errors(as_json_param: str = "as_json") -> Callable:
                 fail(exc.one_line(), int(exc.exit_code))
             except KeyboardInterrupt:
                 fail("interrupted", int(ExitCode.INTERRUPTED))
+            except OSError as exc:  # disk full, read-only file system, permission: writes are atomic, so nothing half-written stays
+                where = f": {exc.filename}" if exc.filename else ""
+                fail(f"{exc.strerror or exc}{where} (hint: check free space and permissions; no partial output was kept)",
+                     int(ExitCode.OUTPUT_ERROR))
             finally:
                 _json_stdout.pop()
 

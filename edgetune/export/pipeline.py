@@ -18,7 +18,7 @@ from typing import Any
 
 from edgetune.errors import AccuracyGateError, CalibrationError, DataError, UsageError
 from edgetune.export.targets import AUTO, Target, get_target
-from edgetune.fsutil import atomic_dir, sha256_file, write_json
+from edgetune.fsutil import atomic_dir, ensure_writable_dir, sha256_file, write_json
 from edgetune.progress import log
 from edgetune.run import EXPORT_META, RunDir, open_run, versions
 from edgetune.runtime import Session
@@ -137,6 +137,7 @@ def _open(run_path: str | Path, work: Path, options: Options, quiet: bool) -> Co
 
     t0 = time.perf_counter()
     run, manifest = open_run(run_path)
+    ensure_writable_dir(run.path / "export", "export folder")  # before minutes of building and calibrating
     task = get_task(manifest["task"])
     model = task.load_model(manifest, run.checkpoint)
     try:
