@@ -108,3 +108,40 @@ def test_kill_9_during_export_leaves_nothing_to_trust(tiny_run, tiny_exports, tm
     again = invoke_json("export", run, "--target", "cpu-int8", "--calib-size", "100")
     assert again["target"] == "cpu-int8" and (final / "export.json").is_file()
     assert [p.name for p in (run / "export").iterdir() if p.name.startswith(".")] == [], "temp folders left"
+
+
+def test_two_exports_into_one_run_at_once(tiny_run, tmp_path):
+    """Two processes exporting into the same run (same target and another) both finish, and what
+    is committed is complete and self-consistent: every export builds in its own temp folder and
+    is swapped in whole."""
+    import shutil
+
+    run = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("export", "bench"))
+    cmds = [[*ET, "export", str(run), "--target", t, "--calib-size", "100", "--quiet"]
+            for t in ("cpu-int8", "cpu-int8", "cpu-fp32")]
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in cmds]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-1500:]
+    for target in ("cpu-int8", "cpu-fp32"):
+        meta = json.loads((run / "export" / target / "export.json").read_text())
+        assert sha256_file(run / "export" / target / "model.onnx") == meta["sha256"]
+    assert sorted(p.name for p in (run / "export").iterdir()) == ["cpu-fp32", "cpu-int8"]
+
+
+def test_same_seed_same_metrics_and_calibration_subset(fm_data, tmp_path):
+    """Determinism (CPU): same seed and data → identical per-epoch metrics and losses, and the same
+    calibration subset (indices and hash) for int8; a different seed changes the subset."""
+    runs = []
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        out = tmp_path / name
+        invoke_json("finetune", "--model", "test_tinynet", "--data", fm_data, "--out", out, "--epochs", 2,
+                    "--seed", seed, "--quiet")
+        invoke_json("export", out, "--target", "cpu-int8", "--calib-size", 50)
+        meta = json.loads((out / "export" / "cpu-int8" / "export.json").read_text())
+        runs.append((_history(out), meta))
+    (ha, ma), (hb, mb), (_, mc) = runs
+    assert [(h["top1"], h["loss"]) for h in ha] == [(h["top1"], h["loss"]) for h in hb]
+    assert ma["calibration"]["hash"] == mb["calibration"]["hash"] and ma["calibration"]["indices"] == mb["calibration"]["indices"]
+    assert ma["metric"] == mb["metric"]
+    assert mc["calibration"]["indices"] != ma["calibration"]["indices"]
