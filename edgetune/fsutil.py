@@ -85,11 +85,13 @@ def sha256_json(obj: Any) -> str:
 
 
 def ensure_writable_dir(path: Path, what: str) -> None:
-    """Create `path` and prove a file can be written there, before any long work starts: a
-    read-only or missing output folder fails in one line now, not after an hour of training."""
+    """Prove a file can be written at `path` before any long work starts: a read-only or missing
+    output folder fails in one line now, not after an hour of training. Folders it had to create
+    for the probe are removed again, so a later input error leaves nothing behind."""
     from edgetune.errors import OutputError
 
-    path = Path(path)
+    path = Path(path).absolute()
+    created = [p for p in (path, *path.parents) if not p.exists()]
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".edgetune-write-probe.", dir=path)
@@ -98,3 +100,9 @@ def ensure_writable_dir(path: Path, what: str) -> None:
     except OSError as exc:
         raise OutputError(f"cannot write to {what} {path}: {exc.strerror}",
                           hint="choose a folder you can write to (and that has free space)") from None
+    finally:
+        for p in created:  # deepest first
+            try:
+                p.rmdir()
+            except OSError:
+                break

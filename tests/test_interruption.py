@@ -81,7 +81,8 @@ def test_ctrl_c_saves_and_exits_130_then_resume(fm_data, tmp_path, uninterrupted
     err = proc.stderr.read()
     assert proc.returncode == 130, err[-1500:]
     line = [x for x in err.strip().splitlines() if x.startswith("edgetune: error:")]
-    assert len(line) == 1 and "interrupted" in line[0] and "--resume" in line[0]
+    assert len(line) == 1 and line[0].startswith("edgetune: error: interrupted during epoch ")
+    assert line[0].endswith(f"is saved in {out / 'last.pt'} (hint: continue with the same command plus --resume)")
     assert (out / "last.pt").is_file() and "Traceback" not in err
     r = subprocess.run(_finetune(fm_data, out, "--resume"), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-1500:]

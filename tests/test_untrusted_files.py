@@ -45,7 +45,7 @@ def test_detector_pickle_not_pinned_is_refused_before_loading(det_data, tmp_path
                  "--weights", evil, "--epochs", 1)
     assert res.exit_code == 3, res.stderr
     assert f"--weights {evil} is a pickled checkpoint (sha256 " in res.stderr
-    assert "no model card pins; loading it could run code, so edgetune refuses" in res.stderr
+    assert ") that no model card pins; loading it could run code, so edgetune refuses" in res.stderr
     assert "EDGETUNE_TRUSTED_SHA256=" in res.stderr
     assert not marker.exists() and not (tmp_path / "r" / "edgetune.json").exists()
 
@@ -57,7 +57,8 @@ def test_truncated_checkpoint_is_one_line(tiny_run, tmp_path):
     data = (run / "checkpoint.pt").read_bytes()
     (run / "checkpoint.pt").write_bytes(data[: len(data) // 2])
     res = invoke("export", run, "--target", "cpu-fp32")
-    assert res.exit_code == 3 and f"cannot load checkpoint {run / 'checkpoint.pt'}" in res.stderr
+    assert res.exit_code == 3 and f"cannot load checkpoint {run / 'checkpoint.pt'}: " in res.stderr
+    assert res.stderr.rstrip().endswith("(hint: it is truncated or not written by edgetune; re-run the fine-tune)")
     assert len(res.stderr.strip().splitlines()) == 1
 
 

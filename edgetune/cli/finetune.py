@@ -64,6 +64,8 @@ def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, l
     # A card's default freeze describes how to fine-tune its *pretrained* weights.
     freeze = freeze or (card.default_freeze if pretrained else None) or "none"
 
+    if resume:
+        _check_resumable(Path(out), model)
     batch = batch or get_task(task).default_batch
     cfg = TrainConfig(task=task, model=model, data=data, out=out, epochs=epochs, lr=lr, batch=batch,
                       img_size=img_size, seed=seed, freeze=freeze, patience=patience, val_split=val_split,
@@ -74,3 +76,19 @@ def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, l
     emit(result, as_json, lambda r: click.echo(
         f"{r['run']}: best val {r['metric_name']} {r['metric']:.4f} at epoch {r['best']['epoch']} "
         f"({r['epochs']} epochs, {r['seconds']:.0f}s)"))
+
+
+def _check_resumable(out: Path, model: str) -> None:
+    """--resume continues the run in OUT with the model it was started with: a run of another
+    model or task is named, not half-loaded."""
+    from edgetune.errors import RunDirError
+    from edgetune.run import RunDir
+
+    run = RunDir(out)
+    if not run.manifest_path.is_file():
+        return  # the task's own resume check names what is missing
+    manifest = run.read_manifest()
+    if manifest["model"] != model:
+        raise RunDirError(f"{out} holds a {manifest['task']} run of {manifest['model']}; --resume continues it "
+                          f"with the same --model, not {model}",
+                          hint=f"pass --model {manifest['model']}, or a new --out for {model}")
