@@ -103,3 +103,21 @@ def test_pickle_module_unused_for_user_files():
     src = "\n".join(p.read_text() for p in Path("edgetune").rglob("*.py"))
     assert "pickle.load" not in src and "weights_only=False" not in src
     assert pickle  # the test's own payload uses pickle via torch.save
+
+
+def test_detector_checkpoint_swapped_in_the_run_is_not_unpickled(det_run, tmp_path):
+    """A detect run's checkpoint.pt is an ultralytics pickle: export loads it only when its sha256
+    is the one the run's finetune recorded; a swapped file is refused before unpickling."""
+    import json
+    import shutil
+
+    out, _, _ = det_run
+    assert len(json.loads((out / "edgetune.json").read_text())["checkpoint_sha256"]) == 64
+    run = shutil.copytree(out, tmp_path / "run", ignore=shutil.ignore_patterns("export", "bench", "ultralytics"))
+    marker = tmp_path / "pwned"
+    _evil_pt(run / "checkpoint.pt", marker)
+    res = invoke("export", run, "--target", "cpu-fp32")
+    assert res.exit_code == 3, res.stderr
+    assert (f"{run / 'checkpoint.pt'} is not the checkpoint this run's finetune wrote (its sha256 differs from the "
+            "manifest's); it is a pickle, so edgetune will not load it") in res.stderr
+    assert not marker.exists()

@@ -48,7 +48,7 @@ class DetectTask:
     def load_model(self, manifest: dict[str, Any], checkpoint: Path) -> Any:
         from edgetune.train.detector import load_trained
 
-        return load_trained(checkpoint)
+        return load_trained(checkpoint, manifest.get("checkpoint_sha256"))
 
     @staticmethod
     def quantize_keep_float(fp32: Path) -> tuple[list[str], dict]:

@@ -22,8 +22,8 @@ from typing import Any
 
 from edgetune.assets import ResolvedWeights, require_trusted_pickle, resolve_weights
 from edgetune.data.yolo import YoloDataset, load_yolo_dataset
-from edgetune.errors import CardError, RunDirError, UsageError
-from edgetune.fsutil import atomic_path, ensure_writable_dir
+from edgetune.errors import CardError, RunDirError, UntrustedFileError, UsageError
+from edgetune.fsutil import atomic_path, ensure_writable_dir, sha256_file
 from edgetune.paths import shipped_dir
 from edgetune.preprocess import Letterbox
 from edgetune.progress import log
@@ -227,6 +227,7 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
     seconds = time.perf_counter() - t_start
     stopped_early = bool(getattr(trainer, "stop", False)) and len(history) < cfg.epochs
     run.write_manifest({**manifest, "status": "done", "history": history,
+                        "checkpoint_sha256": sha256_file(run.checkpoint),  # a pickle: verified before loading
                         "best": {"epoch": best_row["epoch"], METRIC: final_map, "map50": final_map50},
                         "epochs_done": len(history), "stopped_early": stopped_early, "seconds": round(seconds, 2)})
     return {"run": str(run.path), "task": "detect", "model": card.name, "metric_name": METRIC,
@@ -261,7 +262,7 @@ def _manifest(cfg: TrainConfig, card: ModelCard, data: YoloDataset, pre: Letterb
     }
 
 
-def load_trained(checkpoint: Path) -> Any:
+def load_trained(checkpoint: Path, expected_sha256: str | None = None) -> Any:
     """The run's detector in eval mode, BN fused, head in export mode: one output tensor
     (1, 4 + nc, anchors) of xywh boxes in input pixels and per-class scores — what the ONNX
     artefact computes and `edgetune.boxes.nms` decodes."""
@@ -273,6 +274,11 @@ def load_trained(checkpoint: Path) -> Any:
     from ultralytics.nn.modules import Detect
     from ultralytics.nn.tasks import load_checkpoint
 
+    # ultralytics checkpoints are pickles: load only the file this run's finetune wrote.
+    if expected_sha256 and sha256_file(checkpoint) != expected_sha256:
+        raise UntrustedFileError(f"{checkpoint} is not the checkpoint this run's finetune wrote (its sha256 differs "
+                                 f"from the manifest's); it is a pickle, so edgetune will not load it",
+                                 hint="restore the run's own checkpoint.pt, or re-run the fine-tune")
     try:
         with contextlib.redirect_stdout(sys.stderr):
             model, _ = load_checkpoint(str(checkpoint), fuse=True)
