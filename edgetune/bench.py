@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edgetune.errors import BudgetGateError, EdgetuneError, RunDirError, UsageError
+from edgetune.errors import BudgetGateError, EdgetuneError, UsageError
 from edgetune.estimate import estimate_latency
 from edgetune.export.targets import TARGETS
 from edgetune.fsutil import write_json
@@ -96,11 +96,11 @@ def bench_run(run_path: str | Path, target: str | None, profile_name: str, *, ru
     session = Session(artifact, threads=threads)
     evaluation, metric_source, extra = _evaluate(task, session, manifest, meta, data)
     metric = evaluation[task.metric_name]
-    size_mb = sum(f.stat().st_size for f in export_dir.iterdir() if f.suffix in (".onnx", ".xml", ".bin")) / 1e6
+    spec = TARGETS.get(target)
+    size_mb = spec.size_mb(export_dir)
     measured = {"latency_p50_ms": lat["latency_ms"]["p50"], "latency_p99_ms": lat["latency_ms"]["p99"],
                 "size_mb": size_mb, "peak_rss_mb": lat["peak_rss_mb"], "min_metric": metric}
     violations = check_budgets(profile, meta["task"], measured)
-    spec = TARGETS.get(target)
     est = None
     if estimate and profile.references:
         log(f"estimating {profile.name} latency from its published reference", quiet=quiet)
@@ -137,17 +137,18 @@ def _evaluate(task: Any, session: Session, manifest: dict[str, Any], meta: dict[
               data: str | None) -> tuple[dict[str, Any], str, dict[str, Any]]:
     """The artefact's metric on held-out data here (and its curves); on a device without the
     val data, the metric export measured, said so."""
+    def from_export(why: str) -> tuple[dict[str, Any], str, dict[str, Any]]:
+        return {task.metric_name: meta["metric"], **meta.get("curves", {})}, f"export.json ({why})", {}
+
     if data is None and not manifest["data"].get("root"):  # a bare export folder, as on a device
-        return ({task.metric_name: meta["metric"], **meta.get("curves", {})},
-                "export.json (no val data here: pass --data VALDIR to measure the metric on this machine)", {})
+        return from_export("no val data here: pass --data VALDIR to measure the metric on this machine")
     try:
         evaluation = task.evaluate(session, manifest, data=data)
         return evaluation, "measured", task.bench_extra(session, manifest, meta, data=data)
-    except (RunDirError, EdgetuneError) as exc:
+    except EdgetuneError as exc:
         if data is not None:
             raise
-        return ({task.metric_name: meta["metric"], **meta.get("curves", {})},
-                f"export.json (val data not found here: {exc.message})", {})
+        return from_export(f"val data not found here: {exc.message}")
 
 
 def _manifest_for_bench(run: RunDir | None, meta: dict[str, Any]) -> dict[str, Any]:

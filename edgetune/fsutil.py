@@ -13,10 +13,15 @@ from pathlib import Path
 from typing import Any
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# Read once at import: os.umask can only be read by setting it, process-wide, so doing it on every
+# write would briefly give files made by other threads (dataloaders) a 0 umask.
+_FILE_MODE = 0o666 & ~_read_umask()
 
 
 @contextlib.contextmanager
@@ -27,7 +32,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; a report or artefact is meant to be shared
+    os.chmod(tmp_path, _FILE_MODE)  # mkstemp makes 0600; a report or artefact is meant to be shared
     try:
         yield tmp_path
         os.replace(tmp_path, final)

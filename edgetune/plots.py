@@ -117,7 +117,7 @@ def confusion(matrix: list[list[int]], labels: list[str], title: str) -> bytes:
     return _png(plt, fig)
 
 
-def pr_curves(curves: dict[str, dict[str, list[float]]], metric_name: str) -> bytes:
+def pr_curves(curves: dict[str, dict[str, list[float]]]) -> bytes:
     """Class-mean precision-recall at IoU 0.5, one line per target."""
     plt, fig, ax = _figure()
     for target, c in curves.items():

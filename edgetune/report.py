@@ -18,8 +18,6 @@ from edgetune import plots
 from edgetune.fsutil import write_bytes, write_text
 from edgetune.run import RunDir
 
-FIGURES = ("pareto", "size_memory", "confusion", "pr_curves")
-
 
 def collect(run_path: str | Path) -> dict[str, Any]:
     """Everything the report shows, from the run's manifest, export.json files and bench JSON."""
@@ -31,7 +29,7 @@ def collect(run_path: str | Path) -> dict[str, Any]:
     exports = run.exports()
     rows = []
     for target, meta in exports.items():
-        base = {"target": target, "metric": meta["metric"], "drop": meta["drop"], "size_mb": meta["size_mb"],
+        base = {"target": target, "drop": meta["drop"], "size_mb": meta["size_mb"],
                 "max_abs_diff": meta["max_abs_diff"], "export_pass": meta["pass"]}
         profiles = [(p, b) for (p, t), b in benches.items() if t == target] or [(None, None)]
         for profile, b in profiles:
@@ -105,7 +103,7 @@ def figures(summary: dict[str, Any]) -> dict[str, bytes]:
                                            f"{pick['target']}: confusion on the val split (rows sum to 1)")
     prs = {t: r["curves"]["pr_curve"] for t, r in per_target.items() if "pr_curve" in r["curves"]}
     if prs:
-        out["pr_curves"] = plots.pr_curves(prs, m)
+        out["pr_curves"] = plots.pr_curves(prs)
     return out
 
 

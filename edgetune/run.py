@@ -117,14 +117,16 @@ def check_manifest(data: dict[str, Any], path: Path) -> None:
         if not all(isinstance(x, str) for x in labels):
             raise RunDirError(f"{path}: field 'labels' must be a list of strings")
         r.get("preprocessing", dict)
-        r.sub("data").get("root", str)
+        data_ = r.sub("data")
+        data_.get("root", str)
+        data_.get("hash", str, None)
         r.get("seed", int, 0)
-        for key in ("best", "versions", "weights", "card", "config"):
+        for key in ("versions", "card", "config"):
             r.get(key, dict, None)
         r.sub("best", None).get(metric, (int, float), None)
-        r.sub("data").get("hash", str, None)
-        r.sub("weights", None).get("sha256", str, None)
-        r.sub("weights", None).get("source", str, None)
+        weights = r.sub("weights", None)
+        weights.get("sha256", str, None)
+        weights.get("source", str, None)
         r.get("status", str, "done")
     except RunDirError as exc:
         raise RunDirError(exc.message, hint=hint) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import sys
@@ -37,6 +38,10 @@ def fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+# Write-side failures (exit 8); any other OSError escaping a command is an input it could not read.
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
 def handle_errors(as_json_param: str = "as_json") -> Callable:
     """Turn EdgetuneError into `edgetune: error: <what> (hint: <fix>)` and its exit code.
 
@@ -60,10 +65,12 @@ def handle_errors(as_json_param: str = "as_json") -> Callable:
                 fail(exc.one_line(), int(exc.exit_code))
             except KeyboardInterrupt:
                 fail("interrupted", int(ExitCode.INTERRUPTED))
-            except OSError as exc:  # disk full, read-only file system, permission: writes are atomic, so nothing half-written stays
+            except OSError as exc:
                 where = f": {exc.filename}" if exc.filename else ""
-                fail(f"{exc.strerror or exc}{where} (hint: check free space and permissions; no partial output was kept)",
-                     int(ExitCode.OUTPUT_ERROR))
+                if exc.errno in _OUTPUT_ERRNOS:  # writes are atomic, so nothing half-written stays
+                    fail(f"{exc.strerror or exc}{where} (hint: check free space and permissions; no partial output "
+                         "was kept)", int(ExitCode.OUTPUT_ERROR))
+                fail(f"{exc.strerror or exc}{where}", int(ExitCode.BAD_INPUT))  # a file a library could not read
             finally:
                 _json_stdout.pop()
 

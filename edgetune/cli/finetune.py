@@ -66,6 +66,9 @@ def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, l
 
     if resume:
         _check_resumable(Path(out), model)
+    from edgetune.fsutil import ensure_writable_dir
+
+    ensure_writable_dir(Path(out), "--out folder")  # before data checks and training, for every task
     batch = batch or get_task(task).default_batch
     cfg = TrainConfig(task=task, model=model, data=data, out=out, epochs=epochs, lr=lr, batch=batch,
                       img_size=img_size, seed=seed, freeze=freeze, patience=patience, val_split=val_split,

@@ -192,7 +192,7 @@ class Built:
 
     @property
     def size_mb(self) -> float:
-        return sum((self.dir / f).stat().st_size for f in self.target.files) / 1e6
+        return self.target.size_mb(self.dir)
 
 
 def build_target(ctx: Context, target: Target) -> Built:

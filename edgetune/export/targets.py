@@ -8,6 +8,7 @@ how closely its outputs must match PyTorch. `auto` is not a target but a choice 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from edgetune.registry import Registry
 
@@ -31,6 +32,10 @@ class Target:
     def files(self) -> tuple[str, ...]:
         """Every file the artefact consists of."""
         return (self.artifact, "model.bin") if self.runtime == "openvino" else (self.artifact,)
+
+    def size_mb(self, folder: Path) -> float:
+        """The artefact's size on disk: every file it consists of (model.xml alone is tiny)."""
+        return sum((folder / f).stat().st_size for f in self.files) / 1e6
 
 
 TARGETS: Registry[Target] = Registry("target", list_command="edgetune targets")

@@ -22,7 +22,6 @@ from torchvision.transforms import v2
 from edgetune.assets import resolve_weights
 from edgetune.data.imagefolder import ImageFolderData, decode_split, scan_imagefolder
 from edgetune.errors import RunDirError, UsageError
-from edgetune.fsutil import ensure_writable_dir
 from edgetune.preprocess import ImagePreprocess
 from edgetune.progress import log, track
 from edgetune.run import RunDir, versions
@@ -106,7 +105,6 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
         raise UsageError(f"model {card.name} is a {card.task} model, not classify",
                          hint="`edgetune models --task classify` lists the classifiers")
     run = RunDir(cfg.out)
-    ensure_writable_dir(run.path, "--out folder")
     if run.manifest_path.exists() and not cfg.resume:
         raise RunDirError(f"{run.path} already holds a run", hint="pass --resume to continue it, or a new --out")
     data = scan_imagefolder(cfg.data, val_split=cfg.val_split, seed=cfg.seed)

@@ -23,7 +23,7 @@ from typing import Any
 from edgetune.assets import ResolvedWeights, require_trusted_pickle, resolve_weights
 from edgetune.data.yolo import YoloDataset, load_yolo_dataset
 from edgetune.errors import CardError, RunDirError, UntrustedFileError, UsageError
-from edgetune.fsutil import atomic_path, ensure_writable_dir, sha256_file
+from edgetune.fsutil import atomic_path, sha256_file
 from edgetune.paths import shipped_dir
 from edgetune.preprocess import Letterbox
 from edgetune.progress import log
@@ -137,7 +137,6 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
                               f"{(size // MAX_STRIDE + 1) * MAX_STRIDE}")
     freeze = _freeze(cfg, card)
     run = RunDir(cfg.out)
-    ensure_writable_dir(run.path, "--out folder")
     last = run.path / ULTRA_DIR / "weights" / "last.pt"
     if cfg.resume:
         if not last.is_file():

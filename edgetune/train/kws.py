@@ -28,7 +28,6 @@ from torch.nn import functional as F
 from edgetune.assets import resolve_weights
 from edgetune.data import speech_commands as sc
 from edgetune.errors import RunDirError, UsageError
-from edgetune.fsutil import ensure_writable_dir
 from edgetune.kws_stream import StreamConfig
 from edgetune.progress import log, track
 from edgetune.run import RunDir, versions
@@ -178,7 +177,6 @@ def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     card = get_card(cfg.model)
     run = RunDir(cfg.out)
-    ensure_writable_dir(run.path, "--out folder")
     if run.manifest_path.exists() and not cfg.resume:
         raise RunDirError(f"{run.path} already holds a run", hint="pass --resume to continue it, or a new --out")
     freeze = cfg.freeze
