@@ -6,7 +6,9 @@ For every shipped profile with reference latencies, every reference model is bui
 here (edgetune's pinned bench worker, 2 threads, 3 interleaved rounds, median). Then each
 published number is predicted from each other published number of the same device:
     device_j ≈ here_j × device_i / here_i
-which is exactly what `edgetune bench` does with an artefact in place of model j. Same-runtime
+which is what `edgetune bench` does with an artefact in place of model j (bench measures its two
+terms alternately in one process; the host side's noise is in "estimate-pairing", a few %, far
+below the cross-model error measured here). Same-runtime
 pairs are what bench uses; cross-runtime pairs (ONNX Runtime reference → OpenVINO artefact or
 back) are bench's fallback when a profile has no reference on the artefact's runtime.
 Writes the RESULTS.md section "estimate".

@@ -7,17 +7,15 @@ describes another device the result says so rather than pretending.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgetune.bench_worker import spawn
 from edgetune.errors import BudgetGateError, EdgetuneError, UsageError
 from edgetune.estimate import estimate_latency
 from edgetune.export.targets import TARGETS
@@ -40,13 +38,7 @@ def run_worker(artifact: Path, x: np.ndarray, threads: int, runs: int, image: Pa
     with tempfile.TemporaryDirectory(prefix="edgetune-bench-") as tmp:
         inp = Path(tmp) / "input.npy"
         np.save(inp, x)
-        cmd = [sys.executable, "-m", "edgetune.bench_worker", str(artifact), str(inp), str(threads), str(runs)]
-        proc = subprocess.run(cmd + ([str(image)] if image else []), capture_output=True, text=True,
-                              env=os.environ.copy())
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise EdgetuneError(f"benchmark process failed on {artifact}: {last}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        return spawn([str(artifact), str(inp), str(threads), str(runs)] + ([str(image)] if image else []))
 
 
 def latency_p50(artifact: Path, x: np.ndarray, threads: int, runs: int = 100) -> float:
@@ -104,7 +96,7 @@ def bench_run(run_path: str | Path, target: str | None, profile_name: str, *, ru
     est = None
     if estimate and profile.references:
         log(f"estimating {profile.name} latency from its published reference", quiet=quiet)
-        est = estimate_latency(profile, spec.runtime, spec.precision, lat["latency_ms"]["p50"], threads)
+        est = estimate_latency(profile, spec.runtime, spec.precision, artifact, example, threads)
         if est["available"]:
             est["violations"] = check_budgets(profile, meta["task"], {"latency_p50_ms": est["latency_p50_ms"]})
     result = {

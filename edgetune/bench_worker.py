@@ -1,9 +1,14 @@
 """Latency measurement in a fresh process, so peak RSS is the inference process's own.
 
     python -m edgetune.bench_worker MODEL INPUT.npy THREADS RUNS [IMAGE]  → one JSON line on stdout
+    python -m edgetune.bench_worker --pair MODEL_A A.npy MODEL_B B.npy THREADS ROUNDS
 
 With IMAGE, the end-to-end latency is measured too: the file's bytes → the task's preprocessing →
 inference → its decoding (softmax top-k, or NMS and box mapping) — what a device application pays.
+
+`--pair` measures the ratio of two models' latencies, alternating short blocks of each in one
+pinned process: on a shared host the load moves by 20–40 % between runs a minute apart
+(RESULTS.md "bench-stability"), and alternating puts both terms of the ratio under the same load.
 """
 
 from __future__ import annotations
@@ -56,19 +61,8 @@ def measure(model: str, x: np.ndarray, threads: int, runs: int, max_warmup: int 
     t_load = time.perf_counter()
     session = Session(model, threads=threads)
     load_s = time.perf_counter() - t_load
-
-    def once() -> float:
-        t = time.perf_counter()
-        session.run(x)
-        return (time.perf_counter() - t) * 1e3
-
-    # Warm up until the median of the last 10 runs is within 5% of the 10 before (caches, JIT, clocks).
-    warm = [once() for _ in range(20)]
-    while len(warm) < max_warmup:
-        a, b = np.median(warm[-20:-10]), np.median(warm[-10:])
-        if abs(a - b) <= 0.05 * a:
-            break
-        warm.extend(once() for _ in range(10))
+    once = _timer(session, x)
+    warm = _warm_up(once, max_warmup)
     t0 = time.perf_counter()
     times = np.array([once() for _ in range(runs)])
     wall = time.perf_counter() - t0
@@ -80,6 +74,63 @@ def measure(model: str, x: np.ndarray, threads: int, runs: int, max_warmup: int 
         "pinned_cores": pinned, "runtime": session.runtime, "load_seconds": load_s,
         "peak_rss_mb": rss_kb / 1024.0,
     }
+
+
+def _timer(session, x: np.ndarray):
+    def once() -> float:
+        t = time.perf_counter()
+        session.run(x)
+        return (time.perf_counter() - t) * 1e3
+    return once
+
+
+def _warm_up(once, max_warmup: int = 300) -> list[float]:
+    """Run until the median of the last 10 runs is within 5 % of the 10 before (caches, JIT, clocks)."""
+    warm = [once() for _ in range(20)]
+    while len(warm) < max_warmup:
+        a, b = np.median(warm[-20:-10]), np.median(warm[-10:])
+        if abs(a - b) <= 0.05 * a:
+            break
+        warm.extend(once() for _ in range(10))
+    return warm
+
+
+def measure_pair(model_a: str, xa: np.ndarray, model_b: str, xb: np.ndarray, threads: int, rounds: int,
+                 block_b: int = 5) -> dict:
+    """Median over `rounds` of p50(A block) / p50(B block), the blocks alternating and each about
+    as long in time as `block_b` runs of B, so a load change lands on both sides of a ratio."""
+    from edgetune.runtime import Session
+
+    pinned = _pin(threads)
+    once_a = _timer(Session(model_a, threads=threads), xa)
+    once_b = _timer(Session(model_b, threads=threads), xb)
+    warm_a, warm_b = _warm_up(once_a), _warm_up(once_b)
+    per_b = float(np.median(warm_b[-10:])) / max(float(np.median(warm_a[-10:])), 1e-6)
+    block_a = int(min(max(block_b * per_b, block_b), 2000))
+    ratios, times_a, times_b = [], [], []
+    for _ in range(rounds):
+        ta = [once_a() for _ in range(block_a)]
+        tb = [once_b() for _ in range(block_b)]
+        ratios.append(float(np.median(ta) / np.median(tb)))
+        times_a += ta
+        times_b += tb
+    return {"ratio": float(np.median(ratios)), "ratios": ratios, "a_p50_ms": float(np.median(times_a)),
+            "b_p50_ms": float(np.median(times_b)), "rounds": rounds, "block_a": block_a, "block_b": block_b,
+            "threads": threads, "pinned_cores": pinned}
+
+
+def spawn(args: list[str]) -> dict:
+    """Run this module in a fresh interpreter with `args`; its JSON result, or one-line error."""
+    import subprocess
+
+    from edgetune.errors import EdgetuneError
+
+    proc = subprocess.run([sys.executable, "-m", "edgetune.bench_worker", *args], capture_output=True, text=True,
+                          env=os.environ.copy())
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise EdgetuneError(f"benchmark process failed on {args[1] if args[0] == '--pair' else args[0]}: {last}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _end_to_end(session, model: str, image: str, runs: int) -> dict[str, float]:
@@ -102,6 +153,10 @@ def _end_to_end(session, model: str, image: str, runs: int) -> dict[str, float]:
 
 
 def main() -> None:
+    if sys.argv[1] == "--pair":
+        a, xa, b, xb, threads, rounds = sys.argv[2:8]
+        print(json.dumps(measure_pair(a, np.load(xa), b, np.load(xb), int(threads), int(rounds))))
+        return
     model, inp, threads, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     image = sys.argv[5] if len(sys.argv) > 5 else None
     print(json.dumps(measure(model, np.load(inp), threads, runs, image=image)))

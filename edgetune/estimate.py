@@ -1,15 +1,19 @@
-"""Off-device latency estimate, labelled as such: host p50 × (device's published latency of a
-reference model ÷ the same reference model's p50 measured here, same threads, same runtime).
+"""Off-device latency estimate, labelled as such: the device's published latency of a reference
+model × (the artefact's p50 ÷ the reference's p50, both measured here, same threads, same runtime).
 
-Why a ratio of one public model: it needs nothing from the device, and it carries the host's
-load, clocks and thread count into both terms, so they cancel. What it cannot carry: how
-differently two architectures use the two CPUs (cache sizes, int8 instructions). Its error is
-measured where it can be checked — predicting one published number from another on the same
-device (`python benchmarks/estimate.py`, RESULTS.md "estimate") — and quoted in every estimate.
+Why a ratio to one public model: it needs nothing from the device, and the host's load, clocks
+and thread count act on both terms, so they cancel — provided both are measured under the same
+load, which is why the two are measured alternately in one process (`bench_worker --pair`), not
+one after the other (a minute apart this host's load moves the p50 by 20–40 %). What the ratio
+cannot carry: how differently two architectures use the two CPUs (cache sizes, int8 instructions).
+Its error is measured where it can be checked — predicting one published number from another on
+the same device (`python benchmarks/estimate.py`, RESULTS.md "estimate") — and quoted in every
+estimate.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,8 @@ LABEL = "ESTIMATE: scaled from a published reference latency, not measured on th
 ERROR_NOTE = ("predicting each published number from another model's on the same device, this rule was "
               "off by a median 37 %, worst 155 % (benchmarks/RESULTS.md \"estimate\"): an order of magnitude, "
               "not a budget check")
-REFERENCE_RUNS = 50
+PAIR_ROUNDS = 7  # alternating blocks of the artefact and the reference; the median ratio is used
+PairMeasure = Callable[[Path, np.ndarray, Path, np.ndarray, int], dict[str, Any]]
 
 
 def pick_reference(profile: DeviceProfile, runtime: str) -> tuple[ReferenceLatency, bool] | None:
@@ -40,8 +45,19 @@ def reference_input(imgsz: int) -> np.ndarray:
     return np.full((1, 3, imgsz, imgsz), 0.5, dtype=np.float32)
 
 
-def estimate_latency(profile: DeviceProfile, runtime: str, precision: str, host_p50_ms: float, threads: int, *,
-                     measure: Callable[[Path, np.ndarray, int], float] | None = None) -> dict[str, Any]:
+def measure_pair(artifact: Path, x: np.ndarray, reference: Path, x_ref: np.ndarray, threads: int) -> dict[str, Any]:
+    """The artefact/reference latency ratio, alternating the two in one pinned worker process."""
+    from edgetune.bench_worker import spawn
+
+    with tempfile.TemporaryDirectory(prefix="edgetune-estimate-") as tmp:
+        xa, xb = Path(tmp) / "a.npy", Path(tmp) / "b.npy"
+        np.save(xa, x)
+        np.save(xb, x_ref)
+        return spawn(["--pair", str(artifact), str(xa), str(reference), str(xb), str(threads), str(PAIR_ROUNDS)])
+
+
+def estimate_latency(profile: DeviceProfile, runtime: str, precision: str, artifact: Path, x: np.ndarray,
+                     threads: int, *, measure: PairMeasure = measure_pair) -> dict[str, Any]:
     """The estimate for `profile`, or `{"available": False, "reason": ...}` saying why not."""
     picked = pick_reference(profile, runtime)
     if picked is None:
@@ -50,21 +66,17 @@ def estimate_latency(profile: DeviceProfile, runtime: str, precision: str, host_
     from edgetune.reference import reference_artifact
 
     try:
-        artifact = reference_artifact(ref.model, ref.imgsz, ref.runtime)
-        if measure is None:
-            from edgetune.bench import latency_p50
-
-            measure = lambda a, x, t: latency_p50(a, x, t, runs=REFERENCE_RUNS)  # noqa: E731
-        host_ref = float(measure(artifact, reference_input(ref.imgsz), threads))
+        reference = reference_artifact(ref.model, ref.imgsz, ref.runtime)
+        pair = measure(artifact, x, reference, reference_input(ref.imgsz), threads)
     except EdgetuneError as exc:
         return {"available": False, "reason": exc.message}
-    scale = ref.latency_ms / host_ref
     caveats = [ERROR_NOTE]
     if cross_runtime:
         caveats.append(f"no {runtime} reference for {profile.name}: scaled by its {ref.runtime} reference")
     if precision != "fp32":
         caveats.append(f"{precision} artefact scaled by an fp32 reference: its speed-up over fp32 on the device "
                        "(dot-product / VNNI / fp16 units) may differ from this host's")
-    return {"available": True, "label": LABEL, "latency_p50_ms": round(host_p50_ms * scale, 3),
-            "scale": round(scale, 4), "reference": ref.as_dict(), "host_reference_p50_ms": round(host_ref, 3),
-            "threads_here": threads, "cross_runtime": cross_runtime, "caveats": caveats}
+    return {"available": True, "label": LABEL, "latency_p50_ms": round(ref.latency_ms * pair["ratio"], 3),
+            "ratio_to_reference": round(pair["ratio"], 4), "reference": ref.as_dict(),
+            "host_artifact_p50_ms": round(pair["a_p50_ms"], 3), "host_reference_p50_ms": round(pair["b_p50_ms"], 3),
+            "rounds": pair["rounds"], "threads_here": threads, "cross_runtime": cross_runtime, "caveats": caveats}

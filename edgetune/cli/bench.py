@@ -57,9 +57,10 @@ def _human(r: dict) -> None:
     est = r.get("estimate")
     if est and est["available"]:
         ref = est["reference"]
-        click.echo(f"  {r['profile']} ESTIMATE (not measured there): p50 ≈ {est['latency_p50_ms']:.1f} ms — here × "
-                   f"{est['scale']:.2f}, the ratio of {ref['model']}@{ref['imgsz']} {ref['runtime']} published on the "
-                   f"device ({ref['latency_ms']:g} ms) to here ({est['host_reference_p50_ms']:.1f} ms)"
+        click.echo(f"  {r['profile']} ESTIMATE (not measured there): p50 ≈ {est['latency_p50_ms']:.1f} ms — the "
+                   f"published {ref['model']}@{ref['imgsz']} {ref['runtime']} latency there ({ref['latency_ms']:g} ms) × "
+                   f"{est['ratio_to_reference']:.3f}, this artefact's p50 over that model's, measured side by side "
+                   f"here ({est['host_artifact_p50_ms']:.2f} / {est['host_reference_p50_ms']:.1f} ms)"
                    + (f"; would miss {', '.join(est['violations'])}" if est["violations"] else ""))
         for c in est["caveats"]:
             click.echo(f"    caveat: {c}")
