@@ -47,6 +47,11 @@ def latency_p50(artifact: Path, x: np.ndarray, threads: int, runs: int = 100) ->
     return float(run_worker(artifact, x, threads, runs)["latency_ms"]["p50"])
 
 
+def check_runs(runs: int) -> None:
+    if runs < MIN_RUNS:
+        raise UsageError(f"--runs must be ≥ {MIN_RUNS} for stable percentiles, got {runs}")
+
+
 def locate(path: str | Path, target: str | None) -> tuple[Path, dict[str, Any], RunDir | None]:
     """The export folder, its export.json and its run (None when only the export folder was
     copied, as on a device). PATH is a run directory (with --target) or an export folder."""
@@ -73,8 +78,7 @@ def bench_run(run_path: str | Path, target: str | None, profile_name: str, *, ru
               threads: int | None = None, data: str | None = None, estimate: bool = True,
               quiet: bool = False) -> dict[str, Any]:
     """Measure one artefact here against a profile; write its bench JSON (and the run's reports)."""
-    if runs < MIN_RUNS:
-        raise UsageError(f"--runs must be ≥ {MIN_RUNS} for stable percentiles, got {runs}")
+    check_runs(runs)
     profile = get_profile(profile_name)
     export_dir, meta, run = locate(run_path, target)
     target = meta["target"]
@@ -112,14 +116,21 @@ def bench_run(run_path: str | Path, target: str | None, profile_name: str, *, ru
         "pinned_cores": lat["pinned_cores"], "runtime": lat["runtime"],
         "curves": {k: evaluation[k] for k in CURVES if k in evaluation}, **extra,
     }
-    out = run.bench_path(profile.name, target) if run else export_dir / "bench" / f"{profile.name}.json"
+    return keep_result(result, run, export_dir)
+
+
+def keep_result(result: dict[str, Any], run: RunDir | None, export_dir: Path) -> dict[str, Any]:
+    """Write a bench result where `report` finds it (RUN/bench/<profile>/<target>.json, or
+    <export folder>/bench/<profile>.json on a device), refresh the run's report, apply the gate."""
+    profile, target, violations = result["profile"], result["target"], result["violations"]
+    out = run.bench_path(profile, target) if run else export_dir / "bench" / f"{profile}.json"
     write_json(out, result)
     if run is not None and run.manifest_path.is_file():
         from edgetune.report import write_report
 
         write_report(run.path)  # RUN/report.md + report.html: every export x bench so far
     if violations:
-        raise BudgetGateError(f"{target} on {profile.name} misses budget(s): " + "; ".join(violations),
+        raise BudgetGateError(f"{target} on {profile} misses budget(s): " + "; ".join(violations),
                               hint="pick a faster/smaller target (cpu-int8), a smaller --img-size, or a smaller model",
                               payload=result)
     return result

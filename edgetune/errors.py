@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     BUDGET_GATE = 6
     MISSING_ASSET = 7
     OUTPUT_ERROR = 8
+    REMOTE = 9
     INTERRUPTED = 130
 
 
@@ -95,3 +96,15 @@ class AccuracyGateError(EdgetuneError):
 
 class BudgetGateError(EdgetuneError):
     exit_code = ExitCode.BUDGET_GATE
+
+
+class RemoteError(EdgetuneError):
+    """`bench --remote`: ssh could not reach the device, or edgetune there failed (its exit
+    code is passed on, so a bad profile on the device is still a 3)."""
+
+    exit_code = ExitCode.REMOTE
+
+    def __init__(self, message: str, *, hint: str | None = None, exit_code: ExitCode | None = None) -> None:
+        super().__init__(message, hint=hint)
+        if exit_code is not None:
+            self.exit_code = exit_code

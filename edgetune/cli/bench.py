@@ -18,19 +18,34 @@ from edgetune.cli.common import emit, handle_errors, json_option
 @click.option("--data", type=str, default=None, help="Val data folder, when not at the run's recorded path.")
 @click.option("--estimate/--no-estimate", default=True, show_default=True,
               help="Also estimate the profile's device latency from its published reference latencies.")
+@click.option("--remote", metavar="USER@HOST", default=None,
+              help="Bench on the device over ssh (key or agent login; the light install there) and keep its "
+                   "result here. --data is then a folder on the device.")
+@click.option("--remote-edgetune", default="edgetune", show_default=True, metavar="CMD",
+              help="The edgetune command on the device, e.g. ~/edgetune/bin/edgetune.")
+@click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE",
+              help="Passed to ssh as -o KEY=VALUE (Port=2222, IdentityFile=…); repeatable.")
 @click.option("--quiet", is_flag=True)
 @json_option
 @handle_errors()
 def bench(run: Path, target: str | None, profile: str, runs: int, threads: int | None, data: str | None,
-          estimate: bool, quiet: bool, as_json: bool) -> None:
+          estimate: bool, remote: str | None, remote_edgetune: str, ssh_options: tuple[str, ...], quiet: bool,
+          as_json: bool) -> None:
     """Latency p50/p90/p99, peak RSS, size and metric of an artefact here; pass/fail vs the profile.
 
     RUN is a run directory (with --target) or an export folder (RUN/export/T, or a copy of it on
-    the device: only the light install is needed there)."""
-    from edgetune.bench import bench_run
+    the device: only the light install is needed there). With --remote the same bench runs on
+    the device over ssh (no estimate: it is measured there)."""
+    if remote:
+        from edgetune.remote import bench_remote
 
-    result = bench_run(run, target, profile, runs=runs, threads=threads, data=data, estimate=estimate,
-                       quiet=quiet or as_json)
+        result = bench_remote(run, target, profile, remote, edgetune=remote_edgetune, ssh_options=ssh_options,
+                              runs=runs, threads=threads, data=data, quiet=quiet or as_json)
+    else:
+        from edgetune.bench import bench_run
+
+        result = bench_run(run, target, profile, runs=runs, threads=threads, data=data, estimate=estimate,
+                           quiet=quiet or as_json)
     emit(result, as_json, _human)
 
 
@@ -66,4 +81,4 @@ def _human(r: dict) -> None:
             click.echo(f"    caveat: {c}")
     elif est:
         click.echo(f"  no device estimate: {est['reason']}")
-    click.echo(f"  {r['note']}")
+    click.echo(f"  {r['note']}" + (f" (measured on {r['remote']} over ssh: {r['measured_on']})" if r.get("remote") else ""))

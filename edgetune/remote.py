@@ -1,0 +1,100 @@
+"""`edgetune bench … --remote user@host`: the same bench, run on the device over SSH.
+
+Why SSH and tar, not an agent: every board a field team flashes has sshd and tar, and the device
+needs only the light install (docs/DEVICE.md). One `ssh` call streams the export folder (and a
+custom profile file) as a tar into a fresh temp folder on the device, runs `edgetune bench --json`
+there, and removes the folder whatever happens; the JSON comes back and is kept in the run like a
+local bench, so `report` shows device numbers beside host numbers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from edgetune.bench import check_runs, keep_result, locate
+from edgetune.errors import AssetError, ExitCode, RemoteError
+from edgetune.profiles import PROFILES, get_profile
+from edgetune.progress import log
+
+# BatchMode: fail with a message instead of waiting for a password prompt in CI.
+SSH = ("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=15")
+NOT_FOUND = 127  # the shell's "command not found"
+SSH_FAILED = 255  # ssh's own failure (connection, authentication)
+
+
+def _bundle(export_dir: Path, profile_file: Path | None) -> bytes:
+    """export/ (the folder as a device keeps it) and profile.yaml, as an in-memory tar."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for f in sorted(export_dir.iterdir()):
+            if f.is_file():  # bench/ results from earlier runs stay behind
+                tar.add(f, arcname=f"export/{f.name}")
+        if profile_file is not None:
+            tar.add(profile_file, arcname="profile.yaml")
+    return buf.getvalue()
+
+
+def remote_script(edgetune: str, profile: str | None, bench_args: list[str]) -> str:
+    """POSIX sh run on the device: unpack into a temp folder, bench, remove the folder (on exit
+    or hang-up). `edgetune` is inserted as written, so `~/venv/bin/edgetune` expands; the rest is
+    quoted. `profile` None means the bundled profile.yaml."""
+    prof = shlex.quote(profile) if profile else '"$d/profile.yaml"'
+    args = " ".join(shlex.quote(a) for a in bench_args)
+    return ('d=$(mktemp -d "${TMPDIR:-/tmp}/edgetune-remote-XXXXXX") || exit 1; '
+            'trap \'rm -rf "$d"\' EXIT; trap \'exit 129\' HUP INT TERM; '
+            f'tar -xf - -C "$d" && {edgetune} bench "$d/export" --profile {prof} {args}')
+
+
+def bench_remote(run_path: str | Path, target: str | None, profile_name: str, host: str, *,
+                 edgetune: str = "edgetune", ssh_options: tuple[str, ...] = (), runs: int = 200,
+                 threads: int | None = None, data: str | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Bench the export on `host` (anything `ssh` accepts: user@host, a Host alias) and keep the
+    device's result locally. `data` is a val folder on the device."""
+    check_runs(runs)  # bad arguments fail here, before any connection
+    profile = get_profile(profile_name)
+    export_dir, meta, run = locate(run_path, target)
+    shipped = profile_name in PROFILES.names()
+    args = ["--runs", str(runs), "--no-estimate", "--json"]
+    args += (["--threads", str(threads)] if threads else []) + (["--data", data] if data else [])
+    script = remote_script(edgetune, profile.name if shipped else None, args)
+    cmd = [*SSH, *(a for o in ssh_options for a in ("-o", o)), host, "--", "sh -c " + shlex.quote(script)]
+    log(f"bench {meta['target']} on {host} over ssh (profile {profile.name}, {runs} runs)", quiet=quiet)
+    proc = subprocess.run(cmd, input=_bundle(export_dir, None if shipped else Path(profile_name)),
+                          capture_output=True)
+    stdout, stderr = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+    result = _parse(stdout) if proc.returncode in (ExitCode.OK, ExitCode.BUDGET_GATE) else None
+    if result is None:
+        raise _failure(proc.returncode, stderr, host, edgetune)
+    result["remote"] = host
+    return keep_result(result, run, export_dir)
+
+
+def _parse(stdout: str) -> dict[str, Any] | None:
+    for line in reversed(stdout.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                return None
+    return None
+
+
+def _failure(rc: int, stderr: str, host: str, edgetune: str) -> Exception:
+    last = (stderr.strip().splitlines() or ["no output"])[-1].strip()
+    if rc == SSH_FAILED:
+        return RemoteError(f"ssh to {host} failed: {last}",
+                           hint=f"check that `ssh {host} true` works without a password (a key or an agent); "
+                                "pass ssh options with --ssh-option KEY=VALUE")
+    if rc == NOT_FOUND:
+        return AssetError(f"{edgetune} not found on {host}: {last}",
+                          hint="install the light install there (docs/DEVICE.md) or pass --remote-edgetune "
+                               "with its path, e.g. ~/edgetune/bin/edgetune")
+    code = rc if rc in {c.value for c in ExitCode} else ExitCode.REMOTE
+    message = last.removeprefix("edgetune: error: ")
+    return RemoteError(f"on {host} (exit {rc}): {message}", exit_code=ExitCode(code))
