@@ -18,6 +18,10 @@ from edgetune import plots
 from edgetune.fsutil import write_bytes, write_text
 from edgetune.run import RunDir
 
+ESTIMATE_NOTE = ("Latency is measured on this host with each profile's threads; the ESTIMATE column is the device's "
+                 "published latency of a reference model × this artefact's p50 over that model's, measured side by "
+                 "side here")
+
 
 def collect(run_path: str | Path) -> dict[str, Any]:
     """Everything the report shows, from the run's manifest, export.json files and bench JSON."""
@@ -153,8 +157,7 @@ def markdown(summary: dict[str, Any], pngs: dict[str, str] | None = None) -> str
     lines = [f"# edgetune report: {summary['run']}", "", _headline(summary), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in body]
-    lines += ["", "Latency is measured on this host with each profile's threads; the ESTIMATE column scales it "
-                  "to the device by a published reference latency (see the bench JSON's `estimate`)."]
+    lines += ["", ESTIMATE_NOTE + " (see the bench JSON's `estimate`)."]
     for name, file in (pngs or {}).items():
         lines += ["", f"![{name}]({file})"]
     lines += ["", "## Provenance", ""] + [f"- {line}" for line in _provenance_lines(summary["provenance"])]
@@ -183,8 +186,7 @@ def to_html(summary: dict[str, Any], figs: dict[str, bytes]) -> str:
             f"{e(summary['run'])}</title><style>{_CSS}</style></head><body>"
             f"<h1>edgetune report</h1><p>{e(summary['run'])}</p><p>{headline}</p>"
             f"<table><tr>{''.join(f'<th>{e(h)}</th>' for h in head)}</tr>{rows}</table>"
-            f"<p>Latency is measured on this host with each profile's threads; ESTIMATE scales it to the device "
-            f"by a published reference latency.</p>{fig_html}<h2>Provenance</h2><ul>{prov}</ul></body></html>\n")
+            f"<p>{e(ESTIMATE_NOTE)}.</p>{fig_html}<h2>Provenance</h2><ul>{prov}</ul></body></html>\n")
 
 
 def write_report(run_path: str | Path) -> tuple[dict[str, Any], Path]:
