@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +34,7 @@ def host_arch() -> str:
 
 
 def run_worker(artifact: Path, x: np.ndarray, threads: int, runs: int, image: Path | None = None) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="edgetune-bench-") as tmp:
-        inp = Path(tmp) / "input.npy"
-        np.save(inp, x)
-        return spawn([str(artifact), str(inp), str(threads), str(runs)] + ([str(image)] if image else []))
+    return spawn([artifact, x, threads, runs] + ([image] if image else []), what=str(artifact))
 
 
 def latency_p50(artifact: Path, x: np.ndarray, threads: int, runs: int = 100) -> float:

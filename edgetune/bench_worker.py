@@ -119,17 +119,27 @@ def measure_pair(model_a: str, xa: np.ndarray, model_b: str, xb: np.ndarray, thr
             "threads": threads, "pinned_cores": pinned}
 
 
-def spawn(args: list[str]) -> dict:
-    """Run this module in a fresh interpreter with `args`; its JSON result, or one-line error."""
+def spawn(args: list, what: str) -> dict:
+    """Run this module in a fresh interpreter; array arguments travel as temp .npy files. Its JSON
+    result, or one `EdgetuneError` line naming `what` was being measured."""
     import subprocess
+    import tempfile
+    from pathlib import Path
 
     from edgetune.errors import EdgetuneError
 
-    proc = subprocess.run([sys.executable, "-m", "edgetune.bench_worker", *args], capture_output=True, text=True,
-                          env=os.environ.copy())
+    with tempfile.TemporaryDirectory(prefix="edgetune-bench-") as tmp:
+        argv = []
+        for i, a in enumerate(args):
+            if isinstance(a, np.ndarray):
+                np.save(Path(tmp) / f"{i}.npy", a)
+                a = Path(tmp) / f"{i}.npy"
+            argv.append(str(a))
+        proc = subprocess.run([sys.executable, "-m", "edgetune.bench_worker", *argv], capture_output=True, text=True,
+                              env=os.environ.copy())
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise EdgetuneError(f"benchmark process failed on {args[1] if args[0] == '--pair' else args[0]}: {last}")
+        raise EdgetuneError(f"benchmark process failed on {what}: {last}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -13,7 +13,6 @@ estimate.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,11 +48,7 @@ def measure_pair(artifact: Path, x: np.ndarray, reference: Path, x_ref: np.ndarr
     """The artefact/reference latency ratio, alternating the two in one pinned worker process."""
     from edgetune.bench_worker import spawn
 
-    with tempfile.TemporaryDirectory(prefix="edgetune-estimate-") as tmp:
-        xa, xb = Path(tmp) / "a.npy", Path(tmp) / "b.npy"
-        np.save(xa, x)
-        np.save(xb, x_ref)
-        return spawn(["--pair", str(artifact), str(xa), str(reference), str(xb), str(threads), str(PAIR_ROUNDS)])
+    return spawn(["--pair", artifact, x, reference, x_ref, threads, PAIR_ROUNDS], what=f"{artifact} and {reference}")
 
 
 def estimate_latency(profile: DeviceProfile, runtime: str, precision: str, artifact: Path, x: np.ndarray,

@@ -1,8 +1,8 @@
 """`edgetune bench … --remote user@host`: the same bench, run on the device over SSH.
 
 Why SSH and tar, not an agent: every board a field team flashes has sshd and tar, and the device
-needs only the light install (docs/DEVICE.md). One `ssh` call streams the export folder (and a
-custom profile file) as a tar into a fresh temp folder on the device, runs `edgetune bench --json`
+needs only the light install (docs/DEVICE.md). One `ssh` call streams the export folder and the
+profile file as a tar into a fresh temp folder on the device, runs `edgetune bench --json`
 there, and removes the folder whatever happens; the JSON comes back and is kept in the run like a
 local bench, so `report` shows device numbers beside host numbers.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 from edgetune.bench import check_runs, keep_result, locate
 from edgetune.errors import AssetError, ExitCode, RemoteError
-from edgetune.profiles import PROFILES, get_profile
+from edgetune.profiles import get_profile
 from edgetune.progress import log
 
 # BatchMode: fail with a message instead of waiting for a password prompt in CI.
@@ -28,27 +28,27 @@ NOT_FOUND = 127  # the shell's "command not found"
 SSH_FAILED = 255  # ssh's own failure (connection, authentication)
 
 
-def _bundle(export_dir: Path, profile_file: Path | None) -> bytes:
-    """export/ (the folder as a device keeps it) and profile.yaml, as an in-memory tar."""
+def _bundle(export_dir: Path, profile_file: Path) -> bytes:
+    """export/ (the folder as a device keeps it) and profile.yaml, as an in-memory tar. The
+    profile always travels, so the device checks the very budgets the host would, whatever
+    edgetune version it has installed."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for f in sorted(export_dir.iterdir()):
             if f.is_file():  # bench/ results from earlier runs stay behind
                 tar.add(f, arcname=f"export/{f.name}")
-        if profile_file is not None:
-            tar.add(profile_file, arcname="profile.yaml")
+        tar.add(profile_file, arcname="profile.yaml")
     return buf.getvalue()
 
 
-def remote_script(edgetune: str, profile: str | None, bench_args: list[str]) -> str:
+def remote_script(edgetune: str, bench_args: list[str]) -> str:
     """POSIX sh run on the device: unpack into a temp folder, bench, remove the folder (on exit
     or hang-up). `edgetune` is inserted as written, so `~/venv/bin/edgetune` expands; the rest is
-    quoted. `profile` None means the bundled profile.yaml."""
-    prof = shlex.quote(profile) if profile else '"$d/profile.yaml"'
+    quoted."""
     args = " ".join(shlex.quote(a) for a in bench_args)
     return ('d=$(mktemp -d "${TMPDIR:-/tmp}/edgetune-remote-XXXXXX") || exit 1; '
             'trap \'rm -rf "$d"\' EXIT; trap \'exit 129\' HUP INT TERM; '
-            f'tar -xf - -C "$d" && {edgetune} bench "$d/export" --profile {prof} {args}')
+            f'tar -xf - -C "$d" && {edgetune} bench "$d/export" --profile "$d/profile.yaml" {args}')
 
 
 def bench_remote(run_path: str | Path, target: str | None, profile_name: str, host: str, *,
@@ -59,14 +59,12 @@ def bench_remote(run_path: str | Path, target: str | None, profile_name: str, ho
     check_runs(runs)  # bad arguments fail here, before any connection
     profile = get_profile(profile_name)
     export_dir, meta, run = locate(run_path, target)
-    shipped = profile_name in PROFILES.names()
     args = ["--runs", str(runs), "--no-estimate", "--json"]
     args += (["--threads", str(threads)] if threads else []) + (["--data", data] if data else [])
-    script = remote_script(edgetune, profile.name if shipped else None, args)
+    script = remote_script(edgetune, args)
     cmd = [*SSH, *(a for o in ssh_options for a in ("-o", o)), host, "--", "sh -c " + shlex.quote(script)]
     log(f"bench {meta['target']} on {host} over ssh (profile {profile.name}, {runs} runs)", quiet=quiet)
-    proc = subprocess.run(cmd, input=_bundle(export_dir, None if shipped else Path(profile_name)),
-                          capture_output=True)
+    proc = subprocess.run(cmd, input=_bundle(export_dir, Path(profile.source_file)), capture_output=True)
     stdout, stderr = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
     result = _parse(stdout) if proc.returncode in (ExitCode.OK, ExitCode.BUDGET_GATE) else None
     if result is None:
@@ -95,6 +93,8 @@ def _failure(rc: int, stderr: str, host: str, edgetune: str) -> Exception:
         return AssetError(f"{edgetune} not found on {host}: {last}",
                           hint="install the light install there (docs/DEVICE.md) or pass --remote-edgetune "
                                "with its path, e.g. ~/edgetune/bin/edgetune")
-    code = rc if rc in {c.value for c in ExitCode} else ExitCode.REMOTE
+    if rc in (ExitCode.OK, ExitCode.BUDGET_GATE):  # it ran, but printed no bench result
+        return RemoteError(f"{edgetune} on {host} exited {rc} without a bench result: {last}",
+                           hint="point --remote-edgetune at edgetune itself, the same version as here")
     message = last.removeprefix("edgetune: error: ")
-    return RemoteError(f"on {host} (exit {rc}): {message}", exit_code=ExitCode(code))
+    return RemoteError(f"on {host} (exit {rc}): {message}", exit_code=next((c for c in ExitCode if c == rc), None))

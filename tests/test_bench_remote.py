@@ -3,6 +3,7 @@ loopback (tests/loopback_sshd.py). Skips where sshd is not installed (.ci/run in
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -22,13 +23,12 @@ def sshd(tmp_path_factory) -> Iterator[list[str]]:
     """A running loopback sshd; yields the --ssh-option arguments that reach it."""
     if not available():
         pytest.skip("needs OpenSSH's sshd and ssh, as root (apt-get install openssh-server)")
-    server = loopback_sshd(tmp_path_factory.mktemp("sshd"))
-    try:
-        opts = server.__enter__()
-    except RuntimeError as exc:  # e.g. a container whose root account sshd refuses: not edgetune's fault
-        pytest.skip(str(exc))
-    yield [a for o in opts for a in ("--ssh-option", o)]
-    server.__exit__(None, None, None)
+    with contextlib.ExitStack() as stack:
+        try:
+            opts = stack.enter_context(loopback_sshd(tmp_path_factory.mktemp("sshd")))
+        except RuntimeError as exc:  # e.g. a container whose root account sshd refuses: not edgetune's fault
+            pytest.skip(str(exc))
+        yield [a for o in opts for a in ("--ssh-option", o)]
 
 
 def _leftovers() -> set[str]:
@@ -66,7 +66,7 @@ def test_bench_remote_sends_a_custom_profile_and_gates_on_the_device_numbers(tin
     assert (tiny_run / "bench" / "x86-64-avx512" / "cpu-fp32.json").is_file()
 
 
-@pytest.mark.parametrize("case", ["unreachable", "no edgetune there", "bad data there"])
+@pytest.mark.parametrize("case", ["unreachable", "no edgetune there", "not edgetune there", "bad data there"])
 def test_bench_remote_failures_are_one_line(tiny_run, tiny_exports, sshd, tmp_path, case):
     args = ["bench", tiny_run, "--target", "cpu-int8", "--profile", "raspberry-pi-5", "--remote", "root@127.0.0.1",
             "--remote-edgetune", REMOTE_EDGETUNE, *sshd, "--quiet"]
@@ -78,6 +78,10 @@ def test_bench_remote_failures_are_one_line(tiny_run, tiny_exports, sshd, tmp_pa
         args[args.index(REMOTE_EDGETUNE)] = "/nowhere/bin/edgetune"
         code, line = 7, "edgetune: error: /nowhere/bin/edgetune not found on root@127.0.0.1: "
         hint = "(hint: install the light install there (docs/DEVICE.md) or pass --remote-edgetune with its path"
+    elif case == "not edgetune there":  # a command that exits 0 and prints no result is not a pass
+        args[args.index(REMOTE_EDGETUNE)] = "true"
+        code, line = 9, "edgetune: error: true on root@127.0.0.1 exited 0 without a bench result: no output"
+        hint = "(hint: point --remote-edgetune at edgetune itself, the same version as here)"
     else:  # the device's edgetune rejects what it got: its message and exit code come back
         args += ["--data", "/nowhere/val"]
         code, line = 3, "edgetune: error: on root@127.0.0.1 (exit 3): data folder /nowhere/val does not exist"
