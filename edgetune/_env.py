@@ -23,14 +23,22 @@ _DEFAULTS = {
 }
 
 
+# Not a default but a rule: ultralytics checkpoints are pickles, and run folders, caches and
+# --weights files are untrusted. ultralytics' opt-in restricted loader unpickles them with
+# torch.load(weights_only=True) and an allow-list of model classes, so a checkpoint whose pickle
+# calls os.system is refused instead of run (tests/test_untrusted_files.py).
+_FORCED = {"ULTRALYTICS_SAFE_LOAD": "1"}
+
+
 def apply_environment() -> None:
     """Set the switches that must exist before torch/onnxruntime/openvino are imported."""
     for key, value in _DEFAULTS.items():
         os.environ.setdefault(key, value)
+    os.environ.update(_FORCED)
     # ultralytics' settings file, font and downloads live in the edgetune cache, not ~/.config.
-    from edgetune.paths import cache_dir
+    from edgetune.paths import cache_path  # unchecked: a bad EDGETUNE_CACHE is reported where it is used
 
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_path()[0] / "ultralytics"))
 
 
 def offline_forced() -> bool:

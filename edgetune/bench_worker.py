@@ -21,6 +21,8 @@ import time
 
 import numpy as np
 
+from edgetune.fsutil import work_dir
+
 
 def _pin(threads: int) -> list[int] | None:
     """Pin to the first `threads` allowed cores where the OS lets us (Linux)."""
@@ -123,12 +125,11 @@ def spawn(args: list, what: str) -> dict:
     """Run this module in a fresh interpreter; array arguments travel as temp .npy files. Its JSON
     result, or one `EdgetuneError` line naming `what` was being measured."""
     import subprocess
-    import tempfile
     from pathlib import Path
 
     from edgetune.errors import EdgetuneError
 
-    with tempfile.TemporaryDirectory(prefix="edgetune-bench-") as tmp:
+    with work_dir("bench") as tmp:
         argv = []
         for i, a in enumerate(args):
             if isinstance(a, np.ndarray):

@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     OUTPUT_ERROR = 8
     REMOTE = 9
     INTERRUPTED = 130
+    TERMINATED = 143  # SIGTERM (CI runners, systemd, `kill`): handled like Ctrl-C, 128 + 15
 
 
 class EdgetuneError(Exception):
@@ -108,3 +109,14 @@ class RemoteError(EdgetuneError):
         super().__init__(message, hint=hint)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM, so every `finally` (temp folders, atomic writes) runs
+    and the trainer saves its epoch exactly as on Ctrl-C."""
+
+    exit_code = ExitCode.TERMINATED
+
+
+def interruption_code(exc: BaseException) -> ExitCode:
+    return ExitCode.TERMINATED if isinstance(exc, Terminated) else ExitCode.INTERRUPTED

@@ -64,7 +64,7 @@ def estimate_latency(profile: DeviceProfile, runtime: str, precision: str, artif
         reference = reference_artifact(ref.model, ref.imgsz, ref.runtime)
         pair = measure(artifact, x, reference, reference_input(ref.imgsz), threads)
     except EdgetuneError as exc:
-        return {"available": False, "reason": exc.message}
+        return {"available": False, "reason": exc.one_line()}
     caveats = [ERROR_NOTE]
     if cross_runtime:
         caveats.append(f"no {runtime} reference for {profile.name}: scaled by its {ref.runtime} reference")

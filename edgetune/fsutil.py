@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -21,7 +22,9 @@ def _read_umask() -> int:
 
 # Read once at import: os.umask can only be read by setting it, process-wide, so doing it on every
 # write would briefly give files made by other threads (dataloaders) a 0 umask.
-_FILE_MODE = 0o666 & ~_read_umask()
+_UMASK = _read_umask()
+_FILE_MODE = 0o666 & ~_UMASK
+_DIR_MODE = 0o777 & ~_UMASK
 
 
 @contextlib.contextmanager
@@ -57,22 +60,37 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(final: Path) -> Iterator[Path]:
-    """Build a directory under a temp name and swap it into place as a whole on success."""
+def atomic_dir(final: Path, *, owned: tuple[str, ...] | None = None) -> Iterator[Path]:
+    """Build a directory under a temp name and swap it into place as a whole on success.
+
+    `owned`: the entries this writer produces. Anything else already in `final` (a user's notes,
+    a device's bench/ results, a nested folder) is moved into the new directory before the swap
+    instead of being deleted with the old one; without `owned`, the whole old folder is replaced.
+    """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    os.chmod(tmp, _DIR_MODE)  # mkdtemp makes 0700; an export or data set is meant to be shared
+    carried: list[str] = []
     try:
         yield tmp
         if final.exists():
+            if owned is not None:
+                for entry in sorted(os.listdir(final)):
+                    if entry not in owned and not (tmp / entry).exists():
+                        os.replace(final / entry, tmp / entry)
+                        carried.append(entry)
             old = final.with_name(f".{final.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(final, old)
             os.replace(tmp, final)
+            carried.clear()
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
     finally:
+        for entry in carried:  # the swap failed: give the user's entries back
+            os.replace(tmp / entry, final / entry)
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -111,3 +129,37 @@ def ensure_writable_dir(path: Path, what: str) -> None:
                 p.rmdir()
             except OSError:
                 break
+
+
+_WORK_DIR = re.compile(r"edgetune-[a-z]+-(\d+)-")
+STALE_WORK_DIR_S = 3600  # another pid namespace sharing /tmp may hide a live owner: only old ones go
+
+
+def work_dir(kind: str) -> tempfile.TemporaryDirectory:
+    """A temp folder for `kind` of work (export, quantise, bench…), named with this process's pid.
+
+    Removed on every exit path Python sees (errors, Ctrl-C, SIGTERM: see cli.common); folders a
+    kill -9 left behind are swept by the next call, once their process is gone."""
+    sweep_stale_work_dirs()
+    return tempfile.TemporaryDirectory(prefix=f"edgetune-{kind}-{os.getpid()}-")
+
+
+def sweep_stale_work_dirs(now: float | None = None) -> list[Path]:
+    """Remove this user's edgetune temp folders whose process no longer exists (best effort)."""
+    import time
+
+    now = time.time() if now is None else now
+    removed = []
+    for entry in Path(tempfile.gettempdir()).glob("edgetune-*-*-*"):
+        m = _WORK_DIR.match(entry.name)
+        try:
+            st = entry.lstat()
+            if not m or not entry.is_dir() or st.st_uid != os.getuid() or now - st.st_mtime < STALE_WORK_DIR_S:
+                continue
+            os.kill(int(m.group(1)), 0)  # still running: keep
+        except ProcessLookupError:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+        except OSError:
+            continue
+    return removed

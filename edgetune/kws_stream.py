@@ -10,7 +10,9 @@ runs on a device with the light install.
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -42,6 +44,10 @@ class StreamConfig:
     def check(self) -> None:
         from edgetune.errors import UsageError
 
+        for name, value in (("--hop", self.hop_s), ("--threshold", self.threshold), ("--smooth", self.smooth_s),
+                            ("--refractory", self.refractory_s)):
+            if not math.isfinite(value):
+                raise UsageError(f"{name} must be a finite number of seconds, got {value}")
         if not 0.01 <= self.hop_s <= 1.0:
             raise UsageError(f"--hop must be in [0.01, 1] seconds, got {self.hop_s}")
         if not 0.0 < self.threshold < 1.0:
@@ -50,20 +56,39 @@ class StreamConfig:
             raise UsageError("--smooth and --refractory must be ≥ 0 seconds")
 
 
-def posteriors(session: Any, audio: np.ndarray, *, window: int, hop: int, sr: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Softmax of every window (batch 1, as on a device); returns window end times (s), the
-    (windows, classes) probabilities and the seconds spent (for the real-time factor)."""
-    if len(audio) < window:
-        audio = np.pad(audio, (0, window - len(audio)))
-    starts = np.arange(0, len(audio) - window + 1, hop)
-    probs = []
-    t0 = time.perf_counter()
-    for s in starts:
-        z = session.run(audio[None, s: s + window])[0][0].astype(np.float64)
+def posteriors(session: Any, blocks: Iterable[np.ndarray], *, window: int, hop: int,
+               sr: int) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """Softmax of every window (batch 1, as on a device) over audio arriving in blocks, so memory
+    stays one block plus one window whatever the recording's length. Returns window end times (s),
+    the (windows, classes) probabilities, the seconds spent (for the real-time factor) and the
+    number of samples. Audio shorter than one window is zero-padded to one."""
+    buf, offset, start, total = np.zeros(0, np.float32), 0, 0, 0  # buf[0] is sample `offset`
+    starts: list[int] = []
+    probs: list[np.ndarray] = []
+    seconds = 0.0
+
+    def run(x: np.ndarray) -> None:
+        nonlocal seconds
+        t0 = time.perf_counter()
+        z = session.run(x[None])[0][0].astype(np.float64)
+        seconds += time.perf_counter() - t0
         e = np.exp(z - z.max())
         probs.append(e / e.sum())
-    seconds = time.perf_counter() - t0
-    return (starts + window) / sr, np.array(probs), seconds
+
+    for block in blocks:
+        buf = np.concatenate([buf, block])
+        total += len(block)
+        while start + window <= offset + len(buf):
+            run(buf[start - offset: start - offset + window])
+            starts.append(start)
+            start += hop
+        consumed = min(start - offset, len(buf))
+        buf, offset = buf[consumed:], offset + consumed
+    if not starts:
+        run(np.pad(buf, (0, window - len(buf))))
+        starts.append(0)
+    times = (np.array(starts) + window) / sr
+    return times, np.array(probs), seconds, total
 
 
 def smooth(probs: np.ndarray, span: int) -> np.ndarray:
@@ -115,19 +140,19 @@ def match(detections: list[dict[str, Any]], events: list[dict[str, Any]], tolera
     return {"hits": hits, "misses": len(events) - hits, "false_accepts": false_accepts}
 
 
-def smoothed_posteriors(session: Any, audio: np.ndarray, cfg: StreamConfig, *, sr: int,
-                        window: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """`posteriors` at the config's hop, smoothed over its span: (times, smoothed, seconds)."""
-    times, probs, seconds = posteriors(session, audio, window=window, hop=max(1, int(cfg.hop_s * sr)), sr=sr)
-    return times, smooth(probs, max(1, round(cfg.smooth_s / cfg.hop_s))), seconds
+def smoothed_posteriors(session: Any, blocks: Iterable[np.ndarray], cfg: StreamConfig, *, sr: int,
+                        window: int) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """`posteriors` at the config's hop, smoothed over its span: (times, smoothed, seconds, samples)."""
+    times, probs, seconds, n = posteriors(session, blocks, window=window, hop=max(1, int(cfg.hop_s * sr)), sr=sr)
+    return times, smooth(probs, max(1, round(cfg.smooth_s / cfg.hop_s))), seconds, n
 
 
-def score_stream(session: Any, audio: np.ndarray, events: list[dict[str, Any]], labels: list[str],
+def score_stream(session: Any, blocks: Iterable[np.ndarray], events: list[dict[str, Any]], labels: list[str],
                  cfg: StreamConfig, *, sr: int, window: int, target_recall: float = 0.9) -> dict[str, Any]:
     """False accepts per hour and miss rate at the configured threshold, the false-accept rate at
     `target_recall` (threshold swept), and the real-time factor."""
-    times, sm, seconds = smoothed_posteriors(session, audio, cfg, sr=sr, window=window)
-    hours = len(audio) / sr / 3600
+    times, sm, seconds, n = smoothed_posteriors(session, blocks, cfg, sr=sr, window=window)
+    hours = n / sr / 3600
     window_s = window / sr
 
     def at(threshold: float) -> dict[str, Any]:
@@ -139,7 +164,7 @@ def score_stream(session: Any, audio: np.ndarray, events: list[dict[str, Any]], 
 
     sweep = [at(t) for t in np.round(np.arange(0.05, 1.0, 0.025), 3)]
     meeting = [s for s in sweep if s["recall"] >= target_recall]
-    return {"audio_s": round(len(audio) / sr, 1), "events": len(events), "windows": len(times),
-            "real_time_factor": round(seconds / (len(audio) / sr), 5), "config": cfg.to_dict(),
+    return {"audio_s": round(n / sr, 1), "events": len(events), "windows": len(times),
+            "real_time_factor": round(seconds / (n / sr), 5), "config": cfg.to_dict(),
             "at_threshold": at(cfg.threshold),
             f"at_recall_{target_recall:g}": max(meeting, key=lambda s: s["threshold"]) if meeting else None}

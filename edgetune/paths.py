@@ -9,13 +9,35 @@ from pathlib import Path
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def cache_dir() -> Path:
-    """The asset cache: $EDGETUNE_CACHE, else $XDG_CACHE_HOME/edgetune, else ~/.cache/edgetune."""
+def cache_path() -> tuple[Path, str]:
+    """Where the cache is meant to be, and how to name that setting to a user (not checked)."""
     env = os.environ.get("EDGETUNE_CACHE")
     if env:
+        return Path(env).expanduser(), f"EDGETUNE_CACHE={env}"
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "edgetune", f"the cache folder {base / 'edgetune'}"
+
+
+def cache_dir() -> Path:
+    """The asset cache: $EDGETUNE_CACHE, else $XDG_CACHE_HOME/edgetune, else ~/.cache/edgetune;
+    one line naming the variable when it is not a folder (it broke bench's estimate with a bare
+    'Not a directory')."""
+    path, name = cache_path()
+    if path.exists() and not path.is_dir():
+        from edgetune.errors import OutputError
+
+        raise OutputError(f"{name} is not a folder", hint="point EDGETUNE_CACHE at a folder edgetune may write to "
+                                                          "(unset, it is ~/.cache/edgetune)")
+    return path
+
+
+def state_dir() -> Path:
+    """The user's own edgetune state, outside every run folder and the cache: $EDGETUNE_STATE,
+    else $XDG_STATE_HOME/edgetune, else ~/.local/state/edgetune. It holds the trust list."""
+    env = os.environ.get("EDGETUNE_STATE")
+    if env:
         return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "edgetune"
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "edgetune"
 
 
 def shipped_dir(name: str) -> Path:

@@ -26,6 +26,10 @@ def _figure(w: float = 6.4, h: float = 4.2):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # Labels are users' class names: '$' must print as '$', not start mathtext (two of them in one
+    # name made every report crash with a ValueError). Set for the process, not in a context:
+    # tick labels are created at draw time, after the figure is built.
+    matplotlib.rcParams["text.parse_math"] = False
     fig, ax = plt.subplots(figsize=(w, h), dpi=110)
     return plt, fig, ax
 

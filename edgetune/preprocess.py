@@ -47,9 +47,7 @@ class ImagePreprocess:
 
         Raises OSError/ValueError on unreadable data (callers turn that into a DataError).
         """
-        img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-        img.draft("RGB", (self.resize, self.resize))  # JPEG: decode at reduced scale, much faster
-        img = ImageOps.exif_transpose(img).convert("RGB")
+        img = decode_rgb(source, draft=self.resize)
         w, h = img.size
         scale = self.resize / min(w, h)
         nw, nh = max(self.resize, round(w * scale)), max(self.resize, round(h * scale))
@@ -74,10 +72,60 @@ class ImagePreprocess:
         return self.to_input(self.center(self.load_square(source)))
 
 
+# Bounds for a decoded image (a 196-byte PNG can declare 1 x 60000 pixels; resizing its short side
+# to 146 then needed 5.6 GB). The pixel limit is Pillow's own decompression-bomb threshold (89.5 MP,
+# a 9459 x 9459 image); the aspect limit keeps a short side from being scaled up without bound
+# (panoramas are ~4:1, line-scan strips rarely past 20:1).
+MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+MAX_ASPECT = 50
+
+
+class ImageLimitError(ValueError):
+    """An image over edgetune's pixel or aspect-ratio limit (callers name the file)."""
+
+
+def check_image_size(width: int, height: int) -> None:
+    """Refuse what would take unbounded memory to decode or resize; one line saying which limit."""
+    if width < 1 or height < 1:
+        raise ImageLimitError(f"image is {width}x{height} pixels")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageLimitError(f"image is {width}x{height} pixels, over edgetune's limit of {MAX_IMAGE_PIXELS / 1e6:.1f} "
+                              f"megapixels (downscale it first)")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageLimitError(f"image is {width}x{height} pixels, an aspect ratio over {MAX_ASPECT}:1 (crop or pad it "
+                              f"first)")
+
+
+def decode_rgb(source: Path | bytes, *, draft: int | None = None) -> Image.Image:
+    """A file or encoded bytes → upright 8-bit RGB PIL image, with size limits checked from the
+    header before any pixel is decoded, and 16-bit images scaled to 8 bits (high byte, as OpenCV
+    and so ultralytics' training read them) instead of clipped to black and white.
+
+    Raises OSError/ValueError on unreadable or over-limit data (callers name the file)."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # over the limit is refused below, not warned about
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except Image.DecompressionBombError:  # Pillow refuses past twice its limit before reading a size we can show
+        raise ImageLimitError(f"image is over edgetune's limit of {MAX_IMAGE_PIXELS / 1e6:.1f} megapixels "
+                              f"(downscale it first)") from None
+    check_image_size(*img.size)
+    if draft:
+        img.draft("RGB", (draft, draft))  # JPEG: decode at reduced scale, much faster
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        img = Image.fromarray((np.asarray(img).astype(np.int64).clip(0, 65535) >> 8).astype(np.uint8), "L")
+    elif img.mode == "F":
+        raise ImageLimitError("image holds 32-bit floating-point pixels, which have no fixed range "
+                              "(save it as an 8- or 16-bit PNG)")
+    return img.convert("RGB")
+
+
 def open_rgb(source: Path | bytes) -> Image.Image:
-    """A file or encoded bytes → upright RGB PIL image (EXIF orientation applied)."""
-    img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-    return ImageOps.exif_transpose(img).convert("RGB")
+    """A file or encoded bytes → upright RGB PIL image (EXIF orientation applied, limits checked)."""
+    return decode_rgb(source)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 from edgetune.errors import ProfileError
 from edgetune.paths import shipped_dir
 from edgetune.registry import Registry
+from edgetune.untrusted import NAME_RULE, is_safe_name
 from edgetune.yamlio import FieldReader, load_yaml_mapping
 from edgetune.zoo import TASKS
 
@@ -126,7 +127,7 @@ def load_profile(path: Path) -> DeviceProfile:
     sources = {k: src.get(k, str, check=lambda v: bool(v.strip()), expect="a non-empty citation")
                for k in SOURCE_KEYS}
     return DeviceProfile(
-        name=r.get("name", str), description=r.get("description", str, ""),
+        name=r.get("name", str, check=is_safe_name, expect=NAME_RULE), description=r.get("description", str, ""),
         arch=cpu.get("arch", str, check=lambda a: a in ARCHES, expect=" or ".join(ARCHES)),
         cpu_model=cpu.get("model", str),
         cores=cores,

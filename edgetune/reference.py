@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from edgetune.errors import AssetError
-from edgetune.fsutil import atomic_dir
+from edgetune.fsutil import atomic_dir, work_dir
 from edgetune.paths import cache_dir
 
 # name → ultralytics architecture YAML (detection heads; decode included, as in the tables).
@@ -56,7 +55,7 @@ def reference_artifact(model: str, imgsz: int, runtime: str) -> Path:
     ultralytics_env.prepare(quiet=True)
     from ultralytics import YOLO
 
-    with tempfile.TemporaryDirectory(prefix="edgetune-ref-") as tmp, atomic_dir(out) as dest:
+    with work_dir("reference") as tmp, atomic_dir(out) as dest:
         cwd = os.getcwd()
         os.chdir(tmp)  # ultralytics writes a YAML-built model's export into the working directory
         try:

@@ -11,21 +11,26 @@ from __future__ import annotations
 
 import io
 import json
+import reprlib
 import shlex
 import subprocess
 import tarfile
+import threading
 from pathlib import Path
 from typing import Any
 
 from edgetune.bench import check_runs, keep_result, locate
-from edgetune.errors import AssetError, ExitCode, RemoteError
+from edgetune.errors import AssetError, ExitCode, RemoteError, RunDirError
 from edgetune.profiles import get_profile
 from edgetune.progress import log
+from edgetune.run import check_bench_result
 
 # BatchMode: fail with a message instead of waiting for a password prompt in CI.
 SSH = ("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=15")
 NOT_FOUND = 127  # the shell's "command not found"
 SSH_FAILED = 255  # ssh's own failure (connection, authentication)
+MAX_REPLY_BYTES = 16 << 20  # a bench JSON is a few KB (a 1000-class confusion matrix: ~6 MB)
+_REPR = reprlib.Repr()
 
 
 def _bundle(export_dir: Path, profile_file: Path) -> bytes:
@@ -64,13 +69,59 @@ def bench_remote(run_path: str | Path, target: str | None, profile_name: str, ho
     script = remote_script(edgetune, args)
     cmd = [*SSH, *(a for o in ssh_options for a in ("-o", o)), host, "--", "sh -c " + shlex.quote(script)]
     log(f"bench {meta['target']} on {host} over ssh (profile {profile.name}, {runs} runs)", quiet=quiet)
-    proc = subprocess.run(cmd, input=_bundle(export_dir, Path(profile.source_file)), capture_output=True)
-    stdout, stderr = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
-    result = _parse(stdout) if proc.returncode in (ExitCode.OK, ExitCode.BUDGET_GATE) else None
+    rc, out, err = _run_bounded(cmd, _bundle(export_dir, Path(profile.source_file)), MAX_REPLY_BYTES, host)
+    result = _parse(out.decode(errors="replace")) if rc in (ExitCode.OK, ExitCode.BUDGET_GATE) else None
     if result is None:
-        raise _failure(proc.returncode, stderr, host, edgetune)
+        raise _failure(rc, err.decode(errors="replace"), host, edgetune)
+    _check_reply(result, host, profile.name, meta["target"])
     result["remote"] = host
     return keep_result(result, run, export_dir)
+
+
+def _check_reply(result: dict[str, Any], host: str, profile: str, target: str) -> None:
+    """The device's JSON names where its result is kept: it must be the bench asked for, with
+    the fields a report reads (a device is not trusted to choose paths on the host)."""
+    if result.get("profile") != profile or result.get("target") != target:
+        raise RemoteError(f"{host} answered for profile {_REPR.repr(result.get('profile'))}, target "
+                          f"{_REPR.repr(result.get('target'))}; asked for {profile}, {target}",
+                          hint="check --remote-edgetune points at edgetune itself; nothing was written")
+    try:
+        check_bench_result(result, f"{host}'s bench result")
+    except RunDirError as exc:
+        raise RemoteError(exc.message, hint="install the same edgetune version on the device; nothing was written") from None
+
+
+def _run_bounded(cmd: list[str], data: bytes, limit: int, host: str) -> tuple[int, bytes, bytes]:
+    """subprocess.run(input=data, capture_output=True) that kills the command once stdout or
+    stderr passes `limit` bytes: a device cannot make the host buffer gigabytes."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    outs: dict[str, bytearray] = {"out": bytearray(), "err": bytearray()}
+    over: list[str] = []
+
+    def drain(stream: Any, key: str) -> None:
+        while chunk := stream.read(1 << 16):
+            outs[key] += chunk
+            if len(outs[key]) > limit:
+                over.append(key)
+                proc.kill()
+                return
+
+    readers = [threading.Thread(target=drain, args=(proc.stdout, "out"), daemon=True),
+               threading.Thread(target=drain, args=(proc.stderr, "err"), daemon=True)]
+    for t in readers:
+        t.start()
+    try:
+        proc.stdin.write(data)
+        proc.stdin.close()
+    except BrokenPipeError:  # ssh gave up before reading everything: its stderr says why
+        pass
+    rc = proc.wait()
+    for t in readers:
+        t.join()
+    if over:
+        raise RemoteError(f"{host} sent more than {limit:,} bytes on std{over[0]}; stopped reading",
+                          hint="check --remote-edgetune points at edgetune itself; nothing was written")
+    return rc, bytes(outs["out"]), bytes(outs["err"])
 
 
 def _parse(stdout: str) -> dict[str, Any] | None:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 from typing import Any
 
 from edgetune import plots
 from edgetune.fsutil import write_bytes, write_text
-from edgetune.run import RunDir
+from edgetune.run import RunDir, read_bench_result
 
 ESTIMATE_NOTE = ("Latency is measured on this host with each profile's threads; the ESTIMATE column is the device's "
                  "published latency of a reference model × this artefact's p50 over that model's, measured side by "
@@ -29,7 +28,7 @@ def collect(run_path: str | Path) -> dict[str, Any]:
     manifest = run.read_manifest()
     benches: dict[tuple[str, str], dict[str, Any]] = {}
     for path in sorted((run.path / "bench").glob("*/*.json")):
-        benches[(path.parent.name, path.stem)] = json.loads(path.read_text())
+        benches[(path.parent.name, path.stem)] = read_bench_result(path)
     exports = run.exports()
     rows = []
     for target, meta in exports.items():

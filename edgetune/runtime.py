@@ -52,13 +52,18 @@ class Session:
                               hint="re-run `edgetune export`") from None
         inp = self._ort.get_inputs()[0]
         self.input_name, self.input_shape = inp.name, tuple(inp.shape)
+        self.output_shape = tuple(d if isinstance(d, int) else None for d in self._ort.get_outputs()[0].shape)
         self._run = lambda x: self._ort.run(None, {self.input_name: x})
 
     def _init_ov(self, threads: int | None) -> None:
         import openvino as ov
 
         core = ov.Core()
-        self._compile_ov(core, core.read_model(str(self.path)), threads)
+        try:
+            self._compile_ov(core, core.read_model(str(self.path)), threads)
+        except RuntimeError as exc:  # a truncated .bin, a foreign .xml: OpenVINO's C++ message, first line
+            raise RunDirError(f"OpenVINO cannot load {self.path}: {str(exc).strip().splitlines()[0][:200]}",
+                              hint="re-run `edgetune export`") from None
 
     def _compile_ov(self, core, model, threads: int | None) -> None:
         config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
@@ -71,6 +76,8 @@ class Session:
         port = compiled.input(0)
         self.input_name = port.get_any_name()
         self.input_shape = tuple(port.get_partial_shape().to_shape()) if port.get_partial_shape().is_static else ()
+        self.output_shape = tuple(d.get_length() if d.is_static else None
+                                  for d in compiled.output(0).get_partial_shape())
         request = compiled.create_infer_request()
         self._run = lambda x: [np.asarray(v) for v in request.infer({0: x}).values()]
 

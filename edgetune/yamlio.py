@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from edgetune.errors import EdgetuneError
+from edgetune.untrusted import MAX_YAML_BYTES, load_yaml, read_text
 
 
 def load_yaml_mapping(path: Path, error: type[EdgetuneError], what: str) -> dict[str, Any]:
-    """Read `path` as a YAML mapping or raise `error` naming the file and the problem."""
+    """Read `path` as a YAML mapping or raise `error` naming the file and the problem. Size,
+    nesting and alias expansion are bounded (edgetune.untrusted): profiles are hand-written."""
+    text = read_text(path, limit=MAX_YAML_BYTES, what=what, error=error)
     try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise error(f"cannot read {what} {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise error(f"{what} {path} is not UTF-8 text", hint="save it as a UTF-8 YAML file") from None
-    try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text, what=f"{what} {path}", error=error)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -28,6 +26,10 @@ def load_yaml_mapping(path: Path, error: type[EdgetuneError], what: str) -> dict
     if not isinstance(data, dict):
         raise error(f"{what} {path} must be a YAML mapping, got {type(data).__name__}")
     return data
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
 
 
 class FieldReader:
@@ -45,6 +47,10 @@ class FieldReader:
     def _fail(self, key: str, problem: str) -> EdgetuneError:
         return self.error(f"{self.source}: field '{self._name(key)}' {problem}")
 
+    @staticmethod
+    def _show(value: Any) -> str:
+        return _REPR.repr(value)  # bounded: a hostile value must not print megabytes
+
     def get(self, key: str, types: type | tuple[type, ...], default: Any = ..., *,
             check=None, expect: str | None = None) -> Any:
         if key not in self.data or self.data[key] is None:
@@ -53,11 +59,11 @@ class FieldReader:
             return default
         value = self.data[key]
         if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-            raise self._fail(key, f"must be {expect or _type_names(types)}, got {value!r}")
+            raise self._fail(key, f"must be {expect or _type_names(types)}, got {self._show(value)}")
         if not isinstance(value, types):
-            raise self._fail(key, f"must be {expect or _type_names(types)}, got {value!r}")
+            raise self._fail(key, f"must be {expect or _type_names(types)}, got {self._show(value)}")
         if check is not None and not check(value):
-            raise self._fail(key, f"must be {expect}, got {value!r}")
+            raise self._fail(key, f"must be {expect}, got {self._show(value)}")
         return value
 
     def sub(self, key: str, default: Any = ...) -> FieldReader:

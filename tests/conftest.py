@@ -6,7 +6,11 @@ seconds on real images first (it reaches ~0.6-0.7 top-1, far above the 0.1 of ch
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,9 @@ from edgetune.assets import carrier_extra, resolve_weights
 from edgetune.cli.main import cli
 from edgetune.errors import AssetError
 from edgetune.zoo import get_card
+
+# The trust list lives in the user's state folder: tests keep theirs apart from the real one.
+os.environ.setdefault("EDGETUNE_STATE", tempfile.mkdtemp(prefix="edgetune-test-state-"))
 
 
 def invoke(*args: str):
@@ -147,3 +154,18 @@ def kws_run(tmp_path_factory, kws_data, frontend_files) -> tuple[Path, dict]:
     result = invoke_json("finetune", "--model", "speech_embedding_kws", "--data", kws_data, "--out", out,
                          "--freeze", "backbone", "--epochs", 30, "--seed", 0, "--quiet")
     return out, result
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory) -> Iterator[list[str]]:
+    """A running loopback sshd; yields the --ssh-option arguments that reach it."""
+    from loopback_sshd import available, loopback_sshd
+
+    if not available():
+        pytest.skip("needs OpenSSH's sshd and ssh, as root (apt-get install openssh-server)")
+    with contextlib.ExitStack() as stack:
+        try:
+            opts = stack.enter_context(loopback_sshd(tmp_path_factory.mktemp("sshd")))
+        except RuntimeError as exc:  # e.g. a container whose root account sshd refuses: not edgetune's fault
+            pytest.skip(str(exc))
+        yield [a for o in opts for a in ("--ssh-option", o)]

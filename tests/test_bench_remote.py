@@ -3,32 +3,17 @@ loopback (tests/loopback_sshd.py). Skips where sshd is not installed (.ci/run in
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import invoke
-from loopback_sshd import available, free_port, loopback_sshd
+from loopback_sshd import free_port
 
 REMOTE_EDGETUNE = f"{sys.executable} -m edgetune.cli.main"  # the device's edgetune: this venv's
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory) -> Iterator[list[str]]:
-    """A running loopback sshd; yields the --ssh-option arguments that reach it."""
-    if not available():
-        pytest.skip("needs OpenSSH's sshd and ssh, as root (apt-get install openssh-server)")
-    with contextlib.ExitStack() as stack:
-        try:
-            opts = stack.enter_context(loopback_sshd(tmp_path_factory.mktemp("sshd")))
-        except RuntimeError as exc:  # e.g. a container whose root account sshd refuses: not edgetune's fault
-            pytest.skip(str(exc))
-        yield [a for o in opts for a in ("--ssh-option", o)]
 
 
 def _leftovers() -> set[str]:

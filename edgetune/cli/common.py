@@ -6,13 +6,32 @@ import contextlib
 import errno
 import functools
 import json
+import math
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from edgetune.errors import EdgetuneError, ExitCode
+from edgetune.errors import EdgetuneError, ExitCode, Terminated, interruption_code
+
+
+class FiniteFloat(click.ParamType):
+    """click's FLOAT accepts 'inf' and 'nan' (Python's float does); no edgetune option means
+    either, and they reached arithmetic as OverflowError or gates that could never pass."""
+
+    name = "float"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+FINITE = FiniteFloat()
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (for CI).")
 
@@ -42,6 +61,17 @@ def fail(message: str, code: int) -> None:
 _OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM's default kills the process on the spot: no `finally`, so temp folders of hundreds
+    of MB stayed in /tmp. As an exception it unwinds like Ctrl-C (exit 143, one line)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
 def handle_errors(as_json_param: str = "as_json") -> Callable:
     """Turn EdgetuneError into `edgetune: error: <what> (hint: <fix>)` and its exit code.
 
@@ -54,6 +84,7 @@ def handle_errors(as_json_param: str = "as_json") -> Callable:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             as_json = bool(kwargs.get(as_json_param))
+            _terminate_like_ctrl_c()
             quiet_stdout = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
             _json_stdout.append(sys.stdout)
             try:
@@ -63,8 +94,9 @@ def handle_errors(as_json_param: str = "as_json") -> Callable:
                 if as_json and exc.payload is not None:
                     _echo_json(exc.payload)
                 fail(exc.one_line(), int(exc.exit_code))
-            except KeyboardInterrupt:
-                fail("interrupted", int(ExitCode.INTERRUPTED))
+            except KeyboardInterrupt as exc:
+                code = interruption_code(exc)
+                fail("terminated (SIGTERM)" if code == ExitCode.TERMINATED else "interrupted", int(code))
             except OSError as exc:
                 where = f": {exc.filename}" if exc.filename else ""
                 if exc.errno in _OUTPUT_ERRNOS:  # writes are atomic, so nothing half-written stays

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgetune.cli.common import emit, handle_errors, json_option
+from edgetune.cli.common import FINITE, emit, handle_errors, json_option
 
 
 @click.group()
@@ -91,7 +91,7 @@ def objects_on_photos(out: Path, n_train: int, n_val: int, seed: int, long_side:
               help="TTS engines for validation [default: the training engines, with held-out voices]; "
                    "other engines here = the cross-synthesiser test.")
 @click.option("--unknown-words", default=None, help="Comma-separated non-keywords for _unknown_ [default: 30 words].")
-@click.option("--stream-minutes", default=5.0, show_default=True, type=float,
+@click.option("--stream-minutes", default=5.0, show_default=True, type=FINITE,
               help="Length of stream/stream.wav (keywords at known times among other speech), for false accepts per hour.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @json_option

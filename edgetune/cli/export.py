@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgetune.cli.common import emit, handle_errors, json_option
+from edgetune.cli.common import FINITE, emit, handle_errors, json_option
 
 
 @click.command()
@@ -15,7 +15,7 @@ from edgetune.cli.common import emit, handle_errors, json_option
               help="Target id (`edgetune targets`): cpu-fp32, cpu-int8, openvino-fp32, openvino-fp16, openvino-int8, "
                    "or auto (with --profile): the fastest of the profile's targets within --max-drop.")
 @click.option("--profile", default=None, help="Device profile for --target auto (its threads and targets).")
-@click.option("--max-drop", type=float, default=None,
+@click.option("--max-drop", type=FINITE, default=None,
               help="Largest allowed drop of the task metric vs fp32 (absolute, e.g. 0.01). int8 targets that "
                    "miss it return their most sensitive layers to float until they meet it; otherwise exit 5. "
                    "[auto default: 0.01]")

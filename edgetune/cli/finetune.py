@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgetune.cli.common import emit, handle_errors, json_option
+from edgetune.cli.common import FINITE, emit, handle_errors, json_option
 
 
 @click.command()
@@ -18,7 +18,7 @@ from edgetune.cli.common import emit, handle_errors, json_option
                    "kws: a Speech Commands folder (DIR/<word>/*.wav, DIR/_background_noise_/).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory to create.")
 @click.option("--epochs", default=10, show_default=True, type=int)
-@click.option("--lr", default=None, type=float,
+@click.option("--lr", default=None, type=FINITE,
               help="Peak learning rate [default: classify AdamW 5e-4 (warm-up, cosine); detect ultralytics' auto].")
 @click.option("--batch", default=None, type=int, help="Batch size [default: classify 32, detect 16].")
 @click.option("--img-size", type=int, default=None, help="Square input size [default: the card's].")
@@ -31,7 +31,7 @@ from edgetune.cli.common import emit, handle_errors, json_option
               help="kws: comma-separated word folders that are keywords; the other words become _unknown_ "
                    "[default: every word folder except _unknown_].")
 @click.option("--patience", default=5, show_default=True, type=int, help="Early stop after N epochs without val gain.")
-@click.option("--val-split", type=float, default=None, help="classify: hold out this fraction when DATA has no train/val.")
+@click.option("--val-split", type=FINITE, default=None, help="classify: hold out this fraction when DATA has no train/val.")
 @click.option("--weights", type=click.Path(path_type=Path), default=None, help="Pretrained weights file (offline).")
 @click.option("--head-init", type=click.Choice(["probe", "random"]), default="probe", show_default=True,
               help="classify: probe = fit the new head on cached features before fine-tuning (LP-FT).")
@@ -64,9 +64,12 @@ def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, l
     # A card's default freeze describes how to fine-tune its *pretrained* weights.
     freeze = freeze or (card.default_freeze if pretrained else None) or "none"
 
+    from edgetune.fsutil import ensure_writable_dir
+    from edgetune.run import check_run_location
+
+    check_run_location(Path(out), Path(data))
     if resume:
         _check_resumable(Path(out), model)
-    from edgetune.fsutil import ensure_writable_dir
 
     ensure_writable_dir(Path(out), "--out folder")  # before data checks and training, for every task
     batch = batch or get_task(task).default_batch

@@ -57,7 +57,7 @@ def cli() -> None:
     Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input data/files, 4 export validation
     failed, 5 accuracy gate (--max-drop) failed, 6 device budget failed, 7 missing asset,
     8 output not writable (permission, read-only, disk full), 9 remote device unreachable
-    (bench --remote), 130 interrupted.
+    (bench --remote), 130 interrupted, 143 terminated (SIGTERM).
     """
 
 

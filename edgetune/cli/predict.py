@@ -6,22 +6,22 @@ from pathlib import Path
 
 import click
 
-from edgetune.cli.common import emit, handle_errors, json_option
+from edgetune.cli.common import FINITE, emit, handle_errors, json_option
 
 
 @click.command()
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--top-k", default=3, show_default=True, type=int, help="classify: labels to list per image.")
-@click.option("--conf", type=float, default=None, help="detect: confidence threshold [default: the model card's].")
+@click.option("--conf", type=FINITE, default=None, help="detect: confidence threshold [default: the model card's].")
 @click.option("--save", type=click.Path(path_type=Path), default=None,
               help="detect: write each image with its boxes into this folder.")
 @click.option("--stream", is_flag=True, help="kws: slide a window over each (long) WAV and print timed detections.")
-@click.option("--hop", type=float, default=None, help="kws --stream: window step in seconds [default: export's, 0.1].")
-@click.option("--threshold", type=float, default=None,
+@click.option("--hop", type=FINITE, default=None, help="kws --stream: window step in seconds [default: export's, 0.1].")
+@click.option("--threshold", type=FINITE, default=None,
               help="kws --stream: smoothed keyword probability that fires [default: export's, 0.5].")
-@click.option("--smooth", type=float, default=None, help="kws --stream: posterior smoothing span in seconds [default 0.3].")
-@click.option("--refractory", type=float, default=None, help="kws --stream: seconds of silence after a detection [default 1].")
+@click.option("--smooth", type=FINITE, default=None, help="kws --stream: posterior smoothing span in seconds [default 0.3].")
+@click.option("--refractory", type=FINITE, default=None, help="kws --stream: seconds of silence after a detection [default 1].")
 @click.option("--threads", type=int, default=None)
 @json_option
 @handle_errors()
@@ -29,14 +29,14 @@ def predict(artifact: Path, images: tuple[Path, ...], top_k: int, conf: float | 
             stream: bool, hop: float | None, threshold: float | None, smooth: float | None, refractory: float | None,
             threads: int | None, as_json: bool) -> None:
     """Run an export folder (RUN/export/<target>) or its model file on IMAGES (or WAV files for kws)."""
+    from edgetune.artifact import open_export
     from edgetune.errors import DataError, UsageError
-    from edgetune.run import EXPORT_META, read_json_file
-    from edgetune.runtime import Session
+    from edgetune.preprocess import ImageLimitError
     from edgetune.tasks import get_task
 
     folder = artifact if artifact.is_dir() else artifact.parent
-    meta = read_json_file(folder / EXPORT_META, what="export metadata",
-                          hint="pass an export folder made by `edgetune export` (RUN/export/<target>)")
+    meta, session = open_export(folder, threads=threads,
+                                hint="pass an export folder made by `edgetune export` (RUN/export/<target>)")
     task = get_task(meta["task"])
     if conf is not None:
         if not 0 <= conf <= 1:
@@ -54,9 +54,10 @@ def predict(artifact: Path, images: tuple[Path, ...], top_k: int, conf: float | 
         cfg = StreamConfig.from_dict(meta.get("postprocess"), hop_s=hop, threshold=threshold, smooth_s=smooth,
                                      refractory_s=refractory)
         cfg.check()
-    session = Session(folder / Path(meta["artifact"]).name, threads=threads)
     results = []
     for path in images:
+        if path.is_dir():
+            raise DataError(f"{path} is a folder; predict takes files", hint=f"pass the files, e.g. {path}/*")
         if not path.is_file():
             raise DataError(f"input file {path} does not exist")
         if stream:
@@ -66,6 +67,8 @@ def predict(artifact: Path, images: tuple[Path, ...], top_k: int, conf: float | 
             continue
         try:
             out = task.predict(session, meta, path)
+        except ImageLimitError as exc:
+            raise DataError(f"{path}: {exc}") from None
         except (OSError, ValueError, ImportError) as exc:  # ImportError: ultralytics' PIL patch (pi_heif)
             why = "not a recognised image format" if isinstance(exc, ImportError) else str(exc)
             raise DataError(f"cannot read image {path}: {why}", hint="pass JPEG/PNG/BMP/WebP files") from None

@@ -10,7 +10,9 @@ Policy, the same for every command:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,32 +22,85 @@ SAMPLE_RATE = 16000
 AUDIO_EXTS = frozenset({".wav", ".flac"})
 
 
+# Whole-file reads (keyword clips, noise files) hold the file as float32: bounded at 2**25 frames
+# (35 min at 16 kHz, 128 MB). Longer recordings are streamed in blocks (`stream_audio`), which is
+# what `predict --stream` and bench's stream measurement do, so a 2 GB WAV needs no 2 GB of RAM.
+MAX_READ_FRAMES = 1 << 25
+STREAM_BLOCK_FRAMES = 1 << 18  # 16 s at 16 kHz per block
+
+
+def _where(source: Path | str | bytes, rel: Path | None) -> tuple[Path, Any]:
+    if isinstance(source, bytes):
+        return Path("input.wav"), "input"
+    path = Path(source)
+    return path, path.relative_to(rel) if rel is not None and path.is_relative_to(rel) else path
+
+
+def _open(handle: Any, where: Any) -> Any:
+    import soundfile as sf
+
+    try:
+        f = sf.SoundFile(handle)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        why = str(exc).split(":")[-1].strip() or "unreadable"
+        raise DataError(f"cannot read audio {where}: {why}",
+                        hint="keyword clips must be WAV (or FLAC) files; remove or re-encode it") from None
+    return f
+
+
+def _checked(audio: np.ndarray, channels: int, path: Path, where: Any) -> np.ndarray:
+    """Mono and finite, or one line: a stereo file is refused (a silent or swapped channel would be
+    averaged in unnoticed), NaN/inf samples (float WAVs) would score as silence."""
+    if channels != 1:
+        raise DataError(f"audio {where} has {channels} channels; keyword clips must be mono",
+                        hint=f"downmix it, e.g. `sox {path.name} -c 1 mono.wav`")
+    if not np.isfinite(audio).all():
+        raise DataError(f"audio {where} has NaN or infinite samples",
+                        hint=f"re-encode it as 16-bit PCM, e.g. `sox {path.name} -b 16 clean.wav`")
+    return audio[:, 0]
+
+
 def read_audio(source: Path | str | bytes, *, rel: Path | None = None,
                raw: bytes | None = None) -> tuple[np.ndarray, int]:
     """Mono float32 samples in [-1, 1] and the sample rate of a file (or its bytes), or one
     DataError line. `raw`: the file's bytes when the caller already read them (no second read)."""
     import io
 
-    import soundfile as sf
-
-    if isinstance(source, bytes):
-        path, where, handle = Path("input.wav"), "input", io.BytesIO(source)
-    else:
-        path = Path(source)
-        where = path.relative_to(rel) if rel is not None and path.is_relative_to(rel) else path
-        handle = io.BytesIO(raw) if raw is not None else str(path)
-    try:
-        audio, sr = sf.read(handle, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        why = str(exc).split(":")[-1].strip() or "unreadable"
-        raise DataError(f"cannot read audio {where}: {why}",
-                        hint="keyword clips must be WAV (or FLAC) files; remove or re-encode it") from None
-    if audio.shape[1] != 1:
-        raise DataError(f"audio {where} has {audio.shape[1]} channels; keyword clips must be mono",
-                        hint=f"downmix it, e.g. `sox {path.name} -c 1 mono.wav`")
+    path, where = _where(source, rel)
+    handle = io.BytesIO(source) if isinstance(source, bytes) else io.BytesIO(raw) if raw is not None else str(path)
+    with _open(handle, where) as f:
+        if f.frames > MAX_READ_FRAMES:
+            raise DataError(f"audio {where} is {f.frames / f.samplerate / 60:.0f} min long; a clip is read whole, up "
+                            f"to {MAX_READ_FRAMES / SAMPLE_RATE / 60:.0f} min at 16 kHz",
+                            hint="cut it into clips, or use `predict --stream` for long recordings")
+        audio = f.read(dtype="float32", always_2d=True)
+        rate, channels = f.samplerate, f.channels
     if audio.shape[0] == 0:
         raise DataError(f"audio {where} is empty (0 samples)", hint="remove it or record it again")
-    return audio[:, 0], int(sr)
+    return _checked(audio, channels, path, where), int(rate)
+
+
+def stream_audio(path: Path) -> tuple[int, Iterator[np.ndarray]]:
+    """The sample rate and an iterator of mono float32 blocks of a recording of any length, with
+    the same checks as `read_audio`, block by block (memory stays one block)."""
+    path = Path(path)
+    f = _open(str(path), path)
+    if f.frames == 0:
+        f.close()
+        raise DataError(f"audio {path} is empty (0 samples)", hint="remove it or record it again")
+    if f.channels != 1:
+        f.close()
+        _checked(np.zeros((0, 1), np.float32), f.channels, path, path)
+
+    def blocks() -> Iterator[np.ndarray]:
+        with f:
+            while True:
+                block = f.read(STREAM_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                if not len(block):
+                    return
+                yield _checked(block, 1, path, path)
+
+    return int(f.samplerate), blocks()
 
 
 def require_rate(audio_sr: int, path: Path | str) -> None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import gzip
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgetune.errors import AssetError, DataError
+from edgetune.fsutil import work_dir
 from edgetune.paths import cache_dir
 
 CLASSES = ("t-shirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
@@ -55,7 +55,7 @@ def _debian_dir(fetch: bool) -> Path:
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         raise AssetError("the full Fashion-MNIST needs apt-get and dpkg-deb (Debian/Ubuntu)",
                          hint="use --source embedded, or copy the four idx .gz files to " + str(cached))
-    with tempfile.TemporaryDirectory(prefix="edgetune-deb-") as tmp:
+    with work_dir("deb") as tmp:
         for cmd in (["apt-get", "download", "-q", DEB_PACKAGE],):
             proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
             if proc.returncode != 0:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import ctypes
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from edgetune.fsutil import work_dir
 
 INSTALL_HINTS = {
     "espeak-ng": "pip install espeakng-loader (or apt-get install espeak-ng)",
@@ -106,7 +107,7 @@ class Flite:
     def say(self, text: str, voice: Voice) -> np.ndarray:
         import soundfile as sf
 
-        with tempfile.TemporaryDirectory(prefix="edgetune-flite-") as tmp:
+        with work_dir("flite") as tmp:
             out = Path(tmp) / "say.wav"
             stretch = f"{1.0 / voice.speed:.3f}"
             subprocess.run([self.binary, "-voice", voice.name, "--setf", f"duration_stretch={stretch}",

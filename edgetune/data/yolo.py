@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetune.errors import DataError
+from edgetune.untrusted import MAX_YAML_BYTES, load_yaml, read_text
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 EDGE_TOLERANCE = 0.01  # box edges may overshoot the image by 1% (rounding in labelling tools)
@@ -164,13 +165,18 @@ def parse_label_file(path: Path, nc: int) -> np.ndarray:
 
 
 def _check_image(path: Path) -> None:
-    """Header check (cheap): a truncated or mis-named file fails here, not mid-training."""
+    """Header check (cheap): a truncated, mis-named or over-limit file fails here, not mid-training."""
     from PIL import Image
+
+    from edgetune.preprocess import ImageLimitError, check_image_size
 
     try:
         with Image.open(path) as im:
             w, h = im.size
-    except (OSError, ValueError, ImportError):  # ImportError: ultralytics' PIL patch wants pi_heif
+        check_image_size(w, h)
+    except ImageLimitError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    except (OSError, ValueError, ImportError, Image.DecompressionBombError):  # ImportError: ultralytics' pi_heif patch
         raise DataError(f"{path} is not a readable image", hint="re-export it as JPEG/PNG or remove it") from None
     if min(w, h) < 2:
         raise DataError(f"{path} is {w}x{h} pixels: too small to hold objects")
@@ -187,9 +193,8 @@ def load_yolo_dataset(yaml_path: Path) -> YoloDataset:
         raise DataError(f"data YAML {yaml_path} not found",
                         hint="--data takes an ultralytics data.yaml (path/train/val/names)")
     try:
-        spec = yaml.safe_load(yaml_path.read_text())
-    except UnicodeDecodeError:
-        raise DataError(f"{yaml_path} is not UTF-8 text", hint="save it as a UTF-8 YAML file") from None
+        spec = load_yaml(read_text(yaml_path, limit=MAX_YAML_BYTES, what="data YAML", error=DataError),
+                         what=str(yaml_path), error=DataError)
     except yaml.YAMLError as exc:
         raise DataError(f"{yaml_path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(spec, dict):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from edgetune.errors import ExportValidationError, UnsupportedOpError
+from edgetune.fsutil import work_dir
 from edgetune.runtime import Session
 
 OPSET = 18
@@ -71,7 +71,7 @@ def _locate(model: torch.nn.Module, x: torch.Tensor, *, dynamo: bool) -> str | N
     for name, module, args in seen:
         if len(args) != 1 or not isinstance(args[0], torch.Tensor):
             continue
-        with tempfile.TemporaryDirectory() as tmp:
+        with work_dir("onnx") as tmp:
             try:
                 _export(module, args[0], Path(tmp) / "layer.onnx", dynamo=dynamo, output_name="out",
                         dynamic_batch=False)

@@ -9,7 +9,6 @@ artefact a later command would trust.
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 
 from edgetune.errors import AccuracyGateError, CalibrationError, DataError, UsageError
 from edgetune.export.targets import AUTO, Target, get_target
-from edgetune.fsutil import atomic_dir, ensure_writable_dir, sha256_file, write_json
+from edgetune.fsutil import atomic_dir, ensure_writable_dir, sha256_file, work_dir, write_json
 from edgetune.progress import log
 from edgetune.run import EXPORT_META, RunDir, open_run, versions
 from edgetune.runtime import Session
@@ -110,7 +109,7 @@ def export_run(run_path: str | Path, target_id: str, *, options: Options | None 
     _check_options(options, target_id, profile)
     if target_id != AUTO:
         get_target(target_id)  # unknown names fail before any work
-    with tempfile.TemporaryDirectory(prefix="edgetune-export-") as work:
+    with work_dir("export") as work:
         ctx = _open(run_path, Path(work), options, quiet)
         if target_id == AUTO:
             from edgetune.export.auto import export_auto
@@ -337,19 +336,23 @@ def commit(ctx: Context, built: Built, extra: dict[str, Any] | None = None) -> d
     drop = float(m_fp32[key]) - float(built.metrics[key])
     max_drop = ctx.options.max_drop
     scalars = lambda m: {k: v for k, v in m.items() if isinstance(v, (int, float))}  # noqa: E731
-    final = ctx.run.export_dir(target.id)
+    passed = max_drop is None or drop <= max_drop + 1e-12
+    # A build that fails its gate never replaces a good artefact: it is kept for inspection beside,
+    # in RUN/export-failed/<target>/, and export/<target>/ stays as it was.
+    final = ctx.run.export_dir(target.id) if passed else ctx.run.failed_export_dir(target.id)
     meta = {**ctx.base, **built.meta, **(extra or {}),
             "metric_fp32": m_fp32[key], "metric": built.metrics[key], "drop": drop,
             "eval_images": built.metrics["n"], "metrics_fp32": scalars(m_fp32), "metrics": scalars(built.metrics),
-            "max_drop": max_drop, "pass": max_drop is None or drop <= max_drop + 1e-12,
+            "max_drop": max_drop, "pass": passed,
             "size_mb": built.size_mb, "curves": {k: built.metrics[k] for k in CURVES if k in built.metrics},
             "size_mb_fp32": ctx.fp32.stat().st_size / 1e6,
             "artifact": str((final / target.artifact).resolve())}
     meta["seconds"] = round(meta.pop("build_seconds", 0) + ctx.base["onnx_seconds"], 2)
-    with atomic_dir(final) as out:
+    with atomic_dir(final, owned=(*target.files, EXPORT_META)) as out:  # a user's other files there stay
         for f in target.files:
             shutil.copyfile(built.dir / f, out / f)
-        meta["sha256"] = sha256_file(out / target.artifact)
+        meta["files"] = {f: sha256_file(out / f) for f in target.files}  # predict/bench verify every file
+        meta["sha256"] = meta["files"][target.artifact]
         write_json(out / EXPORT_META, meta)
     result = {k: meta[k] for k in ("target", "artifact", "metric_fp32", "metric", "drop", "max_abs_diff",
                                    "metric_name", "metrics_fp32", "metrics", "size_mb", "pass", "seconds")}
@@ -365,6 +368,7 @@ def commit(ctx: Context, built: Built, extra: dict[str, Any] | None = None) -> d
                      f"layer(s) in float)")
         raise AccuracyGateError(f"{target.id}: {key} dropped {drop:.4f} ({m_fp32[key]:.4f} → {built.metrics[key]:.4f}), "
                                 f"more than --max-drop {max_drop}{found}",
-                                hint="try --calib-size larger or another --calib-method, or a float target; the "
-                                     "artefact is kept for inspection with pass=false in export.json", payload=result)
+                                hint=f"try --calib-size larger or another --calib-method, or a float target; the "
+                                     f"artefact is kept for inspection in {final} (pass=false), and "
+                                     f"export/{target.id}/ is left as it was", payload=result)
     return result

@@ -15,13 +15,13 @@ Returning further layers to float after calibration is graph surgery on the int8
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from edgetune.errors import CalibrationError, UsageError
+from edgetune.fsutil import work_dir
 
 METHODS = ("minmax", "percentile", "entropy")
 COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -112,7 +112,7 @@ def quantize_static_int8(fp32: Path, out: Path, calib: Sequence[np.ndarray], *, 
                          method: str = "minmax", keep_first_float: bool = True,
                          keep_float: Sequence[str] = ()) -> dict:
     """One-shot int8 quantisation (benchmarks); `keep_float`: node names left in float."""
-    with tempfile.TemporaryDirectory(prefix="edgetune-q-") as tmp:
+    with work_dir("quantize") as tmp:
         q = OrtStaticQuantizer(fp32, calib, Path(tmp), per_channel=per_channel, method=method,
                                keep_first_float=keep_first_float, keep_float=keep_float)
         return q.quantize(out)

@@ -61,6 +61,10 @@ class Task(Protocol):
                     data: str | None = None) -> dict[str, Any]:
         """Task-specific bench results beyond latency and the metric (kws: false accepts per hour)."""
 
+    def io_shapes(self, meta: dict[str, Any]) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
+        """The artefact's input and output shapes that the export metadata implies (None: free),
+        so a model file swapped for another is named before it is run."""
+
 
 TASKS: Registry[Task] = Registry("task")
 

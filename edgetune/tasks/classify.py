@@ -39,6 +39,11 @@ class ClassifyTask:
         return None
 
     @staticmethod
+    def io_shapes(meta: dict[str, Any]) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
+        size = int(meta["preprocessing"]["size"])
+        return (None, 3, size, size), (None, len(meta["labels"]))
+
+    @staticmethod
     def quantize_keep_float(fp32: Path) -> tuple[list[str], dict]:
         """Nothing task-specific: the quantiser already keeps the stem conv in float."""
         return [], {}

@@ -15,6 +15,7 @@ import numpy as np
 from edgetune.boxes import DetectionScorer, NmsConfig, nms, xywh_to_xyxy
 from edgetune.data.yolo import DetSample, YoloDataset, load_yolo_dataset
 from edgetune.errors import DataError
+from edgetune.fsutil import atomic_path
 from edgetune.preprocess import Letterbox, open_rgb
 from edgetune.progress import track
 from edgetune.tasks import calibration_size, load_hashed
@@ -38,6 +39,11 @@ class DetectTask:
         rows = np.ones((1, 4 + len(manifest["labels"]), 1), dtype=np.float64)
         rows[0, :4] = float(manifest["preprocessing"]["size"])
         return rows
+
+    @staticmethod
+    def io_shapes(meta: dict[str, Any]) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
+        size = int(meta["preprocessing"]["size"])
+        return (None, 3, size, size), (None, 4 + len(meta["labels"]), None)
 
     # -- training (torch + ultralytics, imported lazily) --------------------------------------
     def finetune(self, config: Any, *, quiet: bool = False) -> dict[str, Any]:
@@ -159,8 +165,11 @@ class DetectTask:
             x0, y0 = b["xyxy"][0], max(0, b["xyxy"][1] - 12)
             draw.rectangle(draw.textbbox((x0, y0), text), fill=color)
             draw.text((x0, y0), text, fill=(255, 255, 255))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        img.save(out)
+        # Atomic: on a full disk the earlier file stays and the error is raised (exit 8), never a
+        # truncated image reported as saved.
+        fmt = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(out.suffix.lower(), "PNG")
+        with atomic_path(out) as tmp:
+            img.save(tmp, format=fmt)
 
 
 def _gt_xyxy(sample: DetSample, width: int, height: int) -> np.ndarray:

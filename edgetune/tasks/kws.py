@@ -7,14 +7,13 @@ device with the light install evaluates, predicts and streams exactly as the exp
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgetune.data import speech_commands as sc
-from edgetune.data.audio import SAMPLE_RATE, fit_length, read_audio, require_rate
+from edgetune.data.audio import SAMPLE_RATE, fit_length, read_audio, require_rate, stream_audio
 from edgetune.errors import DataError
 from edgetune.progress import track
 from edgetune.tasks import calibration_size, load_hashed, softmax_top, stratified
@@ -52,6 +51,10 @@ class KwsTask:
     @staticmethod
     def output_scale(manifest: dict[str, Any]) -> None:
         return None
+
+    @staticmethod
+    def io_shapes(meta: dict[str, Any]) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
+        return (None, int(meta["preprocessing"]["samples"])), (None, len(meta["labels"]))
 
     @staticmethod
     def quantize_keep_float(fp32: Path) -> tuple[list[str], dict]:
@@ -134,12 +137,12 @@ class KwsTask:
         """Detections with timestamps in a long recording (see edgetune.kws_stream)."""
         from edgetune.kws_stream import detect, smoothed_posteriors
 
-        audio, sr = read_audio(path)
+        sr, blocks = stream_audio(path)  # any length: read block by block
         require_rate(sr, path)
         window = int(meta["preprocessing"]["samples"])
-        times, sm, seconds = smoothed_posteriors(session, audio, cfg, sr=sr, window=window)
-        return {"detections": detect(times, sm, meta["labels"], cfg, window / sr), "audio_s": round(len(audio) / sr, 2),
-                "real_time_factor": round(seconds / max(len(audio) / sr, 1e-9), 5), "stream_config": cfg.to_dict()}
+        times, sm, seconds, n = smoothed_posteriors(session, blocks, cfg, sr=sr, window=window)
+        return {"detections": detect(times, sm, meta["labels"], cfg, window / sr), "audio_s": round(n / sr, 2),
+                "real_time_factor": round(seconds / max(n / sr, 1e-9), 5), "stream_config": cfg.to_dict()}
 
     def evaluate(self, session: Any, manifest: dict[str, Any], *, data: str | None = None,
                  quiet: bool = True) -> dict[str, Any]:
@@ -162,9 +165,25 @@ class KwsTask:
         wav, labels_file = root / "stream" / "stream.wav", root / "stream" / "stream.json"
         if not (wav.is_file() and labels_file.is_file()):
             return {"stream": f"no stream/stream.wav + stream.json under {root}: false accepts not measured"}
-        audio, sr = read_audio(wav)
+        sr, blocks = stream_audio(wav)
         require_rate(sr, wav)
-        events = json.loads(labels_file.read_text())["events"]
+        events = _stream_events(labels_file)
         cfg = StreamConfig.from_dict(meta.get("postprocess"))
-        return {"stream": score_stream(session, audio, events, manifest["labels"], cfg, sr=SAMPLE_RATE,
+        return {"stream": score_stream(session, blocks, events, manifest["labels"], cfg, sr=SAMPLE_RATE,
                                        window=int(manifest["preprocessing"]["samples"]))}
+
+
+def _stream_events(path: Path) -> list[dict[str, Any]]:
+    """stream.json's keyword events (label, start_s, end_s), checked: a hand-edited file is one line."""
+    from edgetune.run import read_json_file
+
+    data = read_json_file(path, what="stream labels", hint="`edgetune data kws-synth` writes stream.json")
+    events = data.get("events")
+    ok = isinstance(events, list) and all(
+        isinstance(e, dict) and isinstance(e.get("label"), str)
+        and all(isinstance(e.get(k), (int, float)) and not isinstance(e.get(k), bool) for k in ("start_s", "end_s"))
+        for e in events)
+    if not ok:
+        raise DataError(f"{path}: field 'events' must be a list of {{label, start_s, end_s}}",
+                        hint="`edgetune data kws-synth` writes stream.json")
+    return events

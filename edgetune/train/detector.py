@@ -185,7 +185,13 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
         run.write_manifest({**manifest, "status": "running", "history": read_history(trainer.csv)})
 
     if cfg.resume:
-        model = YOLO(str(last))
+        try:  # last.pt is a pickle from a run folder: loaded weights_only (edgetune._env), refused in one line
+            with contextlib.redirect_stdout(sys.stderr):
+                model = YOLO(str(last))
+        except Exception as exc:
+            raise RunDirError(f"cannot resume from {last}: {_load_failure(exc, last)}",
+                              hint="only ultralytics checkpoints load (weights_only); start a new run (a new --out)"
+                              ) from None
         train_args: dict[str, Any] = {"resume": True}
     else:
         model = YOLO(arch)
@@ -261,6 +267,13 @@ def _manifest(cfg: TrainConfig, card: ModelCard, data: YoloDataset, pre: Letterb
     }
 
 
+def _load_failure(exc: Exception, path: Path) -> str:
+    """ultralytics' reason for refusing a checkpoint, as one short clause (its first line, without
+    the emoji prefix and the repeated path)."""
+    why = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    return why.removeprefix("ERROR ❌️ ").replace(f"{path} ", "", 1).split(". Use an official")[0][:200]
+
+
 def load_trained(checkpoint: Path, expected_sha256: str | None = None) -> Any:
     """The run's detector in eval mode, BN fused, head in export mode: one output tensor
     (1, 4 + nc, anchors) of xywh boxes in input pixels and per-class scores — what the ONNX
@@ -273,7 +286,10 @@ def load_trained(checkpoint: Path, expected_sha256: str | None = None) -> Any:
     from ultralytics.nn.modules import Detect
     from ultralytics.nn.tasks import load_checkpoint
 
-    # ultralytics checkpoints are pickles: load only the file this run's finetune wrote.
+    # ultralytics checkpoints are pickles. A run folder may come from anywhere, and the manifest
+    # beside the file is no pin, so the load itself is restricted (weights_only=True with
+    # ultralytics' allow-list of model classes, forced in edgetune._env); the manifest's sha256,
+    # when present, only catches a file swapped or damaged by mistake.
     if expected_sha256 and sha256_file(checkpoint) != expected_sha256:
         raise UntrustedFileError(f"{checkpoint} is not the checkpoint this run's finetune wrote (its sha256 differs "
                                  f"from the manifest's); it is a pickle, so edgetune will not load it",
@@ -281,9 +297,10 @@ def load_trained(checkpoint: Path, expected_sha256: str | None = None) -> Any:
     try:
         with contextlib.redirect_stdout(sys.stderr):
             model, _ = load_checkpoint(str(checkpoint), fuse=True)
-    except Exception as exc:  # a truncated or foreign file: say which
-        raise RunDirError(f"cannot load detector checkpoint {checkpoint}: {type(exc).__name__}: {exc}"[:300],
-                          hint="re-run `edgetune finetune`") from None
+    except Exception as exc:  # a truncated, foreign or code-carrying file: say which, in one line
+        raise RunDirError(f"cannot load detector checkpoint {checkpoint}: {_load_failure(exc, checkpoint)}",
+                          hint="only ultralytics model checkpoints load (weights_only); re-run `edgetune finetune`"
+                          ) from None
     model = model.float().eval()
     for m in model.modules():
         if isinstance(m, Detect):

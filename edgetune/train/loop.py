@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from edgetune.errors import EdgetuneError, ExitCode, RunDirError, UsageError
+from edgetune.errors import EdgetuneError, ExitCode, RunDirError, Terminated, UsageError, interruption_code
 from edgetune.fsutil import atomic_path
 from edgetune.progress import log
 from edgetune.run import RunDir
@@ -128,10 +128,12 @@ def fit(*, run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer
             if state.stopped_early:
                 log(f"early stop: no val improvement for {patience} epochs (best epoch {state.best_epoch})")
                 break
-    except KeyboardInterrupt:
-        raise Interrupted(f"interrupted during epoch {state.epoch + 1}; last completed epoch {state.epoch} "
-                          f"is saved in {run.last}",
-                          hint="continue with the same command plus --resume") from None
+    except KeyboardInterrupt as exc:
+        err = Interrupted(f"{'terminated' if isinstance(exc, Terminated) else 'interrupted'} during epoch "
+                          f"{state.epoch + 1}; last completed epoch {state.epoch} is saved in {run.last}",
+                          hint="continue with the same command plus --resume")
+        err.exit_code = interruption_code(exc)
+        raise err from None
     return state
 
 
