@@ -7,7 +7,10 @@ told otherwise, and most read their switch once at import time. edgetune sets th
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import os
+import sys
 
 _DEFAULTS = {
     # Telemetry off: ORT native telemetry, OpenVINO/NNCF analytics (honours CI=true), ultralytics.
@@ -30,11 +33,43 @@ _DEFAULTS = {
 _FORCED = {"ULTRALYTICS_SAFE_LOAD": "1"}
 
 
+class _DeclineOpenVinoTelemetry(importlib.abc.MetaPathFinder):
+    """OpenVINO's model converter and NNCF send usage analytics from a forked process unless a
+    consent file in ~/intel says no or CI=true is set; no environment switch stops them, and with
+    no network each send lingered as an orphan process blocked in DNS. When (and only when) their
+    consent checker is imported, it is made to answer 'declined' for this process. Nothing is
+    imported at start-up and the user's consent file is left alone."""
+
+    MODULE = "openvino_telemetry.utils.opt_in_checker"
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> object:
+        if name != self.MODULE:
+            return None
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module: object) -> None:
+            run(module)
+            declined = module.ConsentCheckResult.DECLINED
+            module.OptInChecker.check = lambda self, *args, **kwargs: declined
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
 def apply_environment() -> None:
     """Set the switches that must exist before torch/onnxruntime/openvino are imported."""
     for key, value in _DEFAULTS.items():
         os.environ.setdefault(key, value)
     os.environ.update(_FORCED)
+    if not any(isinstance(f, _DeclineOpenVinoTelemetry) for f in sys.meta_path):
+        sys.meta_path.insert(0, _DeclineOpenVinoTelemetry())
     # ultralytics' settings file, font and downloads live in the edgetune cache, not ~/.config.
     from edgetune.paths import cache_path  # unchecked: a bad EDGETUNE_CACHE is reported where it is used
 

@@ -41,11 +41,12 @@ def test_openvino_targets(task, runs):
     assert r["openvino-fp32"]["max_abs_diff"] <= 1e-3
     assert abs(r["openvino-fp32"]["drop"]) <= 1.5 / n  # at most one val sample flips on a tie
     assert stored_precision_hint(_ov_model(r["openvino-fp32"]["artifact"])) == "f32"
-    # fp16: half the weight bytes, outputs close, precision left to the device
+    # fp16: half the weight bytes, outputs close
     weights = {t: (run / "export" / t / "model.bin").stat().st_size for t in OV_TARGETS}
     assert weights["openvino-fp16"] < 0.55 * weights["openvino-fp32"]
     assert r["openvino-fp16"]["max_abs_diff"] < 0.05 and abs(r["openvino-fp16"]["drop"]) <= 0.05
-    assert stored_precision_hint(_ov_model(r["openvino-fp16"]["artifact"])) is None
+    # precision left to the device, except where the task cannot compute in half (kws' log-mel front end)
+    assert stored_precision_hint(_ov_model(r["openvino-fp16"]["artifact"])) == (None if task != "kws" else "f32")
     # int8: really quantised, with the task's float layers (front end, detect head, first layer) left float
     int8 = _ov_model(r["openvino-int8"]["artifact"])
     assert sum(op.get_type_name() == "FakeQuantize" for op in int8.get_ops()) > 3

@@ -8,6 +8,7 @@ unavailable."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -96,3 +97,21 @@ def test_the_audit_hook_sees_a_connection_attempt():
         cmd = ["unshare", "-n", *cmd]
     attempts = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
     assert any(a.startswith("socket.connect") and "192.0.2.1" in a for a in attempts), attempts
+
+
+def test_openvino_and_nncf_telemetry_are_declined_without_a_consent_file(tmp_path):
+    """OpenVINO's converter and NNCF send analytics unless ~/intel holds a 'no' or CI=true is set
+    (no environment switch exists). Importing edgetune declines them for the process, and leaves
+    the user's home alone; without edgetune the same check says NO_FILE, which means 'send'."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TF_BUILD", "JENKINS_URL")}
+    env["HOME"] = str(tmp_path)
+    check = ("from openvino_telemetry.utils.opt_in_checker import OptInChecker; "
+             "print(OptInChecker().check(False, True).name)")
+    with_edgetune = subprocess.run([sys.executable, "-c", "import edgetune; " + check +
+                                    "; from nncf.telemetry.wrapper import NNCFTelemetry; "
+                                    "print(NNCFTelemetry()._impl.consent)"],
+                                   capture_output=True, text=True, env=env)
+    without = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env)
+    assert with_edgetune.stdout.split() == ["DECLINED", "False"], with_edgetune.stderr[-1500:]
+    assert without.stdout.split() == ["NO_FILE"], without.stderr[-1500:]
+    assert not (tmp_path / "intel" / "openvino_telemetry").exists()

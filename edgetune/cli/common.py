@@ -7,10 +7,11 @@ import errno
 import functools
 import json
 import math
+import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -61,15 +62,32 @@ def fail(message: str, code: int) -> None:
 _OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated()
-
-
-def _terminate_like_ctrl_c() -> None:
+@contextlib.contextmanager
+def _terminate_like_ctrl_c() -> Iterator[None]:
     """SIGTERM's default kills the process on the spot: no `finally`, so temp folders of hundreds
-    of MB stayed in /tmp. As an exception it unwinds like Ctrl-C (exit 143, one line)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_terminated)
+    of MB stayed in /tmp. While a command runs, SIGTERM unwinds like Ctrl-C (exit 143, one line).
+
+    Only in the process that installed it: a forked worker (a multiprocessing pool, a dataloader)
+    inherits the handler, and a pool stops its workers with SIGTERM, so there it dies as before
+    (raising instead kept them alive and hung the parent's join). The previous handler comes back
+    when the command ends, for callers that run commands in-process (tests, notebooks)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    owner = os.getpid()
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def handle_errors(as_json_param: str = "as_json") -> Callable:
@@ -84,11 +102,10 @@ def handle_errors(as_json_param: str = "as_json") -> Callable:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             as_json = bool(kwargs.get(as_json_param))
-            _terminate_like_ctrl_c()
             quiet_stdout = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
             _json_stdout.append(sys.stdout)
             try:
-                with quiet_stdout:
+                with _terminate_like_ctrl_c(), quiet_stdout:
                     return fn(*args, **kwargs)
             except EdgetuneError as exc:
                 if as_json and exc.payload is not None:

@@ -252,11 +252,15 @@ def _build_openvino(ctx: Context, target: Target, xml: Path, meta: dict[str, Any
     from edgetune.export import openvino as ovx
 
     model = ovx.convert(ctx.fp32)
+    # A task whose graph cannot compute in half precision (kws: the log-mel front end) keeps f32
+    # compute even in the fp16-weights IR: in f16 (Arm's default) its logits were off by 4.9 and
+    # every argmax wrong; in bf16 (AMX hosts) off by 0.15 (RESULTS.md "ov-fp16-kws").
+    hint = target.precision_hint or (None if ctx.task.half_precision_compute else "f32")
     meta["openvino"] = {"converted_from": "validated fp32 ONNX", "compress_to_fp16": target.compress_fp16,
-                        "inference_precision_hint": target.precision_hint or "device default (bf16/fp16 where "
-                                                                               "the CPU has it, else f32)"}
+                        "inference_precision_hint": hint or "device default (bf16/fp16 where the CPU has it, "
+                                                             "else f32)"}
     if target.quantizer != "nncf":
-        ovx.save(model, xml, compress_fp16=target.compress_fp16, precision_hint=target.precision_hint)
+        ovx.save(model, xml, compress_fp16=target.compress_fp16, precision_hint=hint)
         return None
     from edgetune.export.accuracy_aware import OpenVinoSurgeon
 

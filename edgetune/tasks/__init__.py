@@ -36,6 +36,7 @@ class Task(Protocol):
         """A deterministic stratified training subset for int8 calibration, and its record."""
 
     output_name: str  # the ONNX graph's output name
+    half_precision_compute: bool  # may run in bf16/fp16 (OpenVINO's device default); False keeps f32
     onnx_dynamo: bool  # export with the dynamo exporter (STFT front ends need it)
     default_batch: int  # finetune --batch when not given
 

@@ -19,6 +19,7 @@ class ClassifyTask:
     metric_name = "top1"
     output_name = "logits"
     onnx_dynamo = False
+    half_precision_compute = True
     default_batch = 32
 
     # -- training (torch, imported lazily so the light install can evaluate artefacts) ---------

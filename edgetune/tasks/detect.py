@@ -29,6 +29,7 @@ class DetectTask:
     metric_name = "map50_95"
     output_name = "output0"
     onnx_dynamo = False
+    half_precision_compute = True
     default_batch = 16  # ultralytics' default
 
     @staticmethod

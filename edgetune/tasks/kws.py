@@ -36,6 +36,7 @@ class KwsTask:
     metric_name = "top1"
     output_name = "logits"
     onnx_dynamo = True  # torch.stft exports only through the dynamo exporter
+    half_precision_compute = False
     default_batch = 64
 
     def finetune(self, config: Any, *, quiet: bool = False) -> dict[str, Any]:
