@@ -148,9 +148,10 @@ def _end_to_end(session, model: str, image: str, runs: int) -> dict[str, float]:
     """Encoded image bytes in memory → prediction; file I/O is the application's business."""
     from pathlib import Path
 
+    from edgetune.run import read_export_meta
     from edgetune.tasks import get_task
 
-    meta = json.loads((Path(model).parent / "export.json").read_text())
+    meta = read_export_meta(Path(model).parent)  # bounded and checked, like every export.json read
     task = get_task(meta["task"])
     raw = Path(image).read_bytes()
     for _ in range(10):

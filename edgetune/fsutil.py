@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,7 +155,7 @@ def sweep_stale_work_dirs(now: float | None = None) -> list[Path]:
         m = _WORK_DIR.match(entry.name)
         try:
             st = entry.lstat()
-            if not m or not entry.is_dir() or st.st_uid != os.getuid() or now - st.st_mtime < STALE_WORK_DIR_S:
+            if not m or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or now - st.st_mtime < STALE_WORK_DIR_S:
                 continue
             os.kill(int(m.group(1)), 0)  # still running: keep
         except ProcessLookupError:

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from edgetune.errors import EdgetuneError, RunDirError
+from edgetune.errors import DataError, EdgetuneError, RunDirError
 
 # A name that becomes a path component (profile, target, file in an export folder): letters,
 # digits, '.', '_', '-', starting with a letter or digit; no separator, so no '..' or absolute
@@ -27,6 +27,11 @@ MAX_YAML_BYTES = 1 << 20  # shipped profiles and cards are < 8 KB
 # result expands them: 9 levels of 9 aliases are 387 million nodes from a 1.8 KB file.
 MAX_YAML_NODES = 100_000
 MAX_NESTING = 64  # the deepest shipped file nests 4 levels
+# An image or a clip that is read whole into memory (hashed, then decoded). The decoders bound
+# what the contents may expand to; this bounds the bytes themselves (a 12-bit 100 MP TIFF is
+# ~300 MB uncompressed; a 35-min float WAV ~134 MB).
+MAX_MEDIA_BYTES = 512 << 20
+MAX_TEXT_BYTES = 64 << 20  # label files, image lists, validation_list.txt
 
 
 NAME_RULE = "a plain name: letters, digits, '.', '_' and '-' (at most 64, no '..' or '/')"
@@ -67,6 +72,17 @@ def read_text(path: Path, *, limit: int, what: str, error: type[EdgetuneError] =
         raise error(f"cannot read {what} {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise error(f"{what} {path} is not UTF-8 text", hint="save it as UTF-8") from None
+
+
+def read_bytes(path: Path, *, limit: int | None = None, what: str = "file",
+               error: type[EdgetuneError] = DataError) -> bytes:
+    """A file read whole, at most `limit` bytes (default MAX_MEDIA_BYTES; checked before reading)."""
+    limit = MAX_MEDIA_BYTES if limit is None else limit
+    size = Path(path).stat().st_size
+    if size > limit:
+        raise error(f"{what} {path} is {size:,} bytes; edgetune reads at most {limit:,}",
+                    hint="is this the right file?")
+    return Path(path).read_bytes()
 
 
 def parse_json(text: str, *, what: str, error: type[EdgetuneError] = RunDirError,

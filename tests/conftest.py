@@ -169,3 +169,22 @@ def sshd(tmp_path_factory) -> Iterator[list[str]]:
         except RuntimeError as exc:  # e.g. a container whose root account sshd refuses: not edgetune's fault
             pytest.skip(str(exc))
         yield [a for o in opts for a in ("--ssh-option", o)]
+
+
+class Payload:
+    """Unpickling this writes a marker file: proof that code ran (for the untrusted-file tests)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "code ran"))
+
+
+def evil_pt(path: Path, marker: Path) -> Path:
+    """A torch.save checkpoint whose pickle would run code (write `marker`) if unpickled unrestricted."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": Payload(marker), "ema": None, "state_dict": {}}, path)
+    return path

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import invoke, invoke_json
+from conftest import evil_pt, invoke, invoke_json
 from PIL import Image
 
 from edgetune.errors import RunDirError, UntrustedFileError
@@ -34,24 +34,6 @@ def _one_line(res, code: int) -> str:
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("edgetune: error: "), res.stderr[-2000:]
     return lines[0].removeprefix("edgetune: error: ")
-
-
-class _Payload:
-    """Unpickling this writes a marker file: proof that code ran."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.write_text, (self.marker, "code ran"))
-
-
-def _evil_pt(path: Path, marker: Path) -> Path:
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": _Payload(marker), "ema": None}, path)
-    return path
 
 
 def _copy_run(run: Path, dest: Path, *ignore: str) -> Path:
@@ -67,7 +49,7 @@ def test_detect_checkpoint_with_code_never_runs_whatever_the_manifest_says(det_r
     out, _, _ = det_run
     run = _copy_run(out, tmp_path / "run", "export", "bench", "ultralytics")
     marker = tmp_path / "pwned"
-    evil = _evil_pt(run / "checkpoint.pt", marker)
+    evil = evil_pt(run / "checkpoint.pt", marker)
     manifest = json.loads((run / "edgetune.json").read_text())
     if manifest_pin == "deleted":
         del manifest["checkpoint_sha256"]
@@ -86,7 +68,7 @@ def test_detect_resume_of_a_copied_run_never_unpickles_code(det_run, tmp_path):
     manifest = json.loads((run / "edgetune.json").read_text())
     (run / "edgetune.json").write_text(json.dumps({**manifest, "status": "running"}))
     marker = tmp_path / "pwned"
-    last = _evil_pt(run / "ultralytics" / "weights" / "last.pt", marker)
+    last = evil_pt(run / "ultralytics" / "weights" / "last.pt", marker)
     data = manifest["data"]["yaml"]
     msg = _one_line(invoke("finetune", "--model", "test_yolo_tiny", "--data", data, "--out", run, "--resume", "--quiet"), 3)
     assert msg.startswith(f"cannot resume from {last}: references types outside the supported Ultralytics "
@@ -101,7 +83,7 @@ def test_unpinned_pickle_in_the_weight_cache_is_refused(det_data, tmp_path, monk
     monkeypatch.setenv("EDGETUNE_CACHE", str(cache))
     monkeypatch.setenv("EDGETUNE_STATE", str(tmp_path / "state"))
     monkeypatch.delenv("EDGETUNE_TRUSTED_SHA256", raising=False)
-    planted = _evil_pt(cache / "weights" / "yolo11n" / "yolo11n.pt", marker)
+    planted = evil_pt(cache / "weights" / "yolo11n" / "yolo11n.pt", marker)
     msg = _one_line(invoke("finetune", "--model", "yolo11n", "--data", det_data, "--out", tmp_path / "r",
                            "--epochs", 1), 3)
     assert msg.startswith(f"{planted} (from the cache) is a pickled checkpoint (sha256 ")
@@ -597,3 +579,15 @@ def test_non_finite_max_drop_is_a_usage_error(tiny_run):
 def test_predict_on_a_folder_says_it_is_a_folder(tiny_run, tiny_exports, tmp_path):
     msg = _one_line(invoke("predict", tiny_run / "export" / "cpu-fp32", tmp_path), 3)
     assert msg == f"{tmp_path} is a folder; predict takes files (hint: pass the files, e.g. {tmp_path}/*)"
+
+
+def test_media_read_whole_is_bounded(tmp_path, fm_data, monkeypatch):
+    """Images and clips that are read whole are refused past their byte limit before they are
+    read (the decoders bound what the contents expand to; this bounds the bytes)."""
+    data = shutil.copytree(fm_data, tmp_path / "data")
+    big = data / "train" / "bag" / "big.png"
+    big.write_bytes(_png_header(8, 8) + b"\0" * 5000)
+    monkeypatch.setattr("edgetune.untrusted.MAX_MEDIA_BYTES", 4096)
+    msg = _one_line(invoke("finetune", "--model", "test_tinynet", "--data", data, "--out", tmp_path / "r",
+                           "--epochs", 1, "--quiet"), 3)
+    assert msg == f"image {big} is {big.stat().st_size:,} bytes; edgetune reads at most 4,096 (hint: is this the right file?)"

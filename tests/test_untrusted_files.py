@@ -8,29 +8,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import invoke
-
-
-class _Payload:
-    """Unpickling this writes a marker file: proof that code ran."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.write_text, (self.marker, "code ran"))
-
-
-def _evil_pt(path: Path, marker: Path) -> Path:
-    import torch
-
-    torch.save({"model": _Payload(marker), "state_dict": {}}, path)
-    return path
+from conftest import evil_pt, invoke
 
 
 def test_classify_weights_with_pickled_code_never_run(fm_data, tmp_path):
     marker = tmp_path / "pwned"
-    evil = _evil_pt(tmp_path / "evil.pth", marker)
+    evil = evil_pt(tmp_path / "evil.pth", marker)
     res = invoke("finetune", "--model", "test_tinynet", "--data", fm_data, "--out", tmp_path / "r", "--weights", evil,
                  "--epochs", 1, "--quiet")
     assert res.exit_code == 7 and f"cannot load weights {evil}" in res.stderr
@@ -39,7 +22,7 @@ def test_classify_weights_with_pickled_code_never_run(fm_data, tmp_path):
 
 def test_detector_pickle_not_pinned_is_refused_before_loading(det_data, tmp_path, monkeypatch):
     marker = tmp_path / "pwned"
-    evil = _evil_pt(tmp_path / "yolo.pt", marker)
+    evil = evil_pt(tmp_path / "yolo.pt", marker)
     monkeypatch.delenv("EDGETUNE_TRUSTED_SHA256", raising=False)
     res = invoke("finetune", "--model", "test_yolo_tiny", "--data", det_data, "--out", tmp_path / "r",
                  "--weights", evil, "--epochs", 1)
@@ -67,7 +50,7 @@ def test_checkpoint_with_pickled_code_is_refused(tiny_run, tmp_path):
 
     run = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("export", "bench"))
     marker = tmp_path / "pwned"
-    _evil_pt(run / "checkpoint.pt", marker)
+    evil_pt(run / "checkpoint.pt", marker)
     res = invoke("export", run, "--target", "cpu-fp32")
     assert res.exit_code == 3 and "cannot load checkpoint" in res.stderr and not marker.exists()
 
@@ -115,7 +98,7 @@ def test_detector_checkpoint_swapped_in_the_run_is_not_unpickled(det_run, tmp_pa
     assert len(json.loads((out / "edgetune.json").read_text())["checkpoint_sha256"]) == 64
     run = shutil.copytree(out, tmp_path / "run", ignore=shutil.ignore_patterns("export", "bench", "ultralytics"))
     marker = tmp_path / "pwned"
-    _evil_pt(run / "checkpoint.pt", marker)
+    evil_pt(run / "checkpoint.pt", marker)
     res = invoke("export", run, "--target", "cpu-fp32")
     assert res.exit_code == 3, res.stderr
     assert (f"{run / 'checkpoint.pt'} is not the checkpoint this run's finetune wrote (its sha256 differs from the "

@@ -17,6 +17,7 @@ import numpy as np
 
 from edgetune.errors import DataError
 from edgetune.preprocess import ImagePreprocess
+from edgetune.untrusted import read_bytes
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
 MIN_TRAIN_PER_CLASS = 2
@@ -159,7 +160,7 @@ def decode_split(split: ImageSplit, pre: ImagePreprocess, root: Path, digest: ha
     bad: list[tuple[Path, str]] = []
     for i, s in enumerate(split.samples):
         try:
-            raw = s.path.read_bytes()
+            raw = read_bytes(s.path, what="image")
             if digest is not None:
                 digest.update(str(s.path.relative_to(root)).encode())
                 digest.update(hashlib.sha256(raw).digest())

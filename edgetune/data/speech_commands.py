@@ -22,6 +22,7 @@ import numpy as np
 
 from edgetune.data.audio import AUDIO_EXTS, SAMPLE_RATE, fit_length, read_audio
 from edgetune.errors import DataError
+from edgetune.untrusted import MAX_TEXT_BYTES, read_bytes, read_text
 
 UNKNOWN, SILENCE, NOISE_DIR = "_unknown_", "_silence_", "_background_noise_"
 MIN_TRAIN_PER_CLASS = 5
@@ -97,7 +98,7 @@ def scan_kws(root: Path, *, keywords: list[str] | None = None, val_split: float 
         everything = _collect(root, mapping, classes, root, "all")
         listed = root / "validation_list.txt"
         if listed.is_file() and val_split is None:
-            val_names = {line.strip() for line in listed.read_text().splitlines() if line.strip()}
+            val_names = {line.strip() for line in read_text(listed, limit=MAX_TEXT_BYTES, what="validation list", error=DataError).splitlines() if line.strip()}
             in_val = np.array([str(p.relative_to(root)) in val_names for p in everything.files])
             layout = "validation_list.txt"
         elif val_split is not None:
@@ -173,7 +174,7 @@ def load_clips(files: list[Path], root: Path, samples: int = SAMPLE_RATE, digest
     out = np.empty((len(files), samples), dtype=np.float32)
     resampled = 0
     for i, path in enumerate(files):
-        raw = path.read_bytes()  # read once: hashed and decoded
+        raw = read_bytes(path, what="audio")  # read once: hashed and decoded
         if digest is not None:
             digest.update(str(path.relative_to(root)).encode())
             digest.update(hashlib.sha256(raw).digest())

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetune.errors import DataError
-from edgetune.untrusted import MAX_YAML_BYTES, load_yaml, read_text
+from edgetune.untrusted import MAX_TEXT_BYTES, MAX_YAML_BYTES, load_yaml, read_bytes, read_text
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 EDGE_TOLERANCE = 0.01  # box edges may overshoot the image by 1% (rounding in labelling tools)
@@ -104,7 +104,7 @@ def _images(entry: str | Sequence[str], root: Path, where: Path, split: str) -> 
         if p.is_dir():
             files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
         elif p.is_file() and p.suffix == ".txt":
-            for line in p.read_text().splitlines():
+            for line in read_text(p, limit=MAX_TEXT_BYTES, what="image list", error=DataError).splitlines():
                 if line.strip():
                     f = Path(line.strip())
                     files.append(f if f.is_absolute() else (p.parent / f).resolve())
@@ -119,7 +119,7 @@ def parse_label_file(path: Path, nc: int) -> np.ndarray:
     """Rows → (n, 5) float32 [class, cx, cy, w, h]; raises DataError naming file:line."""
     rows = []
     try:
-        text = path.read_text()
+        text = read_bytes(path, limit=MAX_TEXT_BYTES, what="label file").decode()
     except UnicodeDecodeError:
         raise DataError(f"{path} is not a text label file (not UTF-8)",
                         hint="each row is `class cx cy w h`; remove stray binary files from labels/") from None

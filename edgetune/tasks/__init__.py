@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgetune.registry import Registry
+from edgetune.untrusted import read_bytes
 
 # Non-scalar results of `Task.evaluate` that reports plot; export.json and bench JSON keep them.
 # confusion: [true][predicted] counts (classify, kws); pr_curve: {"recall", "precision"} (detect).
@@ -108,7 +109,7 @@ def load_hashed(paths: list[Any], root: Any, pre: Any) -> tuple[list[np.ndarray]
     h = hashlib.sha256()
     inputs = []
     for path in paths:
-        raw = path.read_bytes()
+        raw = read_bytes(path, what="input")
         h.update(str(path.relative_to(root) if path.is_relative_to(root) else path).encode())
         h.update(hashlib.sha256(raw).digest())
         inputs.append(pre(raw))
