@@ -61,10 +61,12 @@ def alias_bomb(levels: int = 9) -> str:
     out = "x-bomb:\n  a: &a [x,x,x,x,x,x,x,x,x]\n"
     for i in range(levels - 1):
         out += f"  {chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n"
-    profile = (HERE / "profiles" / "raspberry-pi-5.yaml").read_text()
-    last = chr(97 + levels - 1)
-    return out + "\n".join(f"description: *{last}" if line.startswith("description:") else line
-                           for line in profile.splitlines()) + "\n"
+    import yaml
+
+    profile = yaml.safe_load((HERE / "profiles" / "raspberry-pi-5.yaml").read_text())
+    profile["description"] = "BOMB"
+    return out + yaml.safe_dump(profile, sort_keys=False).replace("description: BOMB",
+                                                                   f"description: *{chr(97 + levels - 1)}")
 
 
 def build_exports(work: Path) -> tuple[Path, Path]:
