@@ -17,7 +17,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 import zlib
 from pathlib import Path
 
@@ -27,17 +26,19 @@ HERE = Path(__file__).resolve().parents[1]
 
 
 def run(tree: Path, args: list[str], timeout: float = 900) -> tuple[int, float, float, str]:
-    """(exit code, peak RSS MB, wall s, last stderr line) of `edgetune ARGS` from source tree `tree`."""
+    """(exit code, peak RSS MB, wall s, last stderr line) of `edgetune ARGS` from source tree `tree`.
+
+    Measured by GNU time around the command: Linux carries a forked child's pre-exec memory into
+    its peak RSS, so a child of this (large) process would report this process's size instead."""
     env = {**os.environ, "PYTHONPATH": str(tree), "CI": "true"}
-    t0 = time.perf_counter()
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-m", "edgetune.cli.main", *args], stdout=subprocess.DEVNULL,
-                                stderr=err, env=env, cwd=tree)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        err.seek(0)
-        lines = err.read().decode(errors="replace").strip().splitlines()
-    return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024, wall, (lines or [""])[-1][:110]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "time"
+        proc = subprocess.run(["/usr/bin/time", "-q", "-f", "%M %e", "-o", out, sys.executable, "-m",
+                               "edgetune.cli.main", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, env=env, cwd=tree, timeout=timeout)
+        kb, wall = out.read_text().split()[-2:]
+    lines = proc.stderr.strip().splitlines()
+    return proc.returncode, int(kb) / 1024, float(wall), (lines or [""])[-1][:110]
 
 
 def png_header(width: int, height: int) -> bytes:

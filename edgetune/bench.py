@@ -121,7 +121,8 @@ def _estimate(profile: DeviceProfile, spec: Any, artifact: Path, example: np.nda
     try:
         est = estimate_latency(profile, spec.runtime, spec.precision, artifact, example, threads)
     except (EdgetuneError, OSError) as exc:
-        reason = exc.one_line() if isinstance(exc, EdgetuneError) else f"{exc.strerror or exc}: {exc.filename}"
+        reason = (exc.one_line() if isinstance(exc, EdgetuneError)
+                  else f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         log(f"warning: no device estimate: {reason}", quiet=quiet)
         return {"available": False, "reason": reason}
     if est["available"]:

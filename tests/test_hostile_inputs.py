@@ -591,3 +591,8 @@ def test_media_read_whole_is_bounded(tmp_path, fm_data, monkeypatch):
     msg = _one_line(invoke("finetune", "--model", "test_tinynet", "--data", data, "--out", tmp_path / "r",
                            "--epochs", 1, "--quiet"), 3)
     assert msg == f"image {big} is {big.stat().st_size:,} bytes; edgetune reads at most 4,096 (hint: is this the right file?)"
+
+
+def test_generated_data_sets_get_the_umask_modes(det_data):
+    """objects-on-photos builds its folder under a temp name (mkdtemp: 0700) and swaps it in."""
+    assert (det_data.parent.stat().st_mode & 0o777) == 0o777 & ~_umask()
