@@ -42,17 +42,23 @@ def check_shapes(session: Session, meta: dict[str, Any]) -> None:
     for what, want, got in (("input", want_in, session.input_shape), ("output", want_out, session.output_shape)):
         if not got:  # a dynamic shape the runtime cannot state: nothing to compare
             continue
-        fits = len(got) == len(want) and all(w is None or not isinstance(g, int) or g == w for w, g in zip(want, got, strict=True))
+        fits = len(got) == len(want) and all(w is None or not isinstance(g, int) or g == w
+                                             for w, g in zip(want, got, strict=True))
         if not fits:
-            shown = lambda s: "x".join("?" if d is None or not isinstance(d, int) else str(d) for d in s)  # noqa: E731
-            raise RunDirError(f"{session.path} has {what} shape {shown(got)}, but export.json describes a "
-                              f"{meta['task']} model with {shown(want)} ({len(meta['labels'])} labels)", hint=_HINT)
+            raise RunDirError(f"{session.path} has {what} shape {_shape(got)}, but export.json describes a "
+                              f"{meta['task']} model with {_shape(want)} ({len(meta['labels'])} labels)", hint=_HINT)
 
 
-def open_export(folder: Path, *, threads: int | None = None, hint: str | None = None) -> tuple[dict[str, Any], Session]:
-    """The checked export.json of `folder` and a Session over its verified artefact."""
+def _shape(dims: tuple) -> str:
+    return "x".join(str(d) if isinstance(d, int) else "?" for d in dims)
+
+
+def open_export(folder: Path, *, meta: dict[str, Any] | None = None, threads: int | None = None,
+                hint: str | None = None) -> tuple[dict[str, Any], Session]:
+    """The checked export.json of `folder` (`meta`, when the caller already read it) and a Session
+    over its verified artefact."""
     folder = Path(folder)
-    meta = read_export_meta(folder, hint=hint)
+    meta = meta if meta is not None else read_export_meta(folder, hint=hint)
     verify_files(folder, meta)
     session = Session(folder / Path(meta["artifact"]).name, threads=threads)
     check_shapes(session, meta)

@@ -82,7 +82,7 @@ def bench_run(run_path: str | Path, target: str | None, profile_name: str, *, ru
     manifest = _manifest_for_bench(run, meta)
     task = get_task(meta["task"])
     threads = threads or min(profile.threads, os.cpu_count() or 1)
-    _, session = open_export(export_dir, threads=threads)  # hashes and shapes checked before anything runs
+    _, session = open_export(export_dir, meta=meta, threads=threads)  # hashes and shapes checked before anything runs
     artifact = session.path
     example, image = _example_input(task, manifest, session, data)
     log(f"bench {target} on profile {profile.name}: {threads} thread(s), {runs} runs", quiet=quiet)
