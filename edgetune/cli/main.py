@@ -11,9 +11,9 @@ import edgetune
 
 _COMMANDS = {
     "finetune": ("edgetune.cli.finetune", "finetune", "Fine-tune a pretrained model on your data."),
-    "export": ("edgetune.cli.export", "export", "Export a run to a target (ONNX fp32/int8), validated."),
+    "export": ("edgetune.cli.export", "export", "Export a run to a target (ONNX Runtime or OpenVINO, fp32/fp16/int8), validated."),
     "bench": ("edgetune.cli.bench", "bench", "Measure an exported artefact against a device profile."),
-    "predict": ("edgetune.cli.predict", "predict", "Run an exported artefact on images (no torch)."),
+    "predict": ("edgetune.cli.predict", "predict", "Run an exported artefact on images or audio (no torch)."),
     "report": ("edgetune.cli.report", "report", "Summarise a run's exports and benches (report.md)."),
     "models": ("edgetune.cli.listing", "models", "List the model cards."),
     "targets": ("edgetune.cli.listing", "targets", "List the export targets."),
