@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from edgetune.export.accuracy_aware import OpenVinoSurgeon, OrtSurgeon, fewest_prefix, search
+from edgetune.export.gate import Gate
 from edgetune.export.onnx import export_onnx
 from edgetune.export.quantize_ort import OrtStaticQuantizer, compute_nodes
 from edgetune.runtime import Session
@@ -87,7 +88,7 @@ def test_ort_search_returns_exactly_the_sensitive_layer(sensitive, tmp_path):
     plain = tmp_path / "plain.onnx"
     q.quantize(plain)
     surgeon = OrtSurgeon(plain, q.prepped, q.candidates(), tmp_path)
-    result = search(surgeon, sensitive["ranking"], sensitive["acc_fp32"], BUDGET, sensitive["accuracy"], quiet=True)
+    result = search(surgeon, sensitive["ranking"], Gate(sensitive["acc_fp32"], BUDGET), sensitive["accuracy"], quiet=True)
     assert result.ranking[0]["layer"] == sensitive["conv2"]
     assert result.met and result.float_layers == [sensitive["conv2"]], result
     final = tmp_path / "final.onnx"
@@ -113,7 +114,7 @@ def test_openvino_search_returns_exactly_the_sensitive_layer(sensitive, tmp_path
                                  onnx_nodes=names)
     surgeon = OpenVinoSurgeon(plain, ovx.convert(sensitive["fp32"]))
     assert sensitive["acc_fp32"] - sensitive["accuracy"](surgeon.session([])) > 0.2
-    result = search(surgeon, sensitive["ranking"], sensitive["acc_fp32"], BUDGET, sensitive["accuracy"], quiet=True)
+    result = search(surgeon, sensitive["ranking"], Gate(sensitive["acc_fp32"], BUDGET), sensitive["accuracy"], quiet=True)
     assert [n.split("/WithoutBiases")[0] for n in result.float_layers] == [sensitive["conv2"]], result
     xml = tmp_path / "model.xml"
     surgeon.save(result.float_layers, xml)
@@ -137,6 +138,6 @@ def test_fewest_prefix_search(metrics, k, met):
         calls.append(len(layers))
         return metrics[len(layers)]
 
-    r = fewest_prefix(ranked, metric_of, 0.80, 0.01)
+    r = fewest_prefix(ranked, metric_of, Gate(0.80, 0.01))
     assert (len(r.float_layers), r.met) == (k, met)
     assert len(calls) == len(set(calls)) <= 2 * len(ranked).bit_length() + 1  # no k evaluated twice, log steps

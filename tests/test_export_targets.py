@@ -122,8 +122,9 @@ def _cand(t, drop, p50):
 ])
 def test_auto_choice(cands, max_drop, chosen):
     from edgetune.export.auto import choose
+    from edgetune.export.gate import Gate
 
-    got = choose(cands, max_drop)
+    got = choose(cands, Gate(0.9, max_drop))
     assert (got and got["target"]) == chosen
 
 
@@ -132,7 +133,9 @@ def test_auto_gate_when_no_candidate_meets_budget(tmp_path):
     from edgetune.export.targets import get_target
 
     profile = _dev_profile(tmp_path, 2, "cpu-int8, openvino-int8")
-    ctx = SimpleNamespace(options=SimpleNamespace(max_drop=0.01), metrics_fp32={"top1": 0.9}, quiet=True,
+    from edgetune.export.gate import Gate
+
+    ctx = SimpleNamespace(gate=Gate.for_target(0.9, None, auto=True), quiet=True,  # auto's default: 0.01
                           task=SimpleNamespace(metric_name="top1"), inputs=[None])
 
     def build(ctx, target):
@@ -261,3 +264,31 @@ def test_calibration_data_missing_is_typed(tiny_run, tmp_path, monkeypatch):
     assert e.value.message == "calibration data missing: train/coat/x.png cannot be read"
     assert "export a float target (cpu-fp32, openvino-fp32, openvino-fp16)" in e.value.hint
     assert not (run / "export" / "openvino-int8").exists()  # nothing half-made is left
+
+
+def test_auto_records_the_budget_it_applied(tiny_run, tmp_path):
+    """Without --max-drop, auto's one-point default is the gate the candidate passed, and export.json
+    says so in both places (it recorded max_drop: null beside auto.max_drop: 0.01)."""
+    import shutil
+
+    from edgetune.export.pipeline import Options, export_run
+
+    run = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("export", "bench"))
+    profile = _dev_profile(tmp_path, 1, "cpu-fp32")
+    r = export_run(run, "auto", options=Options(), profile=str(profile), quiet=True, measure=lambda *a: 1.0)
+    meta = json.loads((run / "export" / r["target"] / "export.json").read_text())
+    assert meta["max_drop"] == meta["auto"]["max_drop"] == 0.01 and meta["pass"] is True
+
+
+def test_gate_is_the_one_reading_of_max_drop():
+    from edgetune.errors import UsageError
+    from edgetune.export.gate import Gate, check_max_drop
+
+    g = Gate(0.9, 0.01)
+    assert g.drop(0.88) == pytest.approx(0.02) and not g.passes(0.88) and g.passes(0.89) and g.passes(0.95)
+    assert g.within(0.01) and not g.within(0.0101)  # exactly the budget passes
+    assert Gate(0.9).passes(0.0)  # no --max-drop: recorded, never failed
+    assert Gate.for_target(0.9, None, auto=True).max_drop == 0.01 and Gate.for_target(0.9, None).max_drop is None
+    assert Gate.for_target(0.9, 0.05, auto=True).max_drop == 0.05
+    with pytest.raises(UsageError, match="--max-drop must be ≥ 0"):
+        check_max_drop(-0.1)

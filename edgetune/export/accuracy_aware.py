@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edgetune.export.gate import Gate
 from edgetune.export.openvino import COMPUTE_OPS as OV_COMPUTE
 from edgetune.export.quantize_ort import COMPUTE_OPS as COMPUTE
 from edgetune.progress import log
@@ -59,16 +60,15 @@ def rank_layers(candidates: Iterable[str], error_with_float: Callable[[list[str]
     return sorted(scored, key=lambda t: -t[1])
 
 
-def fewest_prefix(ranked: Sequence[str], metric_of: Callable[[list[str]], float], metric_fp32: float,
-                  max_drop: float) -> SearchResult:
-    """Smallest k such that the first k ranked layers in float keep the drop ≤ max_drop: doubling
+def fewest_prefix(ranked: Sequence[str], metric_of: Callable[[list[str]], float], gate: Gate) -> SearchResult:
+    """Smallest k such that the first k ranked layers in float pass the gate: doubling
     (1, 2, 4, …, all) then bisection. Assumes plain PTQ (k = 0) already missed the budget."""
     trials: dict[int, float] = {}
 
     def ok(k: int) -> bool:
         if k not in trials:
             trials[k] = metric_of(list(ranked[:k]))
-        return metric_fp32 - trials[k] <= max_drop + 1e-12
+        return gate.passes(trials[k])
 
     lo, hi, k = 0, None, 1
     while ranked:
@@ -88,8 +88,8 @@ def fewest_prefix(ranked: Sequence[str], metric_of: Callable[[list[str]], float]
     else:  # nothing met the budget: the best mix tried
         chosen = max(trials, key=lambda j: (trials[j], -j)) if trials else 0
     metric = trials.get(chosen, float("nan"))
-    return SearchResult(list(ranked[:chosen]), metric, metric_fp32 - metric, hi is not None,
-                        [{"float_layers": j, "metric": m, "drop": metric_fp32 - m} for j, m in sorted(trials.items())])
+    return SearchResult(list(ranked[:chosen]), metric, gate.drop(metric), hi is not None,
+                        [{"float_layers": j, "metric": m, "drop": gate.drop(m)} for j, m in sorted(trials.items())])
 
 
 class Surgeon(Protocol):
@@ -270,8 +270,8 @@ def output_error(session: Any, inputs: Sequence[np.ndarray], refs: Sequence[list
     return total / max(len(inputs), 1)
 
 
-def search(surgeon: Surgeon, ranking_inputs: Sequence[np.ndarray], metric_fp32: float, max_drop: float,
-           evaluate: Callable[[Any], float], *, scale: np.ndarray | None = None, quiet: bool = False) -> SearchResult:
+def search(surgeon: Surgeon, ranking_inputs: Sequence[np.ndarray], gate: Gate, evaluate: Callable[[Any], float], *,
+           scale: np.ndarray | None = None, quiet: bool = False) -> SearchResult:
     """Rank the surgeon's quantised layers by sensitivity, then find the fewest to float.
 
     `evaluate(session)` is the task metric of a runtime Session on the whole val split."""
@@ -287,10 +287,10 @@ def search(surgeon: Surgeon, ranking_inputs: Sequence[np.ndarray], metric_fp32: 
 
     def metric_of(layers: list[str]) -> float:
         m = evaluate(surgeon.session(layers))
-        log(f"  {len(layers):3d} layer(s) in float: metric {m:.4f} (drop {metric_fp32 - m:+.4f})", quiet=quiet)
+        log(f"  {len(layers):3d} layer(s) in float: metric {m:.4f} (drop {gate.drop(m):+.4f})", quiet=quiet)
         return m
 
-    result = fewest_prefix([name for name, _ in ranked], metric_of, metric_fp32, max_drop)
+    result = fewest_prefix([name for name, _ in ranked], metric_of, gate)
     result.ranking = [{"layer": n, "error_reduction": s} for n, s in ranked[:10]]
     result.seconds = round(time.perf_counter() - t0, 2)
     return result

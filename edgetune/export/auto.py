@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 from edgetune.errors import AccuracyGateError, EdgetuneError
+from edgetune.export.gate import Gate
 from edgetune.export.targets import TARGETS, get_target
 from edgetune.progress import log
 
-DEFAULT_MAX_DROP = 0.01  # auto without --max-drop: one point of the task metric
 ROUNDS = 2  # candidates are measured in alternating rounds; the lower median of the two counts
 RUNS = 100
 
@@ -26,9 +26,9 @@ def candidate_targets(profile: Any) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def choose(candidates: list[dict[str, Any]], max_drop: float) -> dict[str, Any] | None:
-    """The fastest candidate (lowest p50) whose drop is within `max_drop`; None when none is."""
-    ok = [c for c in candidates if c.get("error") is None and c["drop"] <= max_drop + 1e-12]
+def choose(candidates: list[dict[str, Any]], gate: Gate) -> dict[str, Any] | None:
+    """The fastest candidate (lowest p50) within the gate's budget; None when none is."""
+    ok = [c for c in candidates if c.get("error") is None and gate.within(c["drop"])]
     return min(ok, key=lambda c: (c["p50_ms"], c["drop"])) if ok else None
 
 
@@ -54,12 +54,11 @@ def export_auto(ctx: Any, profile_name: str, *, build: Callable, commit: Callabl
         from edgetune.bench import latency_p50
 
         measure = lambda artifact, x, threads: latency_p50(artifact, x, threads, RUNS)  # noqa: E731
-    max_drop = ctx.options.max_drop if ctx.options.max_drop is not None else DEFAULT_MAX_DROP
     threads = min(profile.threads, os.cpu_count() or 1)
     names = candidate_targets(profile)
     log(f"auto: building {len(names)} candidate(s) for {profile.name}: {', '.join(names)}", quiet=ctx.quiet)
     built, candidates = {}, []
-    fp32 = float(ctx.metrics_fp32[ctx.task.metric_name])
+    gate = ctx.gate
     for name in names:
         try:
             b = build(ctx, get_target(name))
@@ -68,19 +67,19 @@ def export_auto(ctx: Any, profile_name: str, *, build: Callable, commit: Callabl
             continue
         built[name] = b
         m = float(b.metrics[ctx.task.metric_name])
-        candidates.append({"target": name, "metric": m, "drop": fp32 - m, "p50_ms": float("inf"),
+        candidates.append({"target": name, "metric": m, "drop": gate.drop(m), "p50_ms": float("inf"),
                            "size_mb": b.size_mb, "error": None})
     for _ in range(ROUNDS):
         for c in candidates:
             if c["error"] is None:
                 c["p50_ms"] = min(c["p50_ms"], measure(built[c["target"]].artifact, ctx.inputs[0], threads))
-    chosen = choose(candidates, max_drop)
+    chosen = choose(candidates, gate)
     log(table(candidates, chosen and chosen["target"], ctx.task.metric_name), quiet=ctx.quiet)
-    record = {"profile": profile.name, "threads": threads, "max_drop": max_drop, "rounds": ROUNDS, "runs": RUNS,
+    record = {"profile": profile.name, "threads": threads, "max_drop": gate.max_drop, "rounds": ROUNDS, "runs": RUNS,
               "chosen": chosen and chosen["target"], "candidates": candidates}
     if chosen is None:
         best = max((c for c in candidates if c["error"] is None), key=lambda c: c["metric"], default=None)
-        raise AccuracyGateError(f"auto: no candidate for {profile.name} stays within --max-drop {max_drop}"
+        raise AccuracyGateError(f"auto: no candidate for {profile.name} stays within --max-drop {gate.max_drop}"
                                 + (f" (best: {best['target']} drop {best['drop']:.4f})" if best else ""),
                                 hint="raise --max-drop, or add a float target to the profile's targets",
                                 payload={"target": None, "candidates": candidates})

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgetune.errors import AccuracyGateError, CalibrationError, DataError, UsageError
+from edgetune.export.gate import Gate, check_max_drop
 from edgetune.export.targets import AUTO, Target, get_target
 from edgetune.fsutil import atomic_dir, ensure_writable_dir, sha256_file, work_dir, write_json
 from edgetune.progress import log
@@ -59,6 +60,7 @@ class Context:
     quiet: bool
     fp32: Path = Path()
     base: dict[str, Any] = field(default_factory=dict)
+    auto: bool = False  # `--target auto`: the gate falls back to auto's default budget
     _metrics_fp32: dict | None = None
     _calib: tuple | None = None
 
@@ -72,6 +74,11 @@ class Context:
 
     def metric(self, artefact: Path | Session) -> float:
         return float(self.evaluate(artefact)[self.task.metric_name])
+
+    @property
+    def gate(self) -> Gate:
+        """The one interpretation of --max-drop for this export (edgetune.export.gate)."""
+        return Gate.for_target(float(self.metrics_fp32[self.task.metric_name]), self.options.max_drop, auto=self.auto)
 
     @property
     def metrics_fp32(self) -> dict[str, Any]:
@@ -111,6 +118,7 @@ def export_run(run_path: str | Path, target_id: str, *, options: Options | None 
         get_target(target_id)  # unknown names fail before any work
     with work_dir("export") as work:
         ctx = _open(run_path, Path(work), options, quiet)
+        ctx.auto = target_id == AUTO
         if target_id == AUTO:
             from edgetune.export.auto import export_auto
 
@@ -120,8 +128,7 @@ def export_run(run_path: str | Path, target_id: str, *, options: Options | None 
 
 
 def _check_options(o: Options, target_id: str, profile: str | None) -> None:
-    if o.max_drop is not None and o.max_drop < 0:
-        raise UsageError(f"--max-drop must be ≥ 0 (an absolute drop in the task metric), got {o.max_drop}")
+    check_max_drop(o.max_drop)
     if o.calib_size is not None and o.calib_size < 1:
         raise UsageError(f"--calib-size must be ≥ 1, got {o.calib_size}")
     if target_id == AUTO and not profile:
@@ -278,10 +285,6 @@ def _build_openvino(ctx: Context, target: Target, xml: Path, meta: dict[str, Any
                            lambda: OpenVinoSurgeon(quantized, ovx.convert(ctx.fp32), target.precision_hint))
 
 
-def _fp32_metric(ctx: Context) -> float:
-    return float(ctx.metrics_fp32[ctx.task.metric_name])
-
-
 def _accuracy_aware(ctx: Context, target: Target, path: Path, meta: dict[str, Any],
                     surgeon: Callable[[], Any]) -> dict[str, Any] | None:
     """Evaluate plain int8; when it misses --max-drop, return the fewest layers to float
@@ -290,19 +293,18 @@ def _accuracy_aware(ctx: Context, target: Target, path: Path, meta: dict[str, An
     from edgetune.export.accuracy_aware import RANKING_INPUTS, search
 
     metrics = ctx.evaluate(path)
-    drop = _fp32_metric(ctx) - float(metrics[ctx.task.metric_name])
-    if ctx.options.max_drop is None or drop <= ctx.options.max_drop + 1e-12 or not ctx.options.search:
+    gate = ctx.gate
+    if gate.passes(metrics[ctx.task.metric_name]) or not ctx.options.search:
         return metrics
-    log(f"{target.id}: plain int8 drops {drop:.4f} > --max-drop {ctx.options.max_drop}: searching for the fewest "
-        f"layers to keep in float", quiet=ctx.quiet)
+    log(f"{target.id}: plain int8 drops {gate.drop(metrics[ctx.task.metric_name]):.4f} > --max-drop {gate.max_drop}: "
+        f"searching for the fewest layers to keep in float", quiet=ctx.quiet)
     plain = ctx.work / f"{target.id}-plain"
     plain.mkdir()
     for f in target.files:
         shutil.copyfile(path.parent / f, plain / f)
     s = surgeon()
     ranking = ctx.task.export_inputs(ctx.manifest, count=RANKING_INPUTS)
-    result = search(s, ranking, _fp32_metric(ctx), ctx.options.max_drop, ctx.metric, scale=ctx.scale,
-                    quiet=ctx.quiet)
+    result = search(s, ranking, gate, ctx.metric, scale=ctx.scale, quiet=ctx.quiet)
     s.save(result.float_layers, path)
     meta["quantization"]["float_layers_after_search"] = result.float_layers
     meta["accuracy_aware"] = _search_record(result, plain / target.artifact, path, ctx)
@@ -336,11 +338,9 @@ def _first_layer(fp32: Path, keep: list[str]) -> list[str]:
 def commit(ctx: Context, built: Built, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write export/<target>/ atomically with export.json, then apply the accuracy gate."""
     target, key = built.target, ctx.task.metric_name
-    m_fp32 = ctx.metrics_fp32
-    drop = float(m_fp32[key]) - float(built.metrics[key])
-    max_drop = ctx.options.max_drop
+    m_fp32, gate = ctx.metrics_fp32, ctx.gate
+    drop, max_drop, passed = gate.drop(built.metrics[key]), gate.max_drop, gate.passes(built.metrics[key])
     scalars = lambda m: {k: v for k, v in m.items() if isinstance(v, (int, float))}  # noqa: E731
-    passed = max_drop is None or drop <= max_drop + 1e-12
     # A build that fails its gate never replaces a good artefact: it is kept for inspection beside,
     # in RUN/export-failed/<target>/, and export/<target>/ stays as it was.
     final = ctx.run.export_dir(target.id) if passed else ctx.run.failed_export_dir(target.id)
