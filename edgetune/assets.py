@@ -20,7 +20,7 @@ from edgetune._env import offline_forced
 from edgetune.errors import AssetError, CardError, UntrustedFileError
 from edgetune.fsutil import atomic_path, sha256_file, work_dir
 from edgetune.paths import cache_dir, state_dir
-from edgetune.untrusted import MAX_JSON_BYTES, read_text
+from edgetune.untrusted import MAX_TEXT_BYTES, read_text
 from edgetune.zoo import ModelCard
 
 
@@ -70,7 +70,7 @@ def trusted_sha256(card: ModelCard) -> set[str]:
     pins |= {h.strip() for h in os.environ.get(TRUSTED_ENV, "").split(",") if h.strip()}
     path = trust_list()
     if path.is_file():
-        text = read_text(path, limit=MAX_JSON_BYTES, what="trust list", error=AssetError)
+        text = read_text(path, limit=MAX_TEXT_BYTES, what="trust list", error=AssetError)
         pins |= {line.split("#", 1)[0].strip() for line in text.splitlines()} - {""}
     return pins
 

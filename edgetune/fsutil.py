@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -140,9 +141,15 @@ def work_dir(kind: str) -> tempfile.TemporaryDirectory:
     """A temp folder for `kind` of work (export, quantise, bench…), named with this process's pid.
 
     Removed on every exit path Python sees (errors, Ctrl-C, SIGTERM: see cli.common); folders a
-    kill -9 left behind are swept by the next call, once their process is gone."""
-    sweep_stale_work_dirs()
+    kill -9 left behind are swept by the next process that makes one, once their owner is gone."""
+    _sweep_once()
     return tempfile.TemporaryDirectory(prefix=f"edgetune-{kind}-{os.getpid()}-")
+
+
+@functools.cache
+def _sweep_once() -> None:
+    """One sweep per process: an export makes several work folders, a bench several workers."""
+    sweep_stale_work_dirs()
 
 
 def sweep_stale_work_dirs(now: float | None = None) -> list[Path]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import reprlib
 import shlex
 import subprocess
 import tarfile
@@ -24,13 +23,13 @@ from edgetune.errors import AssetError, ExitCode, RemoteError, RunDirError
 from edgetune.profiles import get_profile
 from edgetune.progress import log
 from edgetune.run import check_bench_result
+from edgetune.untrusted import shown
 
 # BatchMode: fail with a message instead of waiting for a password prompt in CI.
 SSH = ("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=15")
 NOT_FOUND = 127  # the shell's "command not found"
 SSH_FAILED = 255  # ssh's own failure (connection, authentication)
 MAX_REPLY_BYTES = 16 << 20  # a bench JSON is a few KB (a 1000-class confusion matrix: ~6 MB)
-_REPR = reprlib.Repr()
 
 
 def _bundle(export_dir: Path, profile_file: Path) -> bytes:
@@ -82,8 +81,8 @@ def _check_reply(result: dict[str, Any], host: str, profile: str, target: str) -
     """The device's JSON names where its result is kept: it must be the bench asked for, with
     the fields a report reads (a device is not trusted to choose paths on the host)."""
     if result.get("profile") != profile or result.get("target") != target:
-        raise RemoteError(f"{host} answered for profile {_REPR.repr(result.get('profile'))}, target "
-                          f"{_REPR.repr(result.get('target'))}; asked for {profile}, {target}",
+        raise RemoteError(f"{host} answered for profile {shown(result.get('profile'))}, target "
+                          f"{shown(result.get('target'))}; asked for {profile}, {target}",
                           hint="check --remote-edgetune points at edgetune itself; nothing was written")
     try:
         check_bench_result(result, f"{host}'s bench result")

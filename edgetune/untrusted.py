@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import reprlib
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,16 @@ MAX_MEDIA_BYTES = 512 << 20
 MAX_TEXT_BYTES = 64 << 20  # label files, image lists, validation_list.txt
 
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+
+
+def shown(value: Any) -> str:
+    """repr() of an untrusted value, bounded while it is built (a YAML alias bomb or a device's
+    answer must not print, or even build, megabytes of text)."""
+    return _REPR.repr(value)
+
+
 NAME_RULE = "a plain name: letters, digits, '.', '_' and '-' (at most 64, no '..' or '/')"
 
 
@@ -44,8 +55,7 @@ def is_safe_name(value: Any) -> bool:
 def safe_name(value: Any, what: str, *, error: type[EdgetuneError] = RunDirError) -> str:
     """`value` if it is a plain name that can be one path component; else one line naming it."""
     if not is_safe_name(value):
-        shown = repr(value)[:80]
-        raise error(f"{what} {shown} is not a valid name",
+        raise error(f"{what} {shown(value)} is not a valid name",
                     hint=f"a name must be {NAME_RULE}")
     return value
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import reprlib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from edgetune.errors import EdgetuneError
-from edgetune.untrusted import MAX_YAML_BYTES, load_yaml, read_text
+from edgetune.untrusted import MAX_YAML_BYTES, load_yaml, read_text, shown
 
 
 def load_yaml_mapping(path: Path, error: type[EdgetuneError], what: str) -> dict[str, Any]:
@@ -28,10 +27,6 @@ def load_yaml_mapping(path: Path, error: type[EdgetuneError], what: str) -> dict
     return data
 
 
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 80
-
-
 class FieldReader:
     """Typed access to a YAML mapping that reports `file: field: problem` on bad input."""
 
@@ -47,10 +42,6 @@ class FieldReader:
     def _fail(self, key: str, problem: str) -> EdgetuneError:
         return self.error(f"{self.source}: field '{self._name(key)}' {problem}")
 
-    @staticmethod
-    def _show(value: Any) -> str:
-        return _REPR.repr(value)  # bounded: a hostile value must not print megabytes
-
     def get(self, key: str, types: type | tuple[type, ...], default: Any = ..., *,
             check=None, expect: str | None = None) -> Any:
         if key not in self.data or self.data[key] is None:
@@ -59,11 +50,11 @@ class FieldReader:
             return default
         value = self.data[key]
         if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-            raise self._fail(key, f"must be {expect or _type_names(types)}, got {self._show(value)}")
+            raise self._fail(key, f"must be {expect or _type_names(types)}, got {shown(value)}")
         if not isinstance(value, types):
-            raise self._fail(key, f"must be {expect or _type_names(types)}, got {self._show(value)}")
+            raise self._fail(key, f"must be {expect or _type_names(types)}, got {shown(value)}")
         if check is not None and not check(value):
-            raise self._fail(key, f"must be {expect}, got {self._show(value)}")
+            raise self._fail(key, f"must be {expect}, got {shown(value)}")
         return value
 
     def sub(self, key: str, default: Any = ...) -> FieldReader:

@@ -48,12 +48,15 @@ def _open(handle: Any, where: Any) -> Any:
     return f
 
 
-def _checked(audio: np.ndarray, channels: int, path: Path, where: Any) -> np.ndarray:
-    """Mono and finite, or one line: a stereo file is refused (a silent or swapped channel would be
-    averaged in unnoticed), NaN/inf samples (float WAVs) would score as silence."""
+def _require_mono(channels: int, path: Path, where: Any) -> None:
+    """A stereo file is refused: a silent or swapped channel would be averaged in unnoticed."""
     if channels != 1:
         raise DataError(f"audio {where} has {channels} channels; keyword clips must be mono",
                         hint=f"downmix it, e.g. `sox {path.name} -c 1 mono.wav`")
+
+
+def _finite(audio: np.ndarray, path: Path, where: Any) -> np.ndarray:
+    """The mono samples, or one line when any is NaN/inf (a float WAV's would score as silence)."""
     if not np.isfinite(audio).all():
         raise DataError(f"audio {where} has NaN or infinite samples",
                         hint=f"re-encode it as 16-bit PCM, e.g. `sox {path.name} -b 16 clean.wav`")
@@ -73,11 +76,11 @@ def read_audio(source: Path | str | bytes, *, rel: Path | None = None,
             raise DataError(f"audio {where} is {f.frames / f.samplerate / 60:.0f} min long; a clip is read whole, up "
                             f"to {MAX_READ_FRAMES / SAMPLE_RATE / 60:.0f} min at 16 kHz",
                             hint="cut it into clips, or use `predict --stream` for long recordings")
-        audio = f.read(dtype="float32", always_2d=True)
-        rate, channels = f.samplerate, f.channels
+        _require_mono(f.channels, path, where)
+        audio, rate = f.read(dtype="float32", always_2d=True), f.samplerate
     if audio.shape[0] == 0:
         raise DataError(f"audio {where} is empty (0 samples)", hint="remove it or record it again")
-    return _checked(audio, channels, path, where), int(rate)
+    return _finite(audio, path, where), int(rate)
 
 
 def stream_audio(path: Path) -> tuple[int, Iterator[np.ndarray]]:
@@ -85,12 +88,13 @@ def stream_audio(path: Path) -> tuple[int, Iterator[np.ndarray]]:
     the same checks as `read_audio`, block by block (memory stays one block)."""
     path = Path(path)
     f = _open(str(path), path)
-    if f.frames == 0:
+    try:
+        _require_mono(f.channels, path, path)
+        if f.frames == 0:
+            raise DataError(f"audio {path} is empty (0 samples)", hint="remove it or record it again")
+    except DataError:
         f.close()
-        raise DataError(f"audio {path} is empty (0 samples)", hint="remove it or record it again")
-    if f.channels != 1:
-        f.close()
-        _checked(np.zeros((0, 1), np.float32), f.channels, path, path)
+        raise
 
     def blocks() -> Iterator[np.ndarray]:
         with f:
@@ -98,7 +102,7 @@ def stream_audio(path: Path) -> tuple[int, Iterator[np.ndarray]]:
                 block = f.read(STREAM_BLOCK_FRAMES, dtype="float32", always_2d=True)
                 if not len(block):
                     return
-                yield _checked(block, 1, path, path)
+                yield _finite(block, path, path)
 
     return int(f.samplerate), blocks()
 

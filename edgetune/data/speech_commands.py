@@ -98,7 +98,8 @@ def scan_kws(root: Path, *, keywords: list[str] | None = None, val_split: float 
         everything = _collect(root, mapping, classes, root, "all")
         listed = root / "validation_list.txt"
         if listed.is_file() and val_split is None:
-            val_names = {line.strip() for line in read_text(listed, limit=MAX_TEXT_BYTES, what="validation list", error=DataError).splitlines() if line.strip()}
+            listing = read_text(listed, limit=MAX_TEXT_BYTES, what="validation list", error=DataError)
+            val_names = {line.strip() for line in listing.splitlines() if line.strip()}
             in_val = np.array([str(p.relative_to(root)) in val_names for p in everything.files])
             layout = "validation_list.txt"
         elif val_split is not None:
