@@ -48,7 +48,7 @@ def interleaved_p50s(artefacts: dict, x, *, threads: tuple[int, ...] = (1, 2), r
     """Per-round p50 (ms) of every artefact at every thread count, measured in alternating rounds
     by edgetune's pinned bench worker: a noisy moment on this shared 2-core machine hits every
     artefact alike, so ratios within one call are what to trust."""
-    from edgetune.bench import latency_p50
+    from edgetune.latency import latency_p50
 
     samples: dict[tuple[str, int], list[float]] = {}
     for _ in range(rounds):

@@ -93,10 +93,10 @@ def benchmark_app_p50(model: Path) -> float:
 
 
 def bench_stats(model: Path) -> dict[str, float]:
-    from edgetune.bench import run_worker
-    from edgetune.runtime import Session
+    from edgetune.latency import measure_in_child as run_worker
+    from edgetune.runtime import open_session
 
-    x = np.full(Session(model).input_shape, 0.5, dtype=np.float32)
+    x = np.full(open_session(model).input_shape, 0.5, dtype=np.float32)
     return run_worker(model, x, THREADS, RUNS)["latency_ms"]
 
 

@@ -97,7 +97,8 @@ def plain_env() -> dict:
 
 
 def quantisation(run: Path, data: Path) -> tuple[list[list[str]], dict]:
-    from edgetune.runtime import Session
+    from edgetune.run import RunDir
+    from edgetune.runtime import open_session
     from edgetune.tasks import get_task
 
     exp = {t: sh(ET + ["export", run, "--target", t, "--json"], ok=(0, 5)) for t in ("cpu-fp32", "cpu-int8")}
@@ -109,11 +110,11 @@ def quantisation(run: Path, data: Path) -> tuple[list[list[str]], dict]:
         shutil.copyfile(run / "checkpoint.pt", tmp / "best.pt")
         sh([sys.executable, "-c", ULTRA_INT8, tmp / "best.pt", data, SIZE, ultra], env=plain_env())
     task = get_task("detect")
-    manifest = json.loads((run / "edgetune.json").read_text())
-    u = task.evaluate(Session(ultra, threads=2), manifest)
+    manifest = RunDir(run).read_manifest()
+    u = task.evaluate(open_session(ultra, threads=2), manifest.spec, manifest.data)
     arts = {"edgetune cpu-fp32": Path(exp["cpu-fp32"]["artifact"]), "edgetune cpu-int8": Path(exp["cpu-int8"]["artifact"]),
             "ultralytics onnx int8": ultra}
-    lat = medians(interleaved_p50s(arts, task.export_inputs(manifest, count=1)[0]))
+    lat = medians(interleaved_p50s(arts, task.export_inputs(manifest.spec, manifest.data, count=1)[0]))
     fp32 = exp["cpu-fp32"]["metrics"]
     rows = []
     for name, m, size in (("edgetune cpu-fp32", fp32, exp["cpu-fp32"]["size_mb"]),

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from _results import interleaved_p50s, medians, write_section
 
+from edgetune.export.backends.onnxruntime import quantize_static_int8
 from edgetune.export.detect_head import head_policies
-from edgetune.export.quantize_ort import quantize_static_int8
 from edgetune.run import open_run
-from edgetune.runtime import Session
+from edgetune.runtime import open_session
 from edgetune.tasks import get_task
 
 
@@ -32,14 +32,14 @@ def main() -> None:
     for arg in sys.argv[1:]:
         run, manifest = open_run(arg)
         fp32 = run.export_dir("cpu-fp32") / "model.onnx"
-        calib, _ = task.calibration_inputs(manifest, size=None, seed=int(manifest["seed"]))
-        x = task.export_inputs(manifest, count=1)[0]
-        ref = task.evaluate(Session(fp32, threads=2), manifest)
+        calib, _ = task.calibration_inputs(manifest.spec, manifest.data, size=None)
+        x = task.export_inputs(manifest.spec, manifest.data, count=1)[0]
+        ref = task.evaluate(open_session(fp32, threads=2), manifest.spec, manifest.data)
         paths, scores, kept = {"fp32 (reference)": fp32}, {"fp32 (reference)": ref}, {"fp32 (reference)": "–"}
         for name, keep in head_policies(fp32)[0].items():
             out = Path(tempfile.mkdtemp()) / "int8.onnx"
             quantize_static_int8(fp32, out, calib, keep_float=keep)
-            paths[name], scores[name], kept[name] = out, task.evaluate(Session(out, threads=2), manifest), str(len(keep))
+            paths[name], scores[name], kept[name] = out, task.evaluate(open_session(out, threads=2), manifest.spec, manifest.data), str(len(keep))
         lat = {k: v for (k, _), v in medians(interleaved_p50s(paths, x, threads=(1,))).items()}
         for name in paths:
             m = scores[name]

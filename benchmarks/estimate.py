@@ -32,7 +32,7 @@ COMMAND = "python benchmarks/estimate.py"
 
 
 def main() -> None:
-    from edgetune.bench import latency_p50
+    from edgetune.latency import latency_p50
 
     profiles = [PROFILES.get(n) for n in PROFILES.names() if PROFILES.get(n).references]
     keys = sorted({(r.model, r.imgsz, r.runtime) for p in profiles for r in p.references})

@@ -8,7 +8,7 @@ is tried REPEATS times on a quiet host and with a bursty competing load (two bus
 1 s off — what a shared CI runner does):
 - sequential: the artefact's p50 in one worker, then the reference's in another (bench before
   this change; CI once saw a 74 % error from it);
-- paired: `bench_worker --pair`, alternating blocks of both in one pinned process (bench now).
+- paired: `edgetune.latency --pair`, alternating blocks of both in one pinned process (bench now).
 Writes the RESULTS.md section "estimate-pairing".
 """
 
@@ -19,8 +19,8 @@ import subprocess
 import numpy as np
 from _results import write_section
 
-from edgetune.bench import latency_p50
 from edgetune.estimate import estimate_latency, reference_input
+from edgetune.latency import latency_p50
 from edgetune.profiles import get_profile
 from edgetune.reference import reference_artifact
 

@@ -79,16 +79,17 @@ def copy_run(src: Path, made_by: str, name: str) -> Path:
 
 def peers(run: Path, task_name: str, fp32: Path) -> dict[str, tuple[Path, float]]:
     """Peer artefacts and their metric by edgetune's evaluator."""
-    from edgetune.runtime import Session
+    from edgetune.run import RunDir
+    from edgetune.runtime import open_session
     from edgetune.tasks import get_task
 
     task = get_task(task_name)
-    manifest = json.loads((run / "edgetune.json").read_text())
+    manifest = RunDir(run).read_manifest()
     out: dict[str, tuple[Path, float]] = {}
     if task_name == "classify":
         from onnxruntime.quantization import CalibrationDataReader, quantize_static
 
-        calib, _ = task.calibration_inputs(manifest, size=None, seed=int(manifest["seed"]))
+        calib, _ = task.calibration_inputs(manifest.spec, manifest.data, size=None)
 
         class Reader(CalibrationDataReader):
             def __init__(self):
@@ -99,9 +100,9 @@ def peers(run: Path, task_name: str, fp32: Path) -> dict[str, tuple[Path, float]
 
         path = run.parent / "artefacts" / "peer-quantize_static-defaults.onnx"
         quantize_static(str(fp32), str(path), Reader())  # all defaults: QDQ, per-tensor, S8S8, MinMax
-        out["ORT quantize_static defaults"] = (path, task.evaluate(Session(path), manifest)[task.metric_name])
+        out["ORT quantize_static defaults"] = (path, task.evaluate(open_session(path), manifest.spec, manifest.data)[task.metric_name])
     if task_name == "detect" and ULTRA_INT8.is_file():
-        out["ultralytics int8 ONNX"] = (ULTRA_INT8, task.evaluate(Session(ULTRA_INT8), manifest)[task.metric_name])
+        out["ultralytics int8 ONNX"] = (ULTRA_INT8, task.evaluate(open_session(ULTRA_INT8), manifest.spec, manifest.data)[task.metric_name])
     return out
 
 
@@ -161,10 +162,11 @@ def main() -> None:
         graph = json.loads((run / "export" / "cpu-fp32" / "export.json").read_text())["graph"]
         # auto (last: it rewrites export/<chosen>/)
         auto = export(run, "auto", "--profile", "x86-64-avx512", "--max-drop", goal)
+        from edgetune.run import RunDir
         from edgetune.tasks import get_task
 
-        manifest = json.loads((run / "edgetune.json").read_text())
-        x = get_task(task_name).export_inputs(manifest, count=1)[0]
+        manifest = RunDir(run).read_manifest()
+        x = get_task(task_name).export_inputs(manifest.spec, manifest.data, count=1)[0]
         lat = medians(interleaved_p50s(arts, x, runs=150))
         # tables
         fp32_metric = plain["cpu-fp32"]["metric_fp32"]

@@ -3,13 +3,12 @@
     python benchmarks/int8_configs.py RUN [RUN ...]
 
 For each run: export fp32, then quantise with each configuration below (same calibration subset:
-200 stratified training images) and report val top-1 and latency p50 at 1 thread (bench_worker,
+200 stratified training images) and report val top-1 and latency p50 at 1 thread (edgetune.latency,
 same process layout as `edgetune bench`). Appends a section to benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -18,10 +17,11 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from edgetune.bench import run_worker
+from edgetune.export.backends.onnxruntime import first_compute_nodes
 from edgetune.export.onnx import export_onnx
-from edgetune.export.quantize_ort import first_compute_nodes
-from edgetune.runtime import Session
+from edgetune.latency import measure_in_child as run_worker
+from edgetune.run import RunDir
+from edgetune.runtime import open_session
 from edgetune.tasks import get_task
 from edgetune.train.classifier import load_trained
 
@@ -41,15 +41,15 @@ def main(runs: list[Path]) -> None:
              "Latency: p50 of 300 runs, 1 thread, batch 1.", "",
              "| run | configuration | val top-1 | drop | p50 ms |", "|---|---|---|---|---|"]
     for run in runs:
-        manifest = json.loads((run / "edgetune.json").read_text())
+        manifest = RunDir(run).read_manifest()
         model = load_trained(manifest, run / "checkpoint.pt")
-        x = task.export_inputs(manifest, count=1)[0]
-        calib, _ = task.calibration_inputs(manifest, size=200, seed=int(manifest["seed"]))
+        x = task.export_inputs(manifest.spec, manifest.data, count=1)[0]
+        calib, _ = task.calibration_inputs(manifest.spec, manifest.data, size=200)
         with tempfile.TemporaryDirectory() as tmp:
             fp32, prepped = Path(tmp) / "fp32.onnx", Path(tmp) / "prepped.onnx"
             export_onnx(model, x, fp32)
             quant_pre_process(str(fp32), str(prepped), skip_symbolic_shape=True)
-            base = task.evaluate(Session(fp32), manifest)["top1"]
+            base = task.evaluate(open_session(fp32), manifest.spec, manifest.data)["top1"]
             lat = run_worker(fp32, x, 1, 300)["latency_ms"]["p50"]
             lines.append(f"| {run.name} | fp32 | {base:.3f} | – | {lat:.2f} |")
             for name, (pc, rr, stem, wt) in CONFIGS.items():
@@ -61,7 +61,7 @@ def main(runs: list[Path]) -> None:
                                 reduce_range=rr, activation_type=QuantType.QUInt8, weight_type=wt,
                                 nodes_to_exclude=first_compute_nodes(prepped) if stem else [],
                                 extra_options={"WeightSymmetric": True})
-                acc = task.evaluate(Session(out), manifest)["top1"]
+                acc = task.evaluate(open_session(out), manifest.spec, manifest.data)["top1"]
                 lat = run_worker(out, x, 1, 300)["latency_ms"]["p50"]
                 lines.append(f"| {run.name} | {name} | {acc:.3f} | {base - acc:+.3f} | {lat:.2f} |")
                 print(lines[-1], flush=True)

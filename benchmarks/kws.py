@@ -76,12 +76,13 @@ def per_engine(run: Path) -> dict[str, dict[str, float]]:
     import torch
 
     from edgetune.data import speech_commands as sc
+    from edgetune.run import RunDir
     from edgetune.tasks.kws import KwsTask
     from edgetune.train.kws import load_trained
 
-    man = json.loads((run / "edgetune.json").read_text())
+    man = RunDir(run).read_manifest()
     model = load_trained(man, run / "checkpoint.pt")
-    ds = KwsTask().data(man)
+    ds = KwsTask().open_data(man.spec, man.data)
     clips, _ = sc.load_clips(ds.val.files, ds.root)
     voices = {c["file"]: c["voice"].split(":")[0] for c in json.loads((ds.root / "provenance.json").read_text())["clips"]}
     engine = np.array([voices[str(f.relative_to(ds.root))] for f in ds.val.files])
@@ -108,11 +109,12 @@ def per_engine(run: Path) -> dict[str, dict[str, float]]:
 def interleaved_latency(run: Path, rounds: int = 5, threads: int = 1) -> str:
     """fp32 and int8 of one run measured alternately `rounds` times (bench's worker, 300 runs
     each); medians of the per-round p50s — K2's single measurements met a noisy neighbour."""
+    from edgetune.run import RunDir
     from edgetune.tasks.kws import KwsTask
 
-    manifest = json.loads((run / "edgetune.json").read_text())
+    manifest = RunDir(run).read_manifest()
     task = KwsTask()
-    x = task.preprocess(manifest)(task.val_files(manifest, count=1)[0])
+    x = task.preprocess(manifest.spec)(task.val_files(manifest.spec, manifest.data, count=1)[0])
     samples = interleaved_p50s({t: run / "export" / t / "model.onnx" for t in ("cpu-fp32", "cpu-int8")}, x,
                                threads=(threads,), rounds=rounds, runs=300)
     p50 = {t: v for (t, _), v in samples.items()}
@@ -143,7 +145,7 @@ def main() -> None:
     best = max(("embedding-frozen", "embedding-finetune"), key=lambda n: rows[n]["val"])
     k2 = [best, best + "+20"]
     exports, benches = {}, {}
-    from edgetune.kws_stream import StreamConfig
+    from edgetune.tasks.kws_stream import StreamConfig
 
     for name in k2:
         run = WORK / "runs" / name

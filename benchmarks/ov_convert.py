@@ -23,7 +23,7 @@ def main() -> None:
     import openvino as ov
     import torch
 
-    from edgetune.export import openvino as ovx
+    from edgetune.export.backends import openvino as ovx
     from edgetune.export.onnx import export_onnx, output_diffs
     from edgetune.run import open_run
     from edgetune.tasks import get_task
@@ -32,9 +32,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, (src, _, _) in MODELS.items():
             run, manifest = open_run(src)
-            task = get_task(manifest["task"])
+            task = get_task(manifest.task)
             model = task.load_model(manifest, run.checkpoint)
-            inputs = task.export_inputs(manifest, count=16)
+            inputs = task.export_inputs(manifest.spec, manifest.data, count=16)
             work = Path(tmp) / name.split()[0]
             work.mkdir()
             paths, info = {}, {}
@@ -58,7 +58,7 @@ def main() -> None:
             for label in info:
                 secs, ops = info[label]
                 if label in paths:
-                    diff = max(output_diffs(model, paths[label], inputs, task.output_scale(manifest)))
+                    diff = max(output_diffs(model, paths[label], inputs, task.output_scale(manifest.spec)))
                     rows.append([name, label, f"{secs:.1f}", str(ops), f"{diff:.2g}",
                                  f"{p50[label]:.2f}"])
                 else:

@@ -7,7 +7,6 @@ default), against the f32-executed openvino-fp32 artefact, on the run's own vali
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ def _outputs(core, xml: Path, hint: str, xs: list[np.ndarray]) -> np.ndarray:
 def main(runs: list[str]) -> None:
     import openvino as ov
 
+    from edgetune.run import RunDir
     from edgetune.tasks import get_task
 
     core = ov.Core()
@@ -30,15 +30,15 @@ def main(runs: list[str]) -> None:
     print("| run (task) | precision | max abs diff vs f32 | argmax agreement |")
     print("|---|---|---|---|")
     for run in map(Path, runs):
-        manifest = json.loads((run / "edgetune.json").read_text())
-        task = get_task(manifest["task"])
-        xs = task.export_inputs(manifest, count=16)
+        manifest = RunDir(run).read_manifest()
+        task = get_task(manifest.task)
+        xs = task.export_inputs(manifest.spec, manifest.data, count=16)
 
         ref = _outputs(core, run / "export" / "openvino-fp32" / "model.xml", "f32", xs)
         for hint in ("f32", "bf16", "f16"):
             out = _outputs(core, run / "export" / "openvino-fp16" / "model.xml", hint, xs)
             agree = float((out.argmax(1) == ref.argmax(1)).mean()) if ref.ndim == 2 else float("nan")
-            print(f"| {run.name} ({manifest['task']}) | {hint} | {np.abs(out - ref).max():.4f} | {agree:.2f} |")
+            print(f"| {run.name} ({manifest.task}) | {hint} | {np.abs(out - ref).max():.4f} | {agree:.2f} |")
 
 
 if __name__ == "__main__":

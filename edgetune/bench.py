@@ -14,17 +14,19 @@ from typing import Any
 
 import numpy as np
 
-from edgetune.artifact import open_export
-from edgetune.bench_worker import spawn
+from edgetune.artifact import Export, open_export
+from edgetune.contract import DataRef, ExportMeta
 from edgetune.errors import BudgetGateError, EdgetuneError, UsageError
 from edgetune.estimate import estimate_latency
 from edgetune.export.targets import TARGETS
 from edgetune.fsutil import write_json
+from edgetune.latency import measure_in_child
 from edgetune.profiles import DeviceProfile, check_budgets, get_profile
 from edgetune.progress import log
-from edgetune.run import EXPORT_META, RunDir, read_export_meta
+from edgetune.run import RunDir
 from edgetune.runtime import Session
 from edgetune.tasks import CURVES, get_task
+from edgetune.tasks.base import Task
 from edgetune.untrusted import inside, safe_name
 
 MIN_RUNS = 100
@@ -35,40 +37,9 @@ def host_arch() -> str:
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
 
 
-def run_worker(artifact: Path, x: np.ndarray, threads: int, runs: int, image: Path | None = None) -> dict[str, Any]:
-    return spawn([artifact, x, threads, runs] + ([image] if image else []), what=str(artifact))
-
-
-def latency_p50(artifact: Path, x: np.ndarray, threads: int, runs: int = 100) -> float:
-    """Median latency (ms) of one artefact in the pinned worker process: what export uses to
-    compare artefacts (auto's candidates, the accuracy-aware search's plain vs final)."""
-    return float(run_worker(artifact, x, threads, runs)["latency_ms"]["p50"])
-
-
 def check_runs(runs: int) -> None:
     if runs < MIN_RUNS:
         raise UsageError(f"--runs must be ≥ {MIN_RUNS} for stable percentiles, got {runs}")
-
-
-def locate(path: str | Path, target: str | None) -> tuple[Path, dict[str, Any], RunDir | None]:
-    """The export folder, its export.json and its run (None when only the export folder was
-    copied, as on a device). PATH is a run directory (with --target) or an export folder."""
-    path = Path(path)
-    if (path / EXPORT_META).is_file():
-        meta = read_export_meta(path)
-        if target and target != meta["target"]:
-            raise UsageError(f"--target {target} does not match the export folder {path} (it holds {meta['target']})",
-                             hint="drop --target when passing an export folder")
-        parent = path.resolve().parent
-        run = RunDir(parent.parent) if parent.name == "export" and RunDir(parent.parent).manifest_path.is_file() else None
-        return path, meta, run
-    if not target:
-        raise UsageError(f"{path} is not an export folder (no {EXPORT_META}), so --target is needed",
-                         hint="pass RUN --target T, or the export folder RUN/export/T itself")
-    run = RunDir(path)
-    export_dir = run.export_dir(target)
-    meta = read_export_meta(export_dir, hint=f"run `edgetune export {run.path} --target {target}` first")
-    return export_dir, meta, run
 
 
 def bench_run(run_path: str | Path, target: str | None, profile_name: str, *, runs: int = 200,
@@ -77,38 +48,36 @@ def bench_run(run_path: str | Path, target: str | None, profile_name: str, *, ru
     """Measure one artefact here against a profile; write its bench JSON (and the run's reports)."""
     check_runs(runs)
     profile = get_profile(profile_name)
-    export_dir, meta, run = locate(run_path, target)
-    target = meta["target"]
-    manifest = _manifest_for_bench(run, meta)
-    task = get_task(meta["task"])
+    export = open_export(run_path, target)
+    meta, task = export.meta, get_task(export.meta.task)
     threads = threads or min(profile.threads, os.cpu_count() or 1)
-    _, session = open_export(export_dir, meta=meta, threads=threads)  # hashes and shapes checked before anything runs
-    artifact = session.path
-    example, image = _example_input(task, manifest, session, data)
-    log(f"bench {target} on profile {profile.name}: {threads} thread(s), {runs} runs", quiet=quiet)
-    lat = run_worker(artifact, example, threads, runs, image)
-    evaluation, metric_source, extra = _evaluate(task, session, manifest, meta, data)
+    session = export.open_session(threads=threads)  # hashes and shapes checked before anything runs
+    data_ref = export.data(data)
+    example, image = _example_input(task, export, session, data_ref)
+    log(f"bench {meta.target} on profile {profile.name}: {threads} thread(s), {runs} runs", quiet=quiet)
+    lat = measure_in_child(session.path, example, threads, runs, image)
+    evaluation, metric_source, extra = _evaluate(task, session, meta, data_ref, explicit=data is not None)
     metric = evaluation[task.metric_name]
-    spec = TARGETS.get(target)
-    size_mb = spec.size_mb(export_dir)
+    spec = TARGETS.get(meta.target)
+    size_mb = spec.size_mb(export.folder)
     measured = {"latency_p50_ms": lat["latency_ms"]["p50"], "latency_p99_ms": lat["latency_ms"]["p99"],
                 "size_mb": size_mb, "peak_rss_mb": lat["peak_rss_mb"], "min_metric": metric}
-    violations = check_budgets(profile, meta["task"], measured)
-    est = _estimate(profile, spec, artifact, example, threads, meta["task"], quiet) if estimate else None
+    violations = check_budgets(profile, meta.task, measured)
+    est = _estimate(profile, spec, session.path, example, threads, meta.task, quiet) if estimate else None
     result = {
-        "profile": profile.name, "target": target, "task": meta["task"], "model": meta["model"],
+        "profile": profile.name, "target": meta.target, "task": meta.task, "model": meta.spec.model,
         "latency_ms": {k: round(v, 4) for k, v in lat["latency_ms"].items()},
         "latency_e2e_ms": {k: round(v, 4) for k, v in lat["latency_e2e_ms"].items()} if lat["latency_e2e_ms"] else None,
         "throughput_per_s": round(lat["throughput_per_s"], 2), "threads": threads,
         "metric_name": task.metric_name, "metric": metric, "metric_source": metric_source,
         "size_mb": round(size_mb, 4), "peak_rss_mb": round(lat["peak_rss_mb"], 1),
-        "budgets": profile.budgets_for(meta["task"]), "pass": not violations, "violations": violations,
+        "budgets": profile.budgets_for(meta.task), "pass": not violations, "violations": violations,
         "estimate": est, "measured_on": _host_description(),
         "note": _note(profile), "runs": lat["runs"], "warmup_runs": lat["warmup_runs"],
         "pinned_cores": lat["pinned_cores"], "runtime": lat["runtime"],
         "curves": {k: evaluation[k] for k in CURVES if k in evaluation}, **extra,
     }
-    return keep_result(result, run, export_dir)
+    return keep_result(result, export.run, export.folder)
 
 
 def _estimate(profile: DeviceProfile, spec: Any, artifact: Path, example: np.ndarray, threads: int, task: str,
@@ -153,41 +122,35 @@ def keep_result(result: dict[str, Any], run: RunDir | None, export_dir: Path) ->
     return result
 
 
-def _evaluate(task: Any, session: Session, manifest: dict[str, Any], meta: dict[str, Any],
-              data: str | None) -> tuple[dict[str, Any], str, dict[str, Any]]:
+def _evaluate(task: Task, session: Session, meta: ExportMeta, data: DataRef | None, *,
+              explicit: bool) -> tuple[dict[str, Any], str, dict[str, Any]]:
     """The artefact's metric on held-out data here (and its curves); on a device without the
     val data, the metric export measured, said so."""
     def from_export(why: str) -> tuple[dict[str, Any], str, dict[str, Any]]:
-        return {task.metric_name: meta["metric"], **meta.get("curves", {})}, f"export.json ({why})", {}
+        return {task.metric_name: meta.metric, **meta.curves}, f"export.json ({why})", {}
 
-    if data is None and not manifest["data"].get("root"):  # a bare export folder, as on a device
+    if data is None:  # a bare export folder, as on a device
         return from_export("no val data here: pass --data VALDIR to measure the metric on this machine")
     try:
-        evaluation = task.evaluate(session, manifest, data=data)
-        return evaluation, "measured", task.bench_extra(session, manifest, meta, data=data)
+        evaluation = task.evaluate(session, meta.spec, data)
+        return evaluation, "measured", task.bench_extra(session, meta.spec, data)
     except EdgetuneError as exc:
-        if data is not None:
+        if explicit:
             raise
         return from_export(f"val data not found here: {exc.message}")
 
 
-def _manifest_for_bench(run: RunDir | None, meta: dict[str, Any]) -> dict[str, Any]:
-    """On a device only the export folder may exist: fall back to what export.json carries."""
-    if run is not None and run.manifest_path.is_file():
-        return run.read_manifest()
-    return {"task": meta["task"], "labels": meta["labels"], "preprocessing": meta["preprocessing"],
-            "data": {"root": "", "layout": "train/val"}, "seed": 0}
-
-
-def _example_input(task: Any, manifest: dict[str, Any], session: Session,
-                   data: str | None) -> tuple[np.ndarray, Path | None]:
+def _example_input(task: Task, export: Export, session: Session,
+                   data: DataRef | None) -> tuple[np.ndarray, Path | None]:
     """A real validation input (and its file, for the end-to-end latency) when the data is here;
     otherwise a constant input of the artefact's shape and no end-to-end number."""
-    try:
-        path = task.val_files(manifest, count=1, data=data)[0]
-        return task.preprocess(manifest)(path), path
-    except EdgetuneError:
-        return np.full(session.input_shape, 0.5, dtype=np.float32), None
+    if data is not None:
+        try:
+            path = task.val_files(export.meta.spec, data, count=1)[0]
+            return task.preprocess(export.meta.spec)(path), path
+        except EdgetuneError:
+            pass
+    return np.full(session.input_shape, 0.5, dtype=np.float32), None
 
 
 def _host_description() -> str:

@@ -3,7 +3,7 @@ model × (the artefact's p50 ÷ the reference's p50, both measured here, same th
 
 Why a ratio to one public model: it needs nothing from the device, and the host's load, clocks
 and thread count act on both terms, so they cancel — provided both are measured under the same
-load, which is why the two are measured alternately in one process (`bench_worker --pair`), not
+load, which is why the two are measured alternately in one process (`edgetune.latency --pair`), not
 one after the other (a minute apart this host's load moves the p50 by 20–40 %). What the ratio
 cannot carry: how differently two architectures use the two CPUs (cache sizes, int8 instructions).
 Its error is measured where it can be checked — predicting one published number from another on
@@ -46,7 +46,7 @@ def reference_input(imgsz: int) -> np.ndarray:
 
 def measure_pair(artifact: Path, x: np.ndarray, reference: Path, x_ref: np.ndarray, threads: int) -> dict[str, Any]:
     """The artefact/reference latency ratio, alternating the two in one pinned worker process."""
-    from edgetune.bench_worker import spawn
+    from edgetune.latency import spawn
 
     return spawn(["--pair", artifact, x, reference, x_ref, threads, PAIR_ROUNDS], what=f"{artifact} and {reference}")
 

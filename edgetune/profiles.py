@@ -15,13 +15,12 @@ from typing import Any
 from edgetune.errors import ProfileError
 from edgetune.paths import shipped_dir
 from edgetune.registry import Registry
+from edgetune.tasks.names import TASK_NAMES
 from edgetune.untrusted import NAME_RULE, is_safe_name
 from edgetune.yamlio import FieldReader, load_yaml_mapping
-from edgetune.zoo import TASKS
 
 BUDGET_KEYS = ("latency_p50_ms", "latency_p99_ms", "size_mb", "peak_rss_mb", "min_metric")
 SOURCE_KEYS = ("cpu", "memory", "targets", "budgets")
-RUNTIMES = ("onnxruntime", "openvino")
 ARCHES = ("x86_64", "aarch64")
 
 
@@ -32,7 +31,7 @@ class ReferenceLatency:
 
     model: str  # a name in edgetune.reference.REFERENCE_MODELS
     imgsz: int
-    runtime: str  # "onnxruntime" | "openvino"
+    runtime: str  # a backend that can build reference models (edgetune.export.backends)
     precision: str
     latency_ms: float
     source: str
@@ -74,8 +73,8 @@ def _known_targets() -> list[str]:
 def _budgets(r: FieldReader, path: Path) -> dict[str, dict[str, float]]:
     budgets: dict[str, dict[str, float]] = {}
     for task, limits in r.get("budgets", dict).items():
-        if task not in TASKS:
-            raise ProfileError(f"{path}: field 'budgets.{task}' is not a task", hint="tasks: " + ", ".join(TASKS))
+        if task not in TASK_NAMES:
+            raise ProfileError(f"{path}: field 'budgets.{task}' is not a task", hint="tasks: " + ", ".join(TASK_NAMES))
         if not isinstance(limits, dict):
             raise ProfileError(f"{path}: field 'budgets.{task}' must be a mapping of limits")
         br = FieldReader(limits, str(path), ProfileError, f"budgets.{task}.")
@@ -89,8 +88,10 @@ def _budgets(r: FieldReader, path: Path) -> dict[str, dict[str, float]]:
 
 
 def _references(r: FieldReader, path: Path) -> tuple[ReferenceLatency, ...]:
+    from edgetune.export.backends import BACKENDS
     from edgetune.reference import REFERENCE_MODELS
 
+    runtimes = [n for n in BACKENDS.names() if BACKENDS.get(n).reference_format]
     refs = []
     for i, item in enumerate(r.get("reference_latencies", list, [])):
         if not isinstance(item, dict):
@@ -101,7 +102,7 @@ def _references(r: FieldReader, path: Path) -> tuple[ReferenceLatency, ...]:
                         expect="one of " + ", ".join(REFERENCE_MODELS)),
             imgsz=e.get("imgsz", int, check=lambda v: 32 <= v <= 4096 and v % 32 == 0,
                         expect="a multiple of 32 in [32, 4096]"),
-            runtime=e.get("runtime", str, check=lambda v: v in RUNTIMES, expect=" or ".join(RUNTIMES)),
+            runtime=e.get("runtime", str, check=lambda v: v in runtimes, expect=" or ".join(runtimes)),
             precision=e.get("precision", str, check=lambda v: v == "fp32",
                             expect="fp32 (int8 speed-ups differ per quantiser; only fp32 references scale)"),
             latency_ms=float(e.get("latency_ms", (int, float), check=lambda v: v > 0, expect="a positive number")),

@@ -11,7 +11,6 @@ torch); the light install on a device measures the device itself and needs no es
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from edgetune.errors import AssetError
@@ -24,7 +23,6 @@ REFERENCE_MODELS: dict[str, str] = {
     "yolov8n": "yolov8n.yaml", "yolov8s": "yolov8s.yaml", "yolov8m": "yolov8m.yaml",
     "yolo26n": "yolo26n.yaml", "yolo26s": "yolo26s.yaml", "yolo26m": "yolo26m.yaml",
 }
-_FORMATS = {"onnxruntime": "onnx", "openvino": "openvino"}
 
 
 def _importable(name: str) -> bool:
@@ -42,8 +40,11 @@ def reference_dir(model: str, imgsz: int, runtime: str) -> Path:
 
 def reference_artifact(model: str, imgsz: int, runtime: str) -> Path:
     """The cached reference artefact (model.onnx or model.xml), built on first use."""
+    from edgetune.export.backends import get_backend
+
+    backend = get_backend(runtime)
     out = reference_dir(model, imgsz, runtime)
-    name = "model.onnx" if runtime == "onnxruntime" else "model.xml"
+    name = backend.artifact
     if (out / name).is_file():
         return out / name
     missing = next((m for m in ("torch", "ultralytics", "matplotlib") if not _importable(m)), None)
@@ -60,13 +61,8 @@ def reference_artifact(model: str, imgsz: int, runtime: str) -> Path:
         os.chdir(tmp)  # ultralytics writes a YAML-built model's export into the working directory
         try:
             exported = Path(tmp) / YOLO(REFERENCE_MODELS[model]).export(
-                format=_FORMATS[runtime], imgsz=imgsz, batch=1, verbose=False)
+                format=backend.reference_format, imgsz=imgsz, batch=1, verbose=False)
         finally:
             os.chdir(cwd)
-        if runtime == "onnxruntime":
-            shutil.copyfile(exported, dest / name)
-        else:
-            xml = next(exported.glob("*.xml"))
-            shutil.copyfile(xml, dest / name)
-            shutil.copyfile(xml.with_suffix(".bin"), dest / "model.bin")
+        backend.import_reference(exported, dest)
     return out / name

@@ -18,7 +18,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from edgetune.bench import check_runs, keep_result, locate
+from edgetune.artifact import open_export
+from edgetune.bench import check_runs, keep_result
 from edgetune.errors import AssetError, ExitCode, RemoteError, RunDirError
 from edgetune.profiles import get_profile
 from edgetune.progress import log
@@ -62,19 +63,19 @@ def bench_remote(run_path: str | Path, target: str | None, profile_name: str, ho
     device's result locally. `data` is a val folder on the device."""
     check_runs(runs)  # bad arguments fail here, before any connection
     profile = get_profile(profile_name)
-    export_dir, meta, run = locate(run_path, target)
+    export = open_export(run_path, target)
     args = ["--runs", str(runs), "--no-estimate", "--json"]
     args += (["--threads", str(threads)] if threads else []) + (["--data", data] if data else [])
     script = remote_script(edgetune, args)
     cmd = [*SSH, *(a for o in ssh_options for a in ("-o", o)), host, "--", "sh -c " + shlex.quote(script)]
-    log(f"bench {meta['target']} on {host} over ssh (profile {profile.name}, {runs} runs)", quiet=quiet)
-    rc, out, err = _run_bounded(cmd, _bundle(export_dir, Path(profile.source_file)), MAX_REPLY_BYTES, host)
+    log(f"bench {export.meta.target} on {host} over ssh (profile {profile.name}, {runs} runs)", quiet=quiet)
+    rc, out, err = _run_bounded(cmd, _bundle(export.folder, Path(profile.source_file)), MAX_REPLY_BYTES, host)
     result = _parse(out.decode(errors="replace")) if rc in (ExitCode.OK, ExitCode.BUDGET_GATE) else None
     if result is None:
         raise _failure(rc, err.decode(errors="replace"), host, edgetune)
-    _check_reply(result, host, profile.name, meta["target"])
+    _check_reply(result, host, profile.name, export.meta.target)
     result["remote"] = host
-    return keep_result(result, run, export_dir)
+    return keep_result(result, export.run, export.folder)
 
 
 def _check_reply(result: dict[str, Any], host: str, profile: str, target: str) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgetune import plots
+from edgetune.contract import ExportMeta, Manifest
 from edgetune.fsutil import write_bytes, write_text
 from edgetune.run import RunDir, read_bench_result
 
@@ -32,13 +33,13 @@ def collect(run_path: str | Path) -> dict[str, Any]:
     exports = run.exports()
     rows = []
     for target, meta in exports.items():
-        base = {"target": target, "drop": meta["drop"], "size_mb": meta["size_mb"],
-                "max_abs_diff": meta["max_abs_diff"], "export_pass": meta["pass"]}
+        base = {"target": target, "drop": meta.drop, "size_mb": meta.size_mb,
+                "max_abs_diff": meta.max_abs_diff, "export_pass": meta.passed}
         profiles = [(p, b) for (p, t), b in benches.items() if t == target] or [(None, None)]
         for profile, b in profiles:
             est = (b or {}).get("estimate") or {}
             rows.append({**base, "profile": profile,
-                         "metric": b["metric"] if b else meta["metric"],
+                         "metric": b["metric"] if b else meta.metric,
                          "p50_ms": b["latency_ms"]["p50"] if b else None,
                          "p99_ms": b["latency_ms"]["p99"] if b else None,
                          "throughput_per_s": b["throughput_per_s"] if b else None,
@@ -48,10 +49,10 @@ def collect(run_path: str | Path) -> dict[str, Any]:
                          "estimate_ms": est.get("latency_p50_ms") if est.get("available") else None,
                          "fa_per_hour": b["stream"]["at_threshold"]["fa_per_hour"]
                          if b and isinstance(b.get("stream"), dict) else None,
-                         "curves": (b or {}).get("curves") or meta.get("curves") or {}})
-    return {"run": str(run.path), "model": manifest["model"], "task": manifest["task"],
-            "metric_name": manifest["metric_name"], "best": manifest.get("best"),
-            "labels": manifest.get("labels", []), "rows": rows,
+                         "curves": (b or {}).get("curves") or meta.curves})
+    return {"run": str(run.path), "model": manifest.model, "task": manifest.task,
+            "metric_name": manifest.spec.metric_name, "best": manifest.best,
+            "labels": list(manifest.labels), "rows": rows,
             "provenance": _provenance(manifest, exports)}
 
 
@@ -63,16 +64,17 @@ def _dig(d: Any, *keys: str) -> Any:
     return d
 
 
-def _provenance(manifest: dict[str, Any], exports: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _provenance(manifest: Manifest, exports: dict[str, ExportMeta]) -> dict[str, Any]:
+    weights = manifest.weights
     return {
-        "weights": {"sha256": _dig(manifest, "weights", "sha256"), "source": _dig(manifest, "weights", "source"),
-                    "online": _dig(manifest, "card", "weights", "online_ref")},
-        "data": {"root": _dig(manifest, "data", "root"), "hash": _dig(manifest, "data", "hash")},
-        "seed": manifest.get("seed"), "versions": manifest.get("versions") or {},
-        "exports": {t: {"sha256": m.get("sha256"), "calibration_hash": _dig(m, "calibration", "hash"),
-                        "calibration_size": _dig(m, "calibration", "size"),
-                        "float_layers": len(_dig(m, "accuracy_aware", "float_layers") or []),
-                        "versions": {k: v for k, v in (_dig(m, "versions") or {}).items()
+        "weights": {"sha256": weights and weights.sha256, "source": weights and weights.source,
+                    "online": _dig(manifest.card, "weights", "online_ref")},
+        "data": {"root": manifest.data.root, "hash": manifest.data.hash},
+        "seed": manifest.seed, "versions": manifest.versions,
+        "exports": {t: {"sha256": m.sha256, "calibration_hash": _dig(m.extra, "calibration", "hash"),
+                        "calibration_size": _dig(m.extra, "calibration", "size"),
+                        "float_layers": len(_dig(m.extra, "accuracy_aware", "float_layers") or []),
+                        "versions": {k: v for k, v in (_dig(m.extra, "versions") or {}).items()
                                      if k in ("onnxruntime", "openvino", "nncf", "onnx")}}
                     for t, m in exports.items()},
     }

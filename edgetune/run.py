@@ -19,13 +19,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from edgetune.contract import ExportMeta, Manifest
 from edgetune.errors import RunDirError
 from edgetune.fsutil import write_json
 from edgetune.untrusted import MAX_JSON_BYTES, inside, parse_json, read_text, safe_name
 
 MANIFEST = "edgetune.json"
 EXPORT_META = "export.json"
-SCHEMA_VERSION = 1
 
 
 def versions(packages: tuple[str, ...] = ("edgetune", "torch", "torchvision", "timm", "onnx",
@@ -69,19 +69,17 @@ class RunDir:
         """Names may come from a profile file or a device's answer: validated, kept inside the run."""
         return inside(self.path, "bench", safe_name(profile, "profile"), f"{safe_name(target, 'target')}.json")
 
-    def read_manifest(self) -> dict[str, Any]:
+    def read_manifest(self) -> Manifest:
         data = read_json_file(self.manifest_path, what="run manifest",
                               hint=f"is {self.path} a run directory made by `edgetune finetune`?")
-        check_manifest(data, self.manifest_path)
-        return data
+        return Manifest.from_dict(data, str(self.manifest_path))
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
-        manifest = {"schema": SCHEMA_VERSION, **manifest}
-        write_json(self.manifest_path, manifest)
+    def write_manifest(self, manifest: Manifest) -> None:
+        write_json(self.manifest_path, manifest.to_dict())
 
-    def exports(self) -> dict[str, dict[str, Any]]:
+    def exports(self) -> dict[str, ExportMeta]:
         """Every finished export (those whose export.json exists), by target id."""
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, ExportMeta] = {}
         root = self.path / "export"
         if root.is_dir():
             for meta in sorted(root.glob(f"*/{EXPORT_META}")):
@@ -90,15 +88,15 @@ class RunDir:
         return out
 
 
-def open_run(path: str | Path, *, task: str | None = None) -> tuple[RunDir, dict[str, Any]]:
+def open_run(path: str | Path, *, task: str | None = None) -> tuple[RunDir, Manifest]:
     """Open an existing run directory and its manifest, checking it is finished and of `task`."""
     run = RunDir(Path(path))
     if not run.path.is_dir():
         raise RunDirError(f"run directory {run.path} does not exist",
                           hint="pass the --out folder of an earlier `edgetune finetune`")
     manifest = run.read_manifest()
-    if task is not None and manifest.get("task") != task:
-        raise RunDirError(f"run {run.path} is a {manifest.get('task')!r} run, not {task!r}")
+    if task is not None and manifest.task != task:
+        raise RunDirError(f"run {run.path} is a {manifest.task!r} run, not {task!r}")
     if not run.checkpoint.is_file():
         raise RunDirError(f"run {run.path} has no checkpoint.pt",
                           hint="finish the fine-tune (or `edgetune finetune --resume`) first")
@@ -127,38 +125,6 @@ def check_run_location(out: Path, data: Path) -> None:
                                  hint="choose a folder outside other runs, e.g. --out runs/NAME")
 
 
-def check_manifest(data: dict[str, Any], path: Path) -> None:
-    """The fields every command relies on, with their types: a hand-edited or corrupted manifest
-    fails here in one line naming the field, not later as a KeyError (found by fuzzing)."""
-    from edgetune.yamlio import FieldReader
-
-    hint = "the manifest is written by `edgetune finetune`; restore it or re-run the fine-tune"
-    r = FieldReader(data, str(path), RunDirError)
-    try:
-        from edgetune.tasks import TASKS
-
-        r.get("task", str, check=lambda t: t in TASKS.names(), expect="one of " + ", ".join(TASKS.names()))
-        r.get("model", str)
-        metric = r.get("metric_name", str)
-        labels = r.get("labels", list)
-        if not all(isinstance(x, str) for x in labels):
-            raise RunDirError(f"{path}: field 'labels' must be a list of strings")
-        r.get("preprocessing", dict)
-        data_ = r.sub("data")
-        data_.get("root", str)
-        data_.get("hash", str, None)
-        r.get("seed", int, 0)
-        for key in ("versions", "card", "config"):
-            r.get(key, dict, None)
-        r.sub("best", None).get(metric, (int, float), None)
-        weights = r.sub("weights", None)
-        weights.get("sha256", str, None)
-        weights.get("source", str, None)
-        r.get("status", str, "done")
-    except RunDirError as exc:
-        raise RunDirError(exc.message, hint=hint) from None
-
-
 def read_json_file(path: Path, *, what: str, hint: str | None = None) -> dict[str, Any]:
     """A JSON object from a file that may be hand-edited, truncated or hostile: size and nesting
     bounded (edgetune.untrusted), every problem one RunDirError line."""
@@ -171,44 +137,15 @@ def read_json_file(path: Path, *, what: str, hint: str | None = None) -> dict[st
     return data
 
 
-def read_export_meta(folder: Path, *, hint: str | None = None) -> dict[str, Any]:
+def read_export_meta(folder: Path, *, hint: str | None = None) -> ExportMeta:
     """An export folder's export.json with the fields every command relies on checked (a
     hand-edited, truncated or foreign one fails here in one line naming the field)."""
+    from edgetune.export.targets import TARGETS
+
     path = Path(folder) / EXPORT_META
     data = read_json_file(path, what="export metadata", hint=hint)
-    check_export_meta(data, path)
-    return data
-
-
-def check_export_meta(data: dict[str, Any], path: Path) -> None:
-    from edgetune.export.targets import TARGETS
-    from edgetune.tasks import TASKS
-    from edgetune.yamlio import FieldReader
-
-    r = FieldReader(data, str(path), RunDirError)
-    hint = "export.json is written by `edgetune export`; restore it or export again"
-    try:
-        target = r.get("target", str, check=lambda t: t in TARGETS.names(), expect="a known target")
-        r.get("task", str, check=lambda t: t in TASKS.names(), expect="one of " + ", ".join(TASKS.names()))
-        r.get("model", str)
-        labels = r.get("labels", list)
-        if not labels or not all(isinstance(x, str) for x in labels):
-            raise RunDirError(f"{path}: field 'labels' must be a non-empty list of strings")
-        r.get("preprocessing", dict)
-        expected = TARGETS.get(target).artifact
-        r.get("artifact", str, check=lambda a: Path(a).name == expected, expect=f"a path ending in {expected}")
-        for key in ("metric", "metric_fp32", "drop", "size_mb"):
-            r.get(key, (int, float))
-        r.get("max_abs_diff", (int, float), None)
-        r.get("pass", bool)
-        r.get("sha256", str, None)
-        files = r.get("files", dict, None) or {}
-        for name in files:
-            safe_name(name, f"{path}: file")
-        r.get("postprocess", dict, None)
-        r.get("curves", dict, None)
-    except RunDirError as exc:
-        raise RunDirError(exc.message, hint=exc.hint or hint) from None
+    names = {t: TARGETS.get(t).artifact for t in TARGETS.names()}
+    return ExportMeta.from_dict(data, str(path), artifact_names=names)
 
 
 def read_bench_result(path: Path) -> dict[str, Any]:

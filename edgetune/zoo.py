@@ -15,9 +15,8 @@ from pathlib import Path
 from edgetune.errors import CardError
 from edgetune.paths import shipped_dir
 from edgetune.registry import Registry
+from edgetune.tasks.names import TASK_NAMES
 from edgetune.yamlio import FieldReader, load_yaml_mapping
-
-TASKS = ("classify", "detect", "kws")
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ def _parse_card(path: Path) -> ModelCard:
     if name != path.stem:
         raise CardError(f"{path}: field 'name' is {name!r} but the file is {path.name}",
                         hint="a card's name must match its file name")
-    task = r.get("task", str, check=lambda t: t in TASKS, expect="one of " + ", ".join(TASKS))
+    task = r.get("task", str, check=lambda t: t in TASK_NAMES, expect="one of " + ", ".join(TASK_NAMES))
     arch = r.sub("architecture")
     inp = r.sub("input")
 

@@ -16,11 +16,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from edgetune.export.accuracy_aware import OpenVinoSurgeon, OrtSurgeon, fewest_prefix, search
+from edgetune.export.accuracy_aware import fewest_prefix, search
+from edgetune.export.backends import openvino as ovx
+from edgetune.export.backends.onnxruntime import OrtStaticQuantizer, OrtSurgeon, compute_nodes
 from edgetune.export.gate import Gate
 from edgetune.export.onnx import export_onnx
-from edgetune.export.quantize_ort import OrtStaticQuantizer, compute_nodes
-from edgetune.runtime import Session
+from edgetune.runtime import Session, open_session
 
 BUDGET = 0.02
 
@@ -66,7 +67,7 @@ def sensitive(tmp_path_factory) -> dict:
     export_onnx(model, x_test[:1], fp32)
 
     def accuracy(artefact: Path | Session) -> float:
-        s = artefact if isinstance(artefact, Session) else Session(artefact)
+        s = artefact if isinstance(artefact, Session) else open_session(artefact)
         return float(np.mean([s.run(x_test[i: i + 1])[0].argmax() == test.labels[i] for i in range(len(x_test))]))
 
     convs = compute_nodes(fp32)
@@ -107,18 +108,16 @@ def test_openvino_search_returns_exactly_the_sensitive_layer(sensitive, tmp_path
     import onnx
     import openvino as ov
 
-    from edgetune.export import openvino as ovx
-
     names = [n.name for n in onnx.load(str(sensitive["fp32"])).graph.node]
     plain, _ = ovx.quantize_int8(ovx.convert(sensitive["fp32"]), sensitive["calib"], keep_float=[sensitive["conv1"]],
                                  onnx_nodes=names)
-    surgeon = OpenVinoSurgeon(plain, ovx.convert(sensitive["fp32"]))
+    surgeon = ovx.OpenVinoSurgeon(plain, ovx.convert(sensitive["fp32"]))
     assert sensitive["acc_fp32"] - sensitive["accuracy"](surgeon.session([])) > 0.2
     result = search(surgeon, sensitive["ranking"], Gate(sensitive["acc_fp32"], BUDGET), sensitive["accuracy"], quiet=True)
     assert [n.split("/WithoutBiases")[0] for n in result.float_layers] == [sensitive["conv2"]], result
     xml = tmp_path / "model.xml"
     surgeon.save(result.float_layers, xml)
-    assert sensitive["acc_fp32"] - sensitive["accuracy"](Session(xml)) <= BUDGET
+    assert sensitive["acc_fp32"] - sensitive["accuracy"](open_session(xml)) <= BUDGET
     saved = ov.Core().read_model(str(xml))
     newly_float = [n for n in ovx.float_ops(saved) if n not in ovx.float_ops(plain)]
     assert [n.split("/WithoutBiases")[0] for n in newly_float] == [sensitive["conv2"]]

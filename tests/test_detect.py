@@ -11,8 +11,8 @@ import torch
 from conftest import invoke, invoke_fresh, invoke_json
 from PIL import Image
 
-from edgetune.boxes import DetectionScorer, NmsConfig, box_iou, match_predictions, nms
 from edgetune.preprocess import Letterbox
+from edgetune.tasks.boxes import DetectionScorer, NmsConfig, box_iou, match_predictions, nms
 
 
 # -- data checks: one clear line each, exit 3 ------------------------------------------------

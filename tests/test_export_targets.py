@@ -27,8 +27,7 @@ def _ov_model(xml: str):
 
 @pytest.mark.parametrize("task", ["classify", "detect", "kws"])
 def test_openvino_targets(task, runs):
-    from edgetune.export.openvino import float_ops
-    from edgetune.runtime import stored_precision_hint
+    from edgetune.export.backends.openvino import float_ops, stored_precision_hint
 
     run = runs[task]
     r = {t: invoke_json("export", run, "--target", t) for t in OV_TARGETS}
@@ -155,11 +154,14 @@ def test_auto_gate_when_no_candidate_meets_budget(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--target", "auto"], "--target auto needs --profile P"),
     (["--target", "cpu-int8", "--profile", "x86-64-avx512"], "--profile is only used with --target auto"),
-    (["--target", "openvino-int8", "--calib-method", "entropy"], "--calib-method entropy is not available for NNCF"),
+    (["--target", "openvino-int8", "--calib-method", "entropy"],
+     "--calib-method entropy is not available for openvino-int8 (OpenVINO)"),
 ])
 def test_export_usage_errors(tiny_run, args, message):
+    """Each fails before any work: no ONNX export was started (its progress line never appears)."""
     res = invoke("export", tiny_run, *args)
     assert res.exit_code == 2 and message in res.stderr, res.stderr
+    assert "exporting" not in res.stderr and len(res.stderr.strip().splitlines()) <= 2, res.stderr
 
 
 def test_unsupported_op_is_named_with_its_layer(tmp_path):
@@ -255,7 +257,7 @@ def test_calibration_data_missing_is_typed(tiny_run, tmp_path, monkeypatch):
 
     run = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("export", "bench"))
 
-    def unreadable(self, manifest, **kw):
+    def unreadable(self, *args, **kw):
         raise DataError("train/coat/x.png cannot be read")
 
     monkeypatch.setattr(ClassifyTask, "calibration_inputs", unreadable)

@@ -272,7 +272,7 @@ def test_deep_json_and_huge_json_are_one_line(tiny_run, tiny_exports, tmp_path, 
 def test_long_recordings_stream_in_blocks_with_the_same_detections(monkeypatch):
     """predict --stream reads a recording block by block: the posteriors are exactly those of the
     whole array, whatever the block size (so a 2 GB WAV needs one block of RAM, not 2 GB)."""
-    from edgetune.kws_stream import posteriors
+    from edgetune.tasks.kws_stream import posteriors
 
     class Energy:  # a stand-in runtime: logits from the window's energy in 4 quarters
         def run(self, x):

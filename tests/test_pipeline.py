@@ -65,13 +65,16 @@ def test_export_int8_keeps_accuracy_and_records_calibration(tiny_exports, tiny_r
 
 
 def test_calibration_subset_is_deterministic(tiny_run):
+    from dataclasses import replace
+
+    from edgetune.run import RunDir
     from edgetune.tasks import get_task
 
-    manifest = json.loads((tiny_run / "edgetune.json").read_text())
-    task = get_task("classify")
-    a = task.calibration_inputs(manifest, size=50, seed=0)[1]
-    b = task.calibration_inputs(manifest, size=50, seed=0)[1]
-    c = task.calibration_inputs(manifest, size=50, seed=1)[1]
+    manifest = RunDir(tiny_run).read_manifest()
+    task, data = get_task("classify"), manifest.data
+    a = task.calibration_inputs(manifest.spec, replace(data, seed=0), size=50)[1]
+    b = task.calibration_inputs(manifest.spec, replace(data, seed=0), size=50)[1]
+    c = task.calibration_inputs(manifest.spec, replace(data, seed=1), size=50)[1]
     assert a["hash"] == b["hash"] and a["indices"] == b["indices"] and a["hash"] != c["hash"]
 
 
@@ -163,9 +166,10 @@ def test_onnx_input_is_unit_range_rgb(tiny_exports):
 def test_default_calibration_size_caps_at_small_training_split(tiny_run):
     """Without --calib-size a 400-image split calibrates on 200; with 30 images it would use all 30
     instead of failing, while an explicit size larger than the split stays an error (above)."""
+    from edgetune.run import RunDir
     from edgetune.tasks import get_task
 
-    manifest = json.loads((tiny_run / "edgetune.json").read_text())
+    manifest = RunDir(tiny_run).read_manifest()
     task = get_task("classify")
-    assert task.calibration_inputs(manifest, size=None, seed=0)[1]["size"] == 200
-    assert task.calibration_inputs(manifest, size=None, seed=0, default=1000)[1]["size"] == 400
+    assert task.calibration_inputs(manifest.spec, manifest.data, size=None)[1]["size"] == 200
+    assert task.calibration_inputs(manifest.spec, manifest.data, size=None, default=1000)[1]["size"] == 400

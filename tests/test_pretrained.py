@@ -69,8 +69,8 @@ def test_yolo11n_transfer_finds_coco_objects():
     edgetune's numpy letterbox + NMS."""
     from pathlib import Path
 
-    from edgetune.boxes import NmsConfig, nms
     from edgetune.preprocess import Letterbox
+    from edgetune.tasks.boxes import NmsConfig, nms
     from edgetune.train.detector import count_transfer
     from edgetune.train.ultralytics_env import prepare
 

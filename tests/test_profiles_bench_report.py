@@ -140,7 +140,7 @@ def test_pareto_front_keeps_only_undominated_points():
 
 
 def test_pr_curve_integrates_to_map50():
-    from edgetune.boxes import RECALL_GRID, DetectionScorer, _trapezoid
+    from edgetune.tasks.boxes import RECALL_GRID, DetectionScorer, _trapezoid
 
     rng = np.random.default_rng(0)
     scorer = DetectionScorer()

@@ -7,13 +7,14 @@ from pathlib import Path
 import click
 
 from edgetune.cli.common import FINITE, emit, handle_errors, json_option
+from edgetune.export.backends import calib_methods
 
 
 @click.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--target", required=True,
-              help="Target id (`edgetune targets`): cpu-fp32, cpu-int8, openvino-fp32, openvino-fp16, openvino-int8, "
-                   "or auto (with --profile): the fastest of the profile's targets within --max-drop.")
+              help="Target id (`edgetune targets` lists them, e.g. cpu-int8), or auto (with --profile): the fastest "
+                   "of the profile's targets within --max-drop.")
 @click.option("--profile", default=None, help="Device profile for --target auto (its threads and targets).")
 @click.option("--max-drop", type=FINITE, default=None,
               help="Largest allowed drop of the task metric vs fp32 (absolute, e.g. 0.01). int8 targets that "
@@ -21,9 +22,9 @@ from edgetune.cli.common import FINITE, emit, handle_errors, json_option
                    "[auto default: 0.01]")
 @click.option("--calib-size", type=int, default=None,
               help="Calibration samples for int8 [default: 200, or the whole training split if smaller].")
-@click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default=None,
-              help="Activation range estimator: ORT minmax/percentile/entropy; NNCF minmax/percentile "
-                   "[default: minmax for ORT, NNCF's own for OpenVINO].")
+@click.option("--calib-method", type=click.Choice(calib_methods()), default=None,
+              help="Activation range estimator; each target's backend lists those it honours (`edgetune targets`) "
+                   "[default: the backend's measured one].")
 @click.option("--per-tensor", is_flag=True, help="Per-tensor int8 weights for ORT (default per-channel, which holds accuracy).")
 @click.option("--preset", type=click.Choice(["performance", "mixed"]), default="mixed", show_default=True,
               help="NNCF preset: asymmetric (mixed) or symmetric (performance) activations.")
@@ -39,7 +40,8 @@ def export(run: Path, target: str, profile: str | None, max_drop: float | None, 
            calib_method: str | None, per_tensor: bool, preset: str, model_type: str, slim: bool, dynamic_batch: bool,
            no_search: bool, quiet: bool, as_json: bool) -> None:
     """Export RUN to a target artefact, validated against PyTorch and measured on the val split."""
-    from edgetune.export.pipeline import Options, export_run
+    from edgetune.export.context import Options
+    from edgetune.export.pipeline import export_run
 
     options = Options(max_drop=max_drop, calib_size=calib_size, calib_method=calib_method, per_channel=not per_tensor,
                       preset=preset, model_type=None if model_type == "cnn" else model_type, slim=slim,

@@ -7,10 +7,11 @@ from pathlib import Path
 import click
 
 from edgetune.cli.common import FINITE, emit, handle_errors, json_option
+from edgetune.tasks.names import TASK_NAMES
 
 
 @click.command()
-@click.option("--task", type=click.Choice(["classify", "detect", "kws"]), default=None,
+@click.option("--task", type=click.Choice(TASK_NAMES), default=None,
               help="What to train [default: the model card's task].")
 @click.option("--model", required=True, help="Model card name (`edgetune models`).")
 @click.option("--data", required=True, type=click.Path(path_type=Path),
@@ -49,52 +50,13 @@ def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, l
              seed: int, freeze: str | None, keywords: str | None, patience: int, val_split: float | None, weights: Path | None, head_init: str,
              threads: int | None, bn: str, device: str, pretrained: bool, resume: bool, quiet: bool, as_json: bool) -> None:
     """Fine-tune a pretrained model on your data into a run directory."""
-    from edgetune.errors import UsageError
-    from edgetune.tasks import get_task
-    from edgetune.train.config import TrainConfig
-    from edgetune.zoo import get_card
+    from edgetune.training import finetune as run_finetune
 
-    card = get_card(model)
-    if task is not None and task != card.task:
-        raise UsageError(f"--task {task} but model {model} is a {card.task} model",
-                         hint=f"drop --task, or pick a {task} model from `edgetune models`")
-    task = card.task
-    if keywords is not None and task != "kws":
-        raise UsageError("--keywords applies to keyword spotting (kws) models only")
-    # A card's default freeze describes how to fine-tune its *pretrained* weights.
-    freeze = freeze or (card.default_freeze if pretrained else None) or "none"
-
-    from edgetune.fsutil import ensure_writable_dir
-    from edgetune.run import check_run_location
-
-    check_run_location(Path(out), Path(data))
-    if resume:
-        _check_resumable(Path(out), model)
-
-    ensure_writable_dir(Path(out), "--out folder")  # before data checks and training, for every task
-    batch = batch or get_task(task).default_batch
-    cfg = TrainConfig(task=task, model=model, data=data, out=out, epochs=epochs, lr=lr, batch=batch,
-                      img_size=img_size, seed=seed, freeze=freeze, patience=patience, val_split=val_split,
-                      weights=weights, resume=resume, head_init=head_init, threads=threads,
-                      pretrained=pretrained, device=device, bn=bn,
-                      keywords=tuple(k.strip() for k in keywords.split(",") if k.strip()) if keywords else None)
-    result = get_task(task).finetune(cfg, quiet=quiet or as_json)
+    result = run_finetune(model, data, out, task=task, epochs=epochs, lr=lr, batch=batch, img_size=img_size, seed=seed,
+                          freeze=freeze, keywords=keywords.split(",") if keywords is not None else None,
+                          patience=patience, val_split=val_split, weights=weights, head_init=head_init,
+                          threads=threads, bn=bn, device=device, pretrained=pretrained, resume=resume,
+                          quiet=quiet or as_json)
     emit(result, as_json, lambda r: click.echo(
         f"{r['run']}: best val {r['metric_name']} {r['metric']:.4f} at epoch {r['best']['epoch']} "
         f"({r['epochs']} epochs, {r['seconds']:.0f}s)"))
-
-
-def _check_resumable(out: Path, model: str) -> None:
-    """--resume continues the run in OUT with the model it was started with: a run of another
-    model or task is named, not half-loaded."""
-    from edgetune.errors import RunDirError
-    from edgetune.run import RunDir
-
-    run = RunDir(out)
-    if not run.manifest_path.is_file():
-        return  # the task's own resume check names what is missing
-    manifest = run.read_manifest()
-    if manifest["model"] != model:
-        raise RunDirError(f"{out} holds a {manifest['task']} run of {manifest['model']}; --resume continues it "
-                          f"with the same --model, not {model}",
-                          hint=f"pass --model {manifest['model']}, or a new --out for {model}")

@@ -40,7 +40,8 @@ def targets(as_json: bool) -> None:
     from edgetune.export.targets import TARGETS
 
     rows = [{"id": t.id, "runtime": t.runtime, "precision": t.precision, "quantizer": t.quantizer,
-             "atol": t.atol, "description": t.description, "needs": t.needs}
+             "atol": t.atol, "description": t.description, "needs": t.needs,
+             "calib_methods": list(t.backend.calib_methods) if t.quantizer else []}
             for t in (TARGETS.get(n) for n in TARGETS.names())]
     emit(rows, as_json, lambda rs: click.echo(table(
         [[r["id"], r["runtime"], r["precision"], r["description"]] for r in rs],

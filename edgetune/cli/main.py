@@ -11,7 +11,7 @@ import edgetune
 
 _COMMANDS = {
     "finetune": ("edgetune.cli.finetune", "finetune", "Fine-tune a pretrained model on your data."),
-    "export": ("edgetune.cli.export", "export", "Export a run to a target (ONNX Runtime or OpenVINO, fp32/fp16/int8), validated."),
+    "export": ("edgetune.cli.export", "export", "Export a run to a device runtime target (`edgetune targets`), validated and gated."),
     "bench": ("edgetune.cli.bench", "bench", "Measure an exported artefact against a device profile."),
     "predict": ("edgetune.cli.predict", "predict", "Run an exported artefact on images or audio (no torch)."),
     "report": ("edgetune.cli.report", "report", "Summarise a run's exports and benches (report.md)."),

@@ -1,4 +1,4 @@
-"""`edgetune predict`: run an exported artefact on images, without torch."""
+"""`edgetune predict`: run an exported artefact on images or audio, without torch (edgetune.inference)."""
 
 from __future__ import annotations
 
@@ -29,59 +29,10 @@ def predict(artifact: Path, images: tuple[Path, ...], top_k: int, conf: float | 
             stream: bool, hop: float | None, threshold: float | None, smooth: float | None, refractory: float | None,
             threads: int | None, as_json: bool) -> None:
     """Run an export folder (RUN/export/<target>) or its model file on IMAGES (or WAV files for kws)."""
-    from edgetune.artifact import open_export
-    from edgetune.errors import DataError, UsageError
-    from edgetune.preprocess import ImageLimitError
-    from edgetune.tasks import get_task
+    from edgetune.inference import predict as run_predict
 
-    folder = artifact if artifact.is_dir() else artifact.parent
-    meta, session = open_export(folder, threads=threads,
-                                hint="pass an export folder made by `edgetune export` (RUN/export/<target>)")
-    task = get_task(meta["task"])
-    if conf is not None:
-        if not 0 <= conf <= 1:
-            raise UsageError(f"--conf must be in [0, 1], got {conf}")
-        meta["postprocess"] = {**(meta.get("postprocess") or {}), "conf": conf}
-    meta["top_k"] = max(1, top_k)
-    if save is not None and not hasattr(task, "draw"):
-        raise UsageError(f"--save draws boxes; {meta['task']} artefacts have none")
-    if stream and not hasattr(task, "stream"):
-        raise UsageError(f"--stream slides a window over audio; {meta['task']} artefacts take images")
-    cfg = None
-    if stream:
-        from edgetune.kws_stream import StreamConfig
-
-        cfg = StreamConfig.from_dict(meta.get("postprocess"), hop_s=hop, threshold=threshold, smooth_s=smooth,
-                                     refractory_s=refractory)
-        cfg.check()
-    results = []
-    for path in images:
-        if path.is_dir():
-            raise DataError(f"{path} is a folder; predict takes files", hint=f"pass the files, e.g. {path}/*")
-        if not path.is_file():
-            raise DataError(f"input file {path} does not exist")
-        if stream:
-            out = {"file": str(path), **task.stream(session, meta, path, cfg)}
-            out["text"] = task.describe(out)
-            results.append(out)
-            continue
-        try:
-            out = task.predict(session, meta, path)
-        except ImageLimitError as exc:
-            raise DataError(f"{path}: {exc}") from None
-        except (OSError, ValueError, ImportError) as exc:  # ImportError: ultralytics' PIL patch (pi_heif)
-            why = "not a recognised image format" if isinstance(exc, ImportError) else str(exc)
-            raise DataError(f"cannot read image {path}: {why}", hint="pass JPEG/PNG/BMP/WebP files") from None
-        out = {("file" if meta["task"] == "kws" else "image"): str(path), **out}
-        if save is not None:
-            dest = save / (path.stem + "_pred" + (path.suffix if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"))
-            task.draw(path, out, dest)
-            out["saved"] = str(dest)
-        out["text"] = task.describe(out)
-        results.append(out)
-    payload = {"target": meta["target"], "task": meta["task"], "predictions": results}
-    if stream and len(results) == 1:  # the documented shape: {"detections": [{"label", "time_s", "score"}]}
-        payload["detections"] = results[0]["detections"]
+    payload = run_predict(artifact, images, top_k=top_k, conf=conf, save=save, stream=stream, hop=hop,
+                          threshold=threshold, smooth=smooth, refractory=refractory, threads=threads)
     emit(payload, as_json, _human)
 
 

@@ -1,11 +1,11 @@
-"""Accuracy-aware int8, one algorithm for both runtimes: return the fewest layers to float that
+"""Accuracy-aware int8, one algorithm for every backend: return the fewest layers to float that
 bring the drop within `--max-drop`.
 
 Same idea as NNCF's `quantize_with_accuracy_control`, made cheap enough for 2 cores. NNCF's own
 re-ranks every remaining quantiser group whenever a step does not help (~1.5 s per group on
 yolo11n); on yolo11n it had not finished after 8 minutes (nncf#1652 is the known complaint).
 
-"Back to float" is graph surgery on the plain int8 graph (a `Surgeon` per runtime): the layer's
+"Back to float" is graph surgery on the plain int8 graph (a `Surgeon` per backend, in its module): the layer's
 inputs are re-wired around their quantise/dequantise ops (ORT: Q/DQ pairs; OpenVINO:
 FakeQuantize) to the float tensors and float weights. The rest stays exactly as calibrated (no
 re-calibration), and the layer computes in float even where its input is shared with quantised
@@ -24,7 +24,7 @@ If even every ranked layer in float misses the budget, the best mix tried is rep
 
 from __future__ import annotations
 
-import tempfile
+import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,8 +34,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgetune.export.gate import Gate
-from edgetune.export.openvino import COMPUTE_OPS as OV_COMPUTE
-from edgetune.export.quantize_ort import COMPUTE_OPS as COMPUTE
 from edgetune.progress import log
 
 RANKING_INPUTS = 32
@@ -108,157 +106,6 @@ class Surgeon(Protocol):
         """Write the variant as the artefact."""
 
 
-class OrtSurgeon:
-    """Variants of an ORT QDQ graph; `reference_path` is the pre-quantisation graph."""
-
-    def __init__(self, qdq_path: Path, reference_path: Path, candidates: Sequence[str], workdir: Path) -> None:
-        import onnx
-
-        self.qdq = onnx.load(str(qdq_path))
-        self.reference_path, self.workdir, self._candidates = reference_path, workdir, list(candidates)
-        ref = onnx.load(str(reference_path))
-        self.ref_nodes = {n.name: n for n in ref.graph.node}
-        self.inits = {i.name: i for i in ref.graph.initializer}
-
-    def variant(self, layers: Sequence[str]) -> Any:
-        """A pruned copy with `layers` and their input path back to the previous compute layers
-        (activations, Add, Concat, pooling…) reading float tensors: each input that comes through a
-        DequantizeLinear is re-wired to the tensor the reference (pre-quantisation) node read."""
-        import onnx
-
-        m = onnx.ModelProto()
-        m.CopyFrom(self.qdq)
-        by_name = {n.name: n for n in m.graph.node}
-        producers = {out: n for n in m.graph.node for out in n.output}
-        present = {i.name for i in m.graph.initializer}
-        todo, seen = [n for n in layers if n in by_name], set(layers)
-        while todo:
-            node = by_name[todo.pop()]
-            ref = self.ref_nodes.get(node.name)
-            if ref is None:
-                continue
-            for i, name in enumerate(node.input):
-                p = producers.get(name)
-                if p is not None and p.op_type == "DequantizeLinear" and i < len(ref.input):
-                    node.input[i] = self._float_input(m, ref.input[i], present)
-                up = producers.get(node.input[i])  # the node computing the (now float) input
-                if up is not None and up.op_type not in (*COMPUTE, "QuantizeLinear", "DequantizeLinear") \
-                        and up.name not in seen:
-                    seen.add(up.name)
-                    todo.append(up.name)
-        prune(m)
-        return m
-
-    def _float_input(self, m: Any, src: str, present: set[str]) -> str:
-        """The float tensor name for a reference input; weights/biases are added as initializers
-        under a new name (the DQ output may carry the original one)."""
-        import onnx
-
-        if src not in self.inits:
-            return src
-        renamed = src + "/float"
-        if renamed not in present:
-            init = onnx.TensorProto()
-            init.CopyFrom(self.inits[src])
-            init.name = renamed
-            m.graph.initializer.append(init)
-            present.add(renamed)
-        return renamed
-
-    def candidates(self) -> list[str]:
-        return list(self._candidates)
-
-    def save(self, layers: Sequence[str], path: Path) -> None:
-        import onnx
-
-        onnx.save(self.variant(layers), str(path))
-
-    def session(self, layers: Sequence[str]) -> Any:
-        from edgetune.runtime import Session
-
-        with tempfile.NamedTemporaryFile(suffix=".onnx", dir=self.workdir) as f:
-            self.save(layers, Path(f.name))
-            return Session(f.name)  # ORT has read the file; it may go
-
-    def reference(self) -> Any:
-        from edgetune.runtime import Session
-
-        return Session(self.reference_path)
-
-
-class OpenVinoSurgeon:
-    """Variants of an NNCF-quantised OpenVINO model (in memory, before saving)."""
-
-    def __init__(self, quantized: Any, fp32: Any, precision_hint: str | None = "f32") -> None:
-        self.quantized, self.fp32, self.hint = quantized, fp32, precision_hint
-
-    def candidates(self) -> list[str]:
-        """Compute ops with a FakeQuantize on their input path (back to the previous compute ops)."""
-        return [op.get_friendly_name() for op in self.quantized.get_ordered_ops()
-                if op.get_type_name() in OV_COMPUTE and self._walk(op, bypass=False)]
-
-    @staticmethod
-    def _walk(op: Any, *, bypass: bool) -> int:
-        """FakeQuantize ops on `op`'s inputs and on the path of non-compute ops feeding it;
-        bypassed (inputs re-wired to the float tensor) when `bypass`. Returns how many."""
-        found, todo, seen = 0, [op], {op.get_friendly_name()}
-        while todo:
-            node = todo.pop()
-            for port in node.inputs():
-                src = port.get_source_output().get_node()
-                if src.get_type_name() == "FakeQuantize":
-                    found += 1
-                    if bypass:
-                        port.replace_source_output(src.input_value(0))
-                    src = src.input_value(0).get_node()
-                if src.get_type_name() not in (*OV_COMPUTE, "Parameter", "Constant") \
-                        and src.get_friendly_name() not in seen:
-                    seen.add(src.get_friendly_name())
-                    todo.append(src)
-        return found
-
-    def variant(self, layers: Sequence[str]) -> Any:
-        m = self.quantized.clone()
-        wanted = set(layers)
-        for op in m.get_ordered_ops():
-            if op.get_friendly_name() in wanted:
-                self._walk(op, bypass=True)
-        return m
-
-    def _session(self, model: Any) -> Any:
-        from edgetune.runtime import PRECISION_KEY, Session
-
-        if self.hint:
-            model.set_rt_info(self.hint, PRECISION_KEY)  # compiled exactly as the saved IR will be
-        return Session.from_openvino_model(model)
-
-    def session(self, layers: Sequence[str]) -> Any:
-        return self._session(self.variant(layers))
-
-    def reference(self) -> Any:
-        return self._session(self.fp32)
-
-    def save(self, layers: Sequence[str], path: Path) -> None:
-        from edgetune.export.openvino import save
-
-        save(self.variant(layers), path, precision_hint=self.hint)
-
-
-def prune(model: Any) -> None:
-    """Drop nodes whose outputs nobody reads (the bypassed Q/DQ pairs) and unused initializers."""
-    graph = model.graph
-    while True:
-        used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
-        dead = [n for n in graph.node if not any(o in used for o in n.output)]
-        if not dead:
-            break
-        for n in dead:
-            graph.node.remove(n)
-    used = {i for n in graph.node for i in n.input}
-    for init in [i for i in graph.initializer if i.name not in used]:
-        graph.initializer.remove(init)
-
-
 def output_error(session: Any, inputs: Sequence[np.ndarray], refs: Sequence[list[np.ndarray]],
                  scale: np.ndarray | None) -> float:
     """Mean squared error of every output against the fp32 outputs (detectors: boxes / input size)."""
@@ -294,3 +141,37 @@ def search(surgeon: Surgeon, ranking_inputs: Sequence[np.ndarray], gate: Gate, e
     result.ranking = [{"layer": n, "error_reduction": s} for n, s in ranked[:10]]
     result.seconds = round(time.perf_counter() - t0, 2)
     return result
+
+
+def restore_until_within(ctx: Any, target: Any, path: Path, meta: dict[str, Any],
+                         surgeon: Callable[[], Surgeon]) -> dict[str, Any] | None:
+    """Evaluate plain int8; when it misses --max-drop, write the fewest layers to float at `path`
+    and record what that costs in latency. Returns the plain artefact's metrics when it is kept as
+    is (None after a search: the new artefact is evaluated by the caller)."""
+    metrics = ctx.evaluate(path)
+    gate = ctx.gate
+    if gate.passes(metrics[ctx.task.metric_name]) or not ctx.options.search:
+        return metrics
+    log(f"{target.id}: plain int8 drops {gate.drop(metrics[ctx.task.metric_name]):.4f} > --max-drop {gate.max_drop}: "
+        f"searching for the fewest layers to keep in float", quiet=ctx.quiet)
+    plain = ctx.work / f"{target.id}-plain"
+    plain.mkdir()
+    for f in target.files:
+        shutil.copyfile(path.parent / f, plain / f)
+    s = surgeon()
+    ranking = ctx.task.export_inputs(ctx.spec, ctx.data, count=RANKING_INPUTS)
+    result = search(s, ranking, gate, ctx.metric, scale=ctx.scale, quiet=ctx.quiet)
+    s.save(result.float_layers, path)
+    meta["quantization"]["float_layers_after_search"] = result.float_layers
+    meta["accuracy_aware"] = _record(result, plain / target.artifact, path, ctx.inputs[0])
+    return None
+
+
+def _record(result: SearchResult, plain: Path, final: Path, x: np.ndarray) -> dict[str, Any]:
+    """What the search found and what it costs in latency (1 thread, this host)."""
+    from edgetune.latency import latency_p50
+
+    lat = {name: latency_p50(p, x, 1) for name, p in (("plain", plain), ("restored", final))}
+    return {"met": result.met, "float_layers": result.float_layers, "metric": result.metric,
+            "drop": result.drop, "trials": result.trials, "ranking": result.ranking, "seconds": result.seconds,
+            "latency_p50_ms_1thread": {k: round(v, 3) for k, v in lat.items()}}

@@ -51,7 +51,7 @@ def export_auto(ctx: Any, profile_name: str, *, build: Callable, commit: Callabl
 
     profile = get_profile(profile_name)
     if measure is None:
-        from edgetune.bench import latency_p50
+        from edgetune.latency import latency_p50
 
         measure = lambda artifact, x, threads: latency_p50(artifact, x, threads, RUNS)  # noqa: E731
     threads = min(profile.threads, os.cpu_count() or 1)

@@ -13,7 +13,7 @@ import torch
 
 from edgetune.errors import ExportValidationError, UnsupportedOpError
 from edgetune.fsutil import work_dir
-from edgetune.runtime import Session
+from edgetune.runtime import open_session
 
 OPSET = 18
 _OP = re.compile(r"aten[:.]+[A-Za-z0-9_.]+")
@@ -84,7 +84,7 @@ def output_diffs(model: torch.nn.Module, onnx_path: Path, inputs: list[np.ndarra
                  scale: np.ndarray | None = None) -> list[float]:
     """Largest |PyTorch − runtime| per output over every input, each element divided by `scale`
     when given (detectors: box coordinates by the input size). Works for any `Session` file."""
-    session = Session(onnx_path, threads=None)
+    session = open_session(onnx_path)
     worst: list[float] = []
     with torch.no_grad():
         for x in inputs:

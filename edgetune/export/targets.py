@@ -1,16 +1,21 @@
 """Targets: declarative export configurations (like optimum's OnnxConfig), one registry.
 
-A target says which runtime runs the artefact, at what precision, which quantiser makes it and
-how closely its outputs must match PyTorch. `auto` is not a target but a choice among them
-(edgetune.export.auto), made by measuring the candidates a device profile allows.
+A target says which backend (runtime) runs the artefact, at what precision, which quantiser makes
+it and how closely its outputs must match PyTorch. Each backend declares its own targets
+(edgetune.export.backends); this registry collects them. `auto` is not a target but a choice among
+them (edgetune.export.auto), made by measuring the candidates a device profile allows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgetune.registry import Registry
+
+if TYPE_CHECKING:
+    from edgetune.export.backends import Backend
 
 AUTO = "auto"
 
@@ -18,20 +23,33 @@ AUTO = "auto"
 @dataclass(frozen=True)
 class Target:
     id: str
-    runtime: str  # "onnxruntime" | "openvino"
+    runtime: str  # the backend's name
     precision: str  # "fp32" | "fp16" | "int8"
-    quantizer: str | None  # None | "ort-static" | "nncf"
+    quantizer: str | None  # None | the backend's quantiser ("ort-static", "nncf")
     atol: float | None  # max |Δ| vs PyTorch on real inputs; None: judged by the task metric instead
-    artifact: str  # main file inside export/<target>/ (OpenVINO: model.xml, with model.bin beside it)
     description: str
-    needs: str
-    compress_fp16: bool = False  # OpenVINO: store weights as fp16
-    precision_hint: str | None = None  # OpenVINO INFERENCE_PRECISION_HINT stored in the artefact
+    compress_fp16: bool = False  # store weights as fp16
+    precision_hint: str | None = None  # the compute precision stored in the artefact (OpenVINO)
+
+    @property
+    def backend(self) -> Backend:
+        from edgetune.export.backends import get_backend
+
+        return get_backend(self.runtime)
+
+    @property
+    def artifact(self) -> str:
+        """The main file inside export/<target>/."""
+        return self.backend.artifact
 
     @property
     def files(self) -> tuple[str, ...]:
         """Every file the artefact consists of."""
-        return (self.artifact, "model.bin") if self.runtime == "openvino" else (self.artifact,)
+        return self.backend.files
+
+    @property
+    def needs(self) -> str:
+        return self.backend.install
 
     def size_mb(self, folder: Path) -> float:
         """The artefact's size on disk: every file it consists of (model.xml alone is tiny)."""
@@ -40,26 +58,16 @@ class Target:
 
 TARGETS: Registry[Target] = Registry("target", list_command="edgetune targets")
 
-_ORT = "onnxruntime (light install)"
-_OV = "openvino (light install: pip install openvino)"
-_NNCF = "openvino + nncf at export time; openvino on the device"
-for _t in (
-    Target("cpu-fp32", "onnxruntime", "fp32", None, 1e-3, "model.onnx",
-           "ONNX Runtime, float32; the reference artefact every other target is judged against", _ORT),
-    Target("cpu-int8", "onnxruntime", "int8", "ort-static", None, "model.onnx",
-           "ONNX Runtime, static int8 QDQ: per-channel int8 weights, uint8 activations, "
-           "calibrated on a stratified training subset", _ORT),
-    Target("openvino-fp32", "openvino", "fp32", None, 1e-3, "model.xml",
-           "OpenVINO IR, float32 weights, executed in f32 (precision hint stored in the IR, so CPUs "
-           "with bf16 do not silently run it as bf16)", _OV, precision_hint="f32"),
-    Target("openvino-fp16", "openvino", "fp16", None, None, "model.xml",
-           "OpenVINO IR, fp16-compressed weights (half the size); executed as bf16/fp16 where the CPU "
-           "has it (AMX, AVX512-BF16, Arm fp16), f32 otherwise", _OV, compress_fp16=True),
-    Target("openvino-int8", "openvino", "int8", "nncf", None, "model.xml",
-           "OpenVINO IR, NNCF post-training int8 calibrated on the same stratified training subset; "
-           "float parts executed in f32", _NNCF, precision_hint="f32"),
-):
-    TARGETS.register(_t.id, _t)
+
+def _load() -> None:
+    from edgetune.export.backends import BACKENDS
+
+    for name in BACKENDS.names():
+        for target in BACKENDS.get(name).targets():
+            TARGETS.register(target.id, target)
+
+
+TARGETS.set_loader(_load)
 
 
 def get_target(name: str) -> Target:

@@ -1,7 +1,7 @@
 """The detect Task: YOLO data sets, mAP50-95, artefact evaluation and prediction without torch.
 
 Artefacts take a letterboxed float RGB image and return the raw head (1, 4 + nc, anchors);
-NMS and box mapping happen here in numpy (`edgetune.boxes`), so a device with the light install
+NMS and box mapping happen here in numpy (`edgetune.tasks.boxes`), so a device with the light install
 decodes the same way the export gate measured.
 """
 
@@ -12,39 +12,36 @@ from typing import Any
 
 import numpy as np
 
-from edgetune.boxes import DetectionScorer, NmsConfig, nms, xywh_to_xyxy
+from edgetune.contract import DataRef, Manifest, ModelSpec
 from edgetune.data.yolo import DetSample, YoloDataset, load_yolo_dataset
 from edgetune.errors import DataError
 from edgetune.fsutil import atomic_path
 from edgetune.preprocess import Letterbox, open_rgb
 from edgetune.progress import track
-from edgetune.tasks import calibration_size, load_hashed
+from edgetune.tasks.base import Task, calibration_size, check_classes, load_hashed
+from edgetune.tasks.boxes import DetectionScorer, NmsConfig, nms, xywh_to_xyxy
 
 # ultralytics' validation settings: every candidate above 0.001, one box per class per anchor.
 EVAL_NMS = NmsConfig(conf=0.001, iou=0.7, max_det=300, multi_label=True)
 
 
-class DetectTask:
+class DetectTask(Task):
     name = "detect"
-    metric_name = "map50_95"
     output_name = "output0"
-    onnx_dynamo = False
-    half_precision_compute = True
     default_batch = 16  # ultralytics' default
+    layout = "yolo"
 
-    @staticmethod
-    def output_scale(manifest: dict[str, Any]) -> np.ndarray:
+    def output_scale(self, spec: ModelSpec) -> np.ndarray:
         """|PyTorch − ONNX| per output row: box coordinates (rows 0-3, input pixels) divided by the
         input size, class scores as they are — one tolerance (1e-3) for both. In raw pixels fp32
         round-off reached 0.022 px at 320 px on a fine-tuned yolo11n (DFL softmax, ×stride)."""
-        rows = np.ones((1, 4 + len(manifest["labels"]), 1), dtype=np.float64)
-        rows[0, :4] = float(manifest["preprocessing"]["size"])
+        rows = np.ones((1, 4 + len(spec.labels), 1), dtype=np.float64)
+        rows[0, :4] = float(spec.preprocessing["size"])
         return rows
 
-    @staticmethod
-    def io_shapes(meta: dict[str, Any]) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
-        size = int(meta["preprocessing"]["size"])
-        return (None, 3, size, size), (None, 4 + len(meta["labels"]), None)
+    def io_shapes(self, spec: ModelSpec) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
+        size = int(spec.preprocessing["size"])
+        return (None, 3, size, size), (None, 4 + len(spec.labels), None)
 
     # -- training (torch + ultralytics, imported lazily) --------------------------------------
     def finetune(self, config: Any, *, quiet: bool = False) -> dict[str, Any]:
@@ -52,52 +49,42 @@ class DetectTask:
 
         return finetune_detector(config, quiet=quiet)
 
-    def load_model(self, manifest: dict[str, Any], checkpoint: Path) -> Any:
+    def load_model(self, manifest: Manifest, checkpoint: Path) -> Any:
         from edgetune.train.detector import load_trained
 
-        return load_trained(checkpoint, manifest.get("checkpoint_sha256"))
+        return load_trained(checkpoint, manifest.checkpoint_sha256)
 
-    @staticmethod
-    def quantize_keep_float(fp32: Path) -> tuple[list[str], dict]:
+    def quantize_keep_float(self, fp32: Path) -> tuple[list[str], dict]:
         from edgetune.export.detect_head import sensitive_head_nodes
 
         return sensitive_head_nodes(fp32)
 
     # -- data of an existing run --------------------------------------------------------------
-    @staticmethod
-    def preprocess(manifest: dict[str, Any]) -> Letterbox:
-        return Letterbox.from_dict(manifest["preprocessing"])
+    def preprocess(self, spec: ModelSpec) -> Letterbox:
+        return Letterbox.from_dict(spec.preprocessing)
 
-    @staticmethod
-    def data(manifest: dict[str, Any], override: str | None = None) -> YoloDataset:
-        yaml_path = override or manifest["data"].get("yaml")
-        if not yaml_path:
-            raise DataError("this export carries no data set", hint="pass --data DATA.yaml")
-        ds = load_yolo_dataset(Path(yaml_path))
-        if ds.names != list(manifest["labels"]):
-            raise DataError(f"classes in {ds.yaml_path} ({', '.join(ds.names)}) differ from the run's labels "
-                            f"({', '.join(manifest['labels'])})", hint="point --data at the run's data.yaml")
+    def open_data(self, spec: ModelSpec, data: DataRef) -> YoloDataset:
+        if not data.yaml:
+            raise DataError("this run records no data.yaml", hint="pass --data DATA.yaml")
+        ds = load_yolo_dataset(Path(data.yaml))
+        check_classes(ds.names, spec, ds.yaml_path, "data.yaml")
         return ds
 
-    def val_files(self, manifest: dict[str, Any], *, count: int, data: str | None = None) -> list[Path]:
+    def val_files(self, spec: ModelSpec, data: DataRef, *, count: int) -> list[Path]:
         """`count` validation images evenly spaced through the split (deterministic)."""
-        val = self.data(manifest, data).splits["val"]
+        val = self.open_data(spec, data).splits["val"]
         picks = np.unique(np.linspace(0, len(val) - 1, min(count, len(val))).round().astype(int))
         return [val[i].image for i in picks]
 
-    def export_inputs(self, manifest: dict[str, Any], *, count: int, data: str | None = None) -> list[np.ndarray]:
-        pre = self.preprocess(manifest)
-        return [pre(p) for p in self.val_files(manifest, count=count, data=data)]
-
-    def calibration_inputs(self, manifest: dict[str, Any], *, size: int | None, seed: int,
+    def calibration_inputs(self, spec: ModelSpec, data: DataRef, *, size: int | None,
                            default: int = 200) -> tuple[list[np.ndarray], dict]:
         """A seeded random subset of training images, letterboxed as at inference; indices and a
         hash of the files recorded so the calibration can be reproduced and audited."""
-        ds = self.data(manifest)
-        train = ds.splits["train"]
+        ds = self.open_data(spec, data)
+        train, seed = ds.splits["train"], data.seed
         size = calibration_size(size, len(train), default)
         picks = np.sort(np.random.default_rng(seed).permutation(len(train))[:size])
-        inputs, digest = load_hashed([train[i].image for i in picks], ds.root, self.preprocess(manifest))
+        inputs, digest = load_hashed([train[i].image for i in picks], ds.root, self.preprocess(spec))
         boxes = np.concatenate([train[i].boxes[:, 0] for i in picks]).astype(int)
         per_class = np.bincount(boxes, minlength=ds.nc)
         return inputs, {"size": int(size), "seed": seed, "split": "train", "strategy": "seeded uniform sample",
@@ -113,12 +100,11 @@ class DetectTask:
         det[:, :4] = pre.unmap(det[:, :4], geom, *img.size)
         return det, img.size
 
-    def evaluate(self, session: Any, manifest: dict[str, Any], *, data: str | None = None,
-                 quiet: bool = True) -> dict[str, Any]:
+    def evaluate(self, session: Any, spec: ModelSpec, data: DataRef, *, quiet: bool = True) -> dict[str, Any]:
         """mAP50-95 and mAP50 of an artefact on the val split (ultralytics' definitions, at the
         artefact's true letterbox shape: no rect batching)."""
-        val = self.data(manifest, data).splits["val"]
-        pre = self.preprocess(manifest)
+        val = self.open_data(spec, data).splits["val"]
+        pre = self.preprocess(spec)
         scorer = DetectionScorer()
         for s in track(val, total=len(val), desc="evaluate", quiet=quiet):
             det, (w, h) = self._detect(session, pre, s.image, EVAL_NMS)
@@ -127,23 +113,16 @@ class DetectTask:
         return {self.metric_name: r["map50_95"], "map50": r["map50"], "n": scorer.images, "labels": r["labels"],
                 "pr_curve": r["pr_curve"]}
 
-    def predict(self, session: Any, meta: dict[str, Any], source: Path | bytes) -> dict[str, Any]:
-        """Boxes above the card's confidence, after NMS, in image pixels."""
-        cfg = NmsConfig.from_dict(meta.get("postprocess", {}))
-        det, (w, h) = self._detect(session, Letterbox.from_dict(meta["preprocessing"]), source, cfg)
-        labels = meta["labels"]
+    def predict(self, session: Any, spec: ModelSpec, source: Path | bytes, *, top_k: int = 3) -> dict[str, Any]:
+        """Boxes above the card's confidence, after NMS, in image pixels (`top_k` is for labels)."""
+        cfg = NmsConfig.from_dict(spec.postprocess or {})
+        det, (w, h) = self._detect(session, self.preprocess(spec), source, cfg)
+        labels = spec.labels
         return {"size": [w, h], "boxes": [
             {"label": labels[int(d[5])], "class": int(d[5]), "score": round(float(d[4]), 4),
              "xyxy": [round(float(v), 1) for v in d[:4]]} for d in det]}
 
-    @staticmethod
-    def bench_extra(session: Any, manifest: dict[str, Any], meta: dict[str, Any], *,
-                    data: str | None = None) -> dict[str, Any]:
-        """Nothing beyond latency and the metric."""
-        return {}
-
-    @staticmethod
-    def describe(result: dict[str, Any]) -> str:
+    def describe(self, result: dict[str, Any]) -> str:
         if not result["boxes"]:
             return "no objects above the confidence threshold"
         return "; ".join(f"{b['label']} {b['score']:.2f} [{', '.join(f'{v:.0f}' for v in b['xyxy'])}]"
@@ -176,3 +155,6 @@ class DetectTask:
 def _gt_xyxy(sample: DetSample, width: int, height: int) -> np.ndarray:
     b = xywh_to_xyxy(sample.boxes[:, 1:5].astype(np.float64))
     return b * np.array([width, height, width, height])
+
+
+TASK = DetectTask()

@@ -20,13 +20,15 @@ from torch.nn import functional as F
 from torchvision.transforms import v2
 
 from edgetune.assets import resolve_weights
+from edgetune.contract import DataRef, Manifest
 from edgetune.data.imagefolder import ImageFolderData, decode_split, scan_imagefolder
 from edgetune.errors import RunDirError, UsageError
 from edgetune.preprocess import ImagePreprocess
 from edgetune.progress import log, track
 from edgetune.run import RunDir, versions
+from edgetune.tasks.names import METRIC_NAMES
 from edgetune.train import models as M
-from edgetune.train.config import TrainConfig
+from edgetune.train.config import TrainConfig, start_manifest
 from edgetune.train.loop import (
     FitState,
     fit,
@@ -37,9 +39,9 @@ from edgetune.train.loop import (
     warmup_cosine,
 )
 from edgetune.train.probe import extract_features, fit_linear
-from edgetune.zoo import ModelCard, card_to_dict, get_card
+from edgetune.zoo import ModelCard, get_card
 
-METRIC = "top1"
+METRIC = METRIC_NAMES["classify"]
 DEFAULT_LR = 5e-4  # AdamW peak, with warm-up and cosine decay
 
 
@@ -56,11 +58,11 @@ def build_model(card: ModelCard, num_classes: int, weights: Any) -> M.Normalized
     return M.Normalized(model, card.input.mean, card.input.std)
 
 
-def load_trained(manifest: dict[str, Any], checkpoint) -> M.Normalized:
+def load_trained(manifest: Manifest, checkpoint) -> M.Normalized:
     """The fine-tuned model of a run (architecture from the card snapshot, weights from checkpoint)."""
-    card = get_card(manifest["model"])
-    model = M.Normalized(M.build_architecture(card, len(manifest["labels"])), card.input.mean, card.input.std)
-    return load_trained_weights(model, checkpoint, card.name, len(manifest["labels"]))
+    card = get_card(manifest.model)
+    model = M.Normalized(M.build_architecture(card, len(manifest.labels)), card.input.mean, card.input.std)
+    return load_trained_weights(model, checkpoint, card.name, len(manifest.labels))
 
 
 class _Augment:
@@ -179,7 +181,7 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
             return total / max(seen, 1)
 
         def on_epoch(st: FitState) -> None:
-            run.write_manifest({**manifest, **_results(st, probe_info, "running")})
+            run.write_manifest(manifest.updated(**_results(st, probe_info, "running")))
 
         # The probe-initialised model is epoch 0: fine-tuning must beat it to replace the checkpoint.
         initial = _probe_state(run, model, probe_info, epoch=0, mode="head fitted on cached features") \
@@ -189,7 +191,7 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
                     evaluate=lambda: evaluate_top1(model, val_sq, val_y, pre), epochs=cfg.epochs,
                     patience=cfg.patience, on_epoch=on_epoch, resume=cfg.resume, metric_name=METRIC,
                     initial=initial, started_at=t_start)
-    run.write_manifest({**manifest, **_results(state, probe_info, "done")})
+    run.write_manifest(manifest.updated(**_results(state, probe_info, "done")))
     return {"run": str(run.path), "task": "classify", "model": card.name, "metric_name": METRIC,
             "metric": state.best_metric, "best": {"epoch": state.best_epoch, METRIC: state.best_metric},
             "epochs": state.epoch, "seconds": round(state.seconds, 2), "stopped_early": state.stopped_early,
@@ -205,17 +207,12 @@ def _probe_state(run: RunDir, model: nn.Module, probe: dict[str, Any], *, epoch:
 
 
 def _manifest(cfg: TrainConfig, card: ModelCard, data: ImageFolderData, pre: ImagePreprocess, data_hash: str,
-              weights: Any) -> dict[str, Any]:
+              weights: Any) -> Manifest:
     counts = lambda split: np.bincount(split.labels, minlength=len(data.classes)).tolist()  # noqa: E731
-    return {
-        "task": "classify", "model": card.name, "card": card_to_dict(card),
-        "labels": data.classes, "preprocessing": pre.to_dict(),
-        "data": {"root": str(data.root.resolve()), "layout": data.layout, "hash": data_hash,
-                 "train_per_class": counts(data.train), "val_per_class": counts(data.val)},
-        "weights": {"source": weights.source, "file": str(weights.path), "sha256": weights.sha256} if weights else None,
-        "seed": cfg.seed, "config": cfg.to_dict(), "versions": versions(),
-        "metric_name": METRIC,
-    }
+    ref = DataRef(root=str(data.root.resolve()), layout=data.layout, hash=data_hash, seed=cfg.seed,
+                  details={"train_per_class": counts(data.train), "val_per_class": counts(data.val)})
+    return start_manifest(cfg, card, labels=data.classes, preprocessing=pre.to_dict(), data=ref, weights=weights,
+                          versions=versions())
 
 
 def _results(state: FitState, probe: dict[str, Any], status: str) -> dict[str, Any]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+from edgetune.contract import DataRef, Manifest, ModelSpec, WeightsRef
 from edgetune.errors import UsageError
 
 
@@ -64,3 +66,18 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+def start_manifest(cfg: TrainConfig, card: Any, *, labels: list[str], preprocessing: dict[str, Any], data: DataRef,
+                   weights: Any, versions: dict[str, str], postprocess: dict[str, Any] | None = None,
+                   **extra: Any) -> Manifest:
+    """The manifest a fine-tune writes as it starts (status "running"); each epoch and the end
+    update it with `Manifest.updated`. `extra`: the trainer's own records (augmentation, transfer…)."""
+    from edgetune.tasks.names import METRIC_NAMES
+    from edgetune.zoo import card_to_dict
+
+    spec = ModelSpec(task=cfg.task, model=card.name, labels=tuple(labels), preprocessing=preprocessing,
+                     metric_name=METRIC_NAMES[cfg.task], postprocess=postprocess)
+    return Manifest(spec=spec, data=data, seed=cfg.seed, status="running", card=card_to_dict(card),
+                    weights=WeightsRef(weights.source, str(weights.path), weights.sha256) if weights else None,
+                    config=cfg.to_dict(), versions=versions, extra=extra)

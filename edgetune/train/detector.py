@@ -17,10 +17,12 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from edgetune.assets import ResolvedWeights, require_trusted_pickle, resolve_weights
+from edgetune.contract import DataRef, Manifest
 from edgetune.data.yolo import YoloDataset, load_yolo_dataset
 from edgetune.errors import CardError, RunDirError, UntrustedFileError, UsageError
 from edgetune.fsutil import atomic_path, sha256_file
@@ -28,10 +30,11 @@ from edgetune.paths import shipped_dir
 from edgetune.preprocess import Letterbox
 from edgetune.progress import log
 from edgetune.run import RunDir, versions
-from edgetune.train.config import TrainConfig
-from edgetune.zoo import ModelCard, card_to_dict, get_card
+from edgetune.tasks.names import METRIC_NAMES
+from edgetune.train.config import TrainConfig, start_manifest
+from edgetune.zoo import ModelCard, get_card
 
-METRIC = "map50_95"
+METRIC = METRIC_NAMES["detect"]
 MAX_STRIDE = 32
 ULTRA_DIR = "ultralytics"  # RUN/ultralytics/: ultralytics' own save_dir (weights/, results.csv, args.yaml)
 # CPU: one dataloader process overlaps augmentation with the forward/backward pass without
@@ -163,11 +166,12 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
 
     data_yaml.write_text(yaml.safe_dump(data.ultralytics_yaml(), sort_keys=False))
     arch = arch_path(card)
-    previous = run.read_manifest() if cfg.resume and run.manifest_path.is_file() else {}
-    if cfg.resume and previous.get("status") == "done":
-        raise RunDirError(f"{run.path} finished its {previous.get('epochs_done')} epochs; nothing to resume",
+    previous = run.read_manifest() if cfg.resume and run.manifest_path.is_file() else None
+    if previous is not None and previous.status == "done":
+        raise RunDirError(f"{run.path} finished its {previous.extra.get('epochs_done')} epochs; nothing to resume",
                           hint="start a new run (a new --out) to train longer")
-    transfer = count_transfer(weights.path, arch, data.nc) if weights and not cfg.resume else previous.get("transfer")
+    transfer = (count_transfer(weights.path, arch, data.nc) if weights and not cfg.resume
+                else previous and previous.extra.get("transfer"))
     n_train, n_val = len(data.splits["train"]), len(data.splits["val"])
     log(f"{card.name}: {data.nc} classes, {n_train} train / {n_val} val images, {size} px; weights: "
         + (f"{weights.source} {weights.path.name}" if weights else "none (random init)")
@@ -177,12 +181,14 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
 
     pre = Letterbox(size)
     manifest = _manifest(cfg, card, data, pre, weights, transfer, size, freeze)
-    if previous:  # a resumed run keeps the record of how it started
-        manifest.update({k: previous[k] for k in ("weights", "transfer", "freeze_layers", "config") if k in previous})
+    if previous is not None:  # a resumed run keeps the record of how it started
+        manifest = replace(manifest, weights=previous.weights, config=previous.config,
+                           extra={**manifest.extra, **{k: previous.extra[k] for k in ("transfer", "freeze_layers")
+                                                        if k in previous.extra}})
     ultra_dir = run.path / ULTRA_DIR
 
     def on_epoch(trainer: Any) -> None:  # keep the manifest current: a killed run still says how far it got
-        run.write_manifest({**manifest, "status": "running", "history": read_history(trainer.csv)})
+        run.write_manifest(manifest.updated(status="running", history=read_history(trainer.csv)))
 
     if cfg.resume:
         try:  # last.pt is a pickle from a run folder: loaded weights_only (edgetune._env), refused in one line
@@ -231,10 +237,11 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
     best_row = max(history, key=lambda h: h[METRIC]) if history else {"epoch": 0, METRIC: final_map}
     seconds = time.perf_counter() - t_start
     stopped_early = bool(getattr(trainer, "stop", False)) and len(history) < cfg.epochs
-    run.write_manifest({**manifest, "status": "done", "history": history,
-                        "checkpoint_sha256": sha256_file(run.checkpoint),  # a pickle: verified before loading
-                        "best": {"epoch": best_row["epoch"], METRIC: final_map, "map50": final_map50},
-                        "epochs_done": len(history), "stopped_early": stopped_early, "seconds": round(seconds, 2)})
+    run.write_manifest(manifest.updated(status="done", history=history,
+                                        checkpoint_sha256=sha256_file(run.checkpoint),  # a pickle: pinned
+                                        best={"epoch": best_row["epoch"], METRIC: final_map, "map50": final_map50},
+                                        epochs_done=len(history), stopped_early=stopped_early,
+                                        seconds=round(seconds, 2)))
     return {"run": str(run.path), "task": "detect", "model": card.name, "metric_name": METRIC,
             "metric": final_map, "best": {"epoch": best_row["epoch"], METRIC: final_map, "map50": final_map50},
             "epochs": len(history), "seconds": round(seconds, 2), "stopped_early": stopped_early,
@@ -242,29 +249,23 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
 
 
 def _postprocess(card: ModelCard) -> dict[str, Any]:
-    """Prediction NMS settings: the card's, over edgetune.boxes.NmsConfig's defaults."""
-    from edgetune.boxes import NmsConfig
+    """Prediction NMS settings: the card's, over edgetune.tasks.boxes.NmsConfig's defaults."""
+    from edgetune.tasks.boxes import NmsConfig
 
     c = NmsConfig.from_dict(card.postprocess)
     return {"conf": c.conf, "iou": c.iou, "max_det": c.max_det}
 
 
 def _manifest(cfg: TrainConfig, card: ModelCard, data: YoloDataset, pre: Letterbox,
-              weights: ResolvedWeights | None, transfer: dict | None, size: int, freeze: int | None) -> dict[str, Any]:
-    return {
-        "task": "detect", "model": card.name, "card": card_to_dict(card), "labels": data.names,
-        "preprocessing": pre.to_dict(),
-        "postprocess": _postprocess(card),
-        "data": {"root": str(data.root), "yaml": str(data.yaml_path), "layout": "yolo", "hash": data.fingerprint(),
-                 "train_images": len(data.splits["train"]), "val_images": len(data.splits["val"]),
-                 "train_boxes": int(sum(len(s.boxes) for s in data.splits["train"])),
-                 "val_boxes": int(sum(len(s.boxes) for s in data.splits["val"]))},
-        "weights": {"source": weights.source, "file": str(weights.path), "sha256": weights.sha256} if weights else None,
-        "transfer": transfer, "freeze_layers": freeze, "img_size": size,
-        "seed": cfg.seed, "config": cfg.to_dict(), "versions": versions(("edgetune", "torch", "ultralytics", "onnx",
-                                                                          "onnxruntime", "openvino")),
-        "metric_name": METRIC, "trainer": f"ultralytics (RUN/{ULTRA_DIR}/)",
-    }
+              weights: ResolvedWeights | None, transfer: dict | None, size: int, freeze: int | None) -> Manifest:
+    ref = DataRef(root=str(data.root), yaml=str(data.yaml_path), layout="yolo", hash=data.fingerprint(), seed=cfg.seed,
+                  details={"train_images": len(data.splits["train"]), "val_images": len(data.splits["val"]),
+                           "train_boxes": int(sum(len(s.boxes) for s in data.splits["train"])),
+                           "val_boxes": int(sum(len(s.boxes) for s in data.splits["val"]))})
+    return start_manifest(cfg, card, labels=data.names, preprocessing=pre.to_dict(), data=ref, weights=weights,
+                          versions=versions(("edgetune", "torch", "ultralytics", "onnx", "onnxruntime", "openvino")),
+                          postprocess=_postprocess(card), transfer=transfer, freeze_layers=freeze, img_size=size,
+                          trainer=f"ultralytics (RUN/{ULTRA_DIR}/)")
 
 
 def _load_failure(exc: Exception, path: Path) -> str:
@@ -277,7 +278,7 @@ def _load_failure(exc: Exception, path: Path) -> str:
 def load_trained(checkpoint: Path, expected_sha256: str | None = None) -> Any:
     """The run's detector in eval mode, BN fused, head in export mode: one output tensor
     (1, 4 + nc, anchors) of xywh boxes in input pixels and per-class scores — what the ONNX
-    artefact computes and `edgetune.boxes.nms` decodes."""
+    artefact computes and `edgetune.tasks.boxes.nms` decodes."""
     import torch
 
     from edgetune.train import ultralytics_env

@@ -26,13 +26,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from edgetune.assets import resolve_weights
+from edgetune.contract import DataRef, Manifest
 from edgetune.data import speech_commands as sc
 from edgetune.errors import RunDirError, UsageError
-from edgetune.kws_stream import StreamConfig
 from edgetune.progress import log, track
 from edgetune.run import RunDir, versions
+from edgetune.tasks.kws_stream import StreamConfig
+from edgetune.tasks.names import METRIC_NAMES
 from edgetune.train import models as M
-from edgetune.train.config import TrainConfig
+from edgetune.train.config import TrainConfig, start_manifest
 from edgetune.train.loop import (
     FitState,
     fit,
@@ -42,9 +44,9 @@ from edgetune.train.loop import (
     warmup_cosine,
 )
 from edgetune.train.speech_models import CLIP_SAMPLES, DSCNN, SAMPLE_RATE, EmbeddingKws
-from edgetune.zoo import ModelCard, card_to_dict, get_card
+from edgetune.zoo import ModelCard, get_card
 
-METRIC = "top1"
+METRIC = METRIC_NAMES["kws"]
 DEFAULT_LR = {"speech_embedding": 1e-3, "dscnn": 3e-3}
 BACKBONE_LR_FACTOR = 0.1  # pretrained embedding stages move 10x slower than the new head
 CACHED_COPIES = 4  # augmented copies per clip for the cached-embedding mode
@@ -65,10 +67,10 @@ def build_model(card: ModelCard, num_classes: int, weights: Any) -> nn.Module:
     raise UsageError(f"model card {card.name}: unknown kws architecture {card.arch_name!r}")
 
 
-def load_trained(manifest: dict[str, Any], checkpoint) -> nn.Module:
-    card = get_card(manifest["model"])
-    return load_trained_weights(build_model(card, len(manifest["labels"]), None), checkpoint, card.name,
-                                len(manifest["labels"]))
+def load_trained(manifest: Manifest, checkpoint) -> nn.Module:
+    card = get_card(manifest.model)
+    return load_trained_weights(build_model(card, len(manifest.labels), None), checkpoint, card.name,
+                                len(manifest.labels))
 
 
 class Augment:
@@ -266,14 +268,14 @@ def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
         return total / max(seen, 1)
 
     def on_epoch(st: FitState) -> None:
-        run.write_manifest({**manifest, **_results(st, "running")})
+        run.write_manifest(manifest.updated(**_results(st, "running")))
 
     log(f"training on {device}: {steps} steps/epoch", quiet=quiet)
     state = fit(run=run, model=model, optimizer=opt, scheduler=sched, train_epoch=train_epoch,
                 evaluate=lambda: evaluate_top1(model, val_clips, val_labels), epochs=cfg.epochs,
                 patience=cfg.patience, on_epoch=on_epoch, resume=cfg.resume, metric_name=METRIC,
                 started_at=t_start)
-    run.write_manifest({**manifest, **_results(state, "done")})
+    run.write_manifest(manifest.updated(**_results(state, "done")))
     return {"run": str(run.path), "task": "kws", "model": card.name, "metric_name": METRIC,
             "metric": state.best_metric, "best": {"epoch": state.best_epoch, METRIC: state.best_metric},
             "epochs": state.epoch, "seconds": round(state.seconds, 2), "stopped_early": state.stopped_early,
@@ -302,23 +304,19 @@ def _cache_embeddings(model: EmbeddingKws, frontend: nn.Module, augment: Augment
 
 
 def _manifest(cfg: TrainConfig, card: ModelCard, data: sc.KwsData, data_hash: str, weights: Any, freeze: str,
-              resampled: int, n_val: int) -> dict[str, Any]:
+              resampled: int, n_val: int) -> Manifest:
     counts = lambda labels: np.bincount(labels, minlength=len(data.classes)).tolist()  # noqa: E731
-    return {
-        "task": "kws", "model": card.name, "card": card_to_dict(card), "labels": data.classes,
-        "preprocessing": PREPROCESSING,
-        "data": {"root": str(data.root.resolve()), "layout": data.layout, "hash": data_hash,
-                 "keywords": data.keywords, "train_per_class": counts(data.train.labels),
-                 "val_per_class": counts(data.val.labels), "val_clips_with_silence": n_val,
-                 "noise_files": [str(p.relative_to(data.root)) for p in data.noise_files],
-                 "resampled": resampled, "notes": data.notes},
-        "weights": {"source": weights.source, "file": str(weights.path), "sha256": weights.sha256} if weights else None,
-        "freeze": freeze, "augmentation": {"shift_s": SHIFT_S, "gain_db": [-6, 6], "snr_db": list(SNR_DB),
-                                           "noise_prob": NOISE_PROB, "specaugment": "1 time mask ≤10, 1 mel mask ≤4"},
-        "seed": cfg.seed, "config": cfg.to_dict(), "versions": versions(("edgetune", "torch", "torchaudio", "onnx",
-                                                                          "onnxruntime", "openvino")),
-        "metric_name": METRIC, "postprocess": StreamConfig().to_dict(),
-    }
+    ref = DataRef(root=str(data.root.resolve()), layout=data.layout, hash=data_hash,
+                  keywords=tuple(data.keywords) if data.keywords is not None else None, seed=cfg.seed,
+                  details={"train_per_class": counts(data.train.labels), "val_per_class": counts(data.val.labels),
+                           "val_clips_with_silence": n_val,
+                           "noise_files": [str(p.relative_to(data.root)) for p in data.noise_files],
+                           "resampled": resampled, "notes": data.notes})
+    return start_manifest(cfg, card, labels=data.classes, preprocessing=PREPROCESSING, data=ref, weights=weights,
+                          versions=versions(("edgetune", "torch", "torchaudio", "onnx", "onnxruntime", "openvino")),
+                          postprocess=StreamConfig().to_dict(), freeze=freeze,
+                          augmentation={"shift_s": SHIFT_S, "gain_db": [-6, 6], "snr_db": list(SNR_DB),
+                                        "noise_prob": NOISE_PROB, "specaugment": "1 time mask ≤10, 1 mel mask ≤4"})
 
 
 def _results(state: FitState, status: str) -> dict[str, Any]:

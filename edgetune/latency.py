@@ -1,7 +1,9 @@
-"""Latency measurement in a fresh process, so peak RSS is the inference process's own.
+"""Latency measurement in a fresh process, so peak RSS is the inference process's own. It sits
+below both `export` (auto's candidates, the accuracy-aware search's cost) and `bench`, and imports
+neither: `measure_in_child` / `latency_p50` here, the child's side below.
 
-    python -m edgetune.bench_worker MODEL INPUT.npy THREADS RUNS [IMAGE]  → one JSON line on stdout
-    python -m edgetune.bench_worker --pair MODEL_A A.npy MODEL_B B.npy THREADS ROUNDS
+    python -m edgetune.latency MODEL INPUT.npy THREADS RUNS [IMAGE]  → one JSON line on stdout
+    python -m edgetune.latency --pair MODEL_A A.npy MODEL_B B.npy THREADS ROUNDS
 
 With IMAGE, the end-to-end latency is measured too: the file's bytes → the task's preprocessing →
 inference → its decoding (softmax top-k, or NMS and box mapping) — what a device application pays.
@@ -18,6 +20,8 @@ import os
 import resource
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,11 +61,11 @@ def _percentiles(times: np.ndarray) -> dict[str, float]:
 
 def measure(model: str, x: np.ndarray, threads: int, runs: int, max_warmup: int = 300,
             image: str | None = None) -> dict:
-    from edgetune.runtime import Session
+    from edgetune.runtime import open_session
 
     pinned = _pin(threads)
     t_load = time.perf_counter()
-    session = Session(model, threads=threads)
+    session = open_session(model, threads=threads)
     load_s = time.perf_counter() - t_load
     once = _timer(session, x)
     warm = _warm_up(once, max_warmup)
@@ -101,11 +105,11 @@ def measure_pair(model_a: str, xa: np.ndarray, model_b: str, xb: np.ndarray, thr
                  block_b: int = 5) -> dict:
     """Median over `rounds` of p50(A block) / p50(B block), the blocks alternating and each about
     as long in time as `block_b` runs of B, so a load change lands on both sides of a ratio."""
-    from edgetune.runtime import Session
+    from edgetune.runtime import open_session
 
     pinned = _pin(threads)
-    once_a = _timer(Session(model_a, threads=threads), xa)
-    once_b = _timer(Session(model_b, threads=threads), xb)
+    once_a = _timer(open_session(model_a, threads=threads), xa)
+    once_b = _timer(open_session(model_b, threads=threads), xb)
     warm_a, warm_b = _warm_up(once_a), _warm_up(once_b)
     per_b = float(np.median(warm_b[-10:])) / max(float(np.median(warm_a[-10:])), 1e-6)
     block_a = int(min(max(block_b * per_b, block_b), 2000))
@@ -121,11 +125,23 @@ def measure_pair(model_a: str, xa: np.ndarray, model_b: str, xb: np.ndarray, thr
             "threads": threads, "pinned_cores": pinned}
 
 
+def measure_in_child(artifact: Path, x: np.ndarray, threads: int, runs: int,
+                     image: Path | None = None) -> dict[str, Any]:
+    """Latency percentiles (and end-to-end ones with `image`), peak RSS and throughput of one
+    artefact, measured in a fresh pinned process."""
+    return spawn([artifact, x, threads, runs] + ([image] if image else []), what=str(artifact))
+
+
+def latency_p50(artifact: Path, x: np.ndarray, threads: int, runs: int = 100) -> float:
+    """Median latency (ms) of one artefact in the pinned child process: what export uses to
+    compare artefacts (auto's candidates, the accuracy-aware search's plain vs final)."""
+    return float(measure_in_child(artifact, x, threads, runs)["latency_ms"]["p50"])
+
+
 def spawn(args: list, what: str) -> dict:
     """Run this module in a fresh interpreter; array arguments travel as temp .npy files. Its JSON
     result, or one `EdgetuneError` line naming `what` was being measured."""
     import subprocess
-    from pathlib import Path
 
     from edgetune.errors import EdgetuneError
 
@@ -136,7 +152,7 @@ def spawn(args: list, what: str) -> dict:
                 np.save(Path(tmp) / f"{i}.npy", a)
                 a = Path(tmp) / f"{i}.npy"
             argv.append(str(a))
-        proc = subprocess.run([sys.executable, "-m", "edgetune.bench_worker", *argv], capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, "-m", "edgetune.latency", *argv], capture_output=True, text=True,
                               env=os.environ.copy())
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -146,20 +162,18 @@ def spawn(args: list, what: str) -> dict:
 
 def _end_to_end(session, model: str, image: str, runs: int) -> dict[str, float]:
     """Encoded image bytes in memory → prediction; file I/O is the application's business."""
-    from pathlib import Path
-
     from edgetune.run import read_export_meta
     from edgetune.tasks import get_task
 
     meta = read_export_meta(Path(model).parent)  # bounded and checked, like every export.json read
-    task = get_task(meta["task"])
+    task = get_task(meta.task)
     raw = Path(image).read_bytes()
     for _ in range(10):
-        task.predict(session, meta, raw)
+        task.predict(session, meta.spec, raw)
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        task.predict(session, meta, raw)
+        task.predict(session, meta.spec, raw)
         times.append((time.perf_counter() - t) * 1e3)
     return _percentiles(np.array(times))
 

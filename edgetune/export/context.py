@@ -1,0 +1,172 @@
+"""One export session: the user's options, the run, its model, and the fp32 ONNX graph checked
+against PyTorch — everything the targets of one `edgetune export` share, made once.
+
+Every target starts from that one validated graph (`open_export_context`), is built by its backend
+(edgetune.export.backends) against this context, and is judged by the same calibration set, the
+same val split and the same `Gate`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgetune.contract import DataRef, Manifest, ModelSpec
+from edgetune.errors import CalibrationError, DataError, UsageError
+from edgetune.export.gate import Gate, check_max_drop
+from edgetune.fsutil import ensure_writable_dir
+from edgetune.progress import log
+from edgetune.run import RunDir, open_run, versions
+from edgetune.runtime import Session, open_session
+from edgetune.tasks import get_task
+from edgetune.tasks.base import Task
+
+VALIDATION_IMAGES = 16
+DEFAULT_CALIB_SIZE = 200
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything `edgetune export` lets a user choose beyond the target."""
+
+    max_drop: float | None = None
+    calib_size: int | None = None
+    calib_method: str | None = None  # None: the backend's measured default
+    per_channel: bool = True
+    preset: str = "mixed"  # NNCF: asymmetric activations (yolo11n: 3.6 → 0.4 pt drop vs "performance")
+    model_type: str | None = None  # NNCF: None (CNN) or "transformer"
+    slim: bool = False
+    dynamic_batch: bool = False
+    search: bool = True  # accuracy-aware search when plain int8 misses --max-drop
+
+    def check(self) -> None:
+        """The checks that need no target (a backend checks its own: Backend.check_options)."""
+        check_max_drop(self.max_drop)
+        if self.calib_size is not None and self.calib_size < 1:
+            raise UsageError(f"--calib-size must be ≥ 1, got {self.calib_size}")
+
+
+@dataclass
+class Context:
+    """One export session (edgetune.export.backends.BuildContext)."""
+
+    run: RunDir
+    manifest: Manifest
+    task: Task
+    model: Any
+    inputs: list  # real validation inputs for the PyTorch comparison
+    work: Path
+    options: Options
+    quiet: bool
+    fp32: Path = Path()
+    base: dict[str, Any] = field(default_factory=dict)  # what every export.json of this session records
+    auto: bool = False  # `--target auto`: the gate falls back to auto's default budget
+    _metrics_fp32: dict | None = None
+    _calib: tuple | None = None
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.manifest.spec
+
+    @property
+    def data(self) -> DataRef:
+        return self.manifest.data
+
+    @property
+    def scale(self) -> Any:
+        return self.task.output_scale(self.spec)
+
+    @property
+    def fp32_max_abs_diff(self) -> float:
+        return self.base["validation"]["max_abs_diff_fp32"]
+
+    def evaluate(self, artefact: Path | Session) -> dict[str, Any]:
+        session = artefact if isinstance(artefact, Session) else open_session(artefact)
+        return self.task.evaluate(session, self.spec, self.data)
+
+    def metric(self, artefact: Path | Session) -> float:
+        return float(self.evaluate(artefact)[self.task.metric_name])
+
+    @property
+    def gate(self) -> Gate:
+        """The one interpretation of --max-drop for this export (edgetune.export.gate)."""
+        return Gate.for_target(float(self.metrics_fp32[self.task.metric_name]), self.options.max_drop, auto=self.auto)
+
+    @property
+    def metrics_fp32(self) -> dict[str, Any]:
+        if self._metrics_fp32 is None:
+            self._metrics_fp32 = self.evaluate(self.fp32)
+        return self._metrics_fp32
+
+    def calibration(self) -> tuple[list, dict]:
+        """The one calibration set (same for every quantiser in this export), checked once."""
+        if self._calib is None:
+            from edgetune.export import calibration
+
+            try:
+                calib, record = self.task.calibration_inputs(self.spec, self.data, size=self.options.calib_size,
+                                                             default=DEFAULT_CALIB_SIZE)
+            except CalibrationError:  # e.g. --calib-size larger than the split: already specific
+                raise
+            except DataError as exc:
+                raise CalibrationError(f"calibration data missing: {exc.message}",
+                                       hint=f"int8 calibrates on the run's training split; restore it at "
+                                            f"{self.data.root}, or export a float target "
+                                            f"(cpu-fp32, openvino-fp32, openvino-fp16)") from None
+            for line in calibration.check(record, len(self.spec.labels), calib, self.inputs):
+                log("warning: " + line, quiet=self.quiet)
+            self._calib = (calib, record)
+        return self._calib
+
+    def accuracy_aware(self, target: Any, path: Path, meta: dict[str, Any],
+                       surgeon: Callable[[], Any]) -> dict[str, Any] | None:
+        from edgetune.export.accuracy_aware import restore_until_within
+
+        return restore_until_within(self, target, path, meta, surgeon)
+
+
+def open_export_context(run_path: str | Path, work: Path, options: Options, quiet: bool) -> Context:
+    """Open the run, export its model to fp32 ONNX and check that graph against PyTorch."""
+    from edgetune.export.onnx import OPSET, export_onnx, validate
+
+    t0 = time.perf_counter()
+    run, manifest = open_run(run_path)
+    ensure_writable_dir(run.path / "export", "export folder")  # before minutes of building and calibrating
+    task = get_task(manifest.task)
+    model = task.load_model(manifest, run.checkpoint)
+    try:
+        inputs = task.export_inputs(manifest.spec, manifest.data, count=VALIDATION_IMAGES)
+    except DataError as exc:
+        raise DataError(f"export checks every artefact on the run's validation data, which is missing: {exc.message}",
+                        hint=f"restore the data set at {manifest.data.root} (data.root in "
+                             f"{run.manifest_path.name})") from None
+    ctx = Context(run, manifest, task, model, inputs, work, options, quiet)
+    ctx.fp32 = work / "fp32.onnx"
+    log(f"exporting {manifest.model} to ONNX (opset {OPSET}, input {'x'.join(map(str, inputs[0].shape))}"
+        f"{', dynamic batch' if options.dynamic_batch else ''})", quiet=quiet)
+    export_onnx(model, inputs[0], ctx.fp32, output_name=task.output_name, dynamo=task.onnx_dynamo,
+                dynamic_batch=options.dynamic_batch)
+    graph: dict[str, Any] = {"opset": OPSET, "dynamic_batch": options.dynamic_batch, "slim": options.slim}
+    if options.slim:
+        graph.update(_slim(ctx.fp32))
+    diff = validate(model, ctx.fp32, inputs, atol=1e-3, scale=ctx.scale, names=[task.output_name])
+    ctx.base = {"run": str(run.path.resolve()), "versions": versions(), "graph": graph,
+                "validation": {"images": len(inputs), "max_abs_diff_fp32": diff},
+                "onnx_seconds": round(time.perf_counter() - t0, 2)}
+    return ctx
+
+
+def _slim(path: Path) -> dict[str, Any]:
+    """onnxslim (constant folding, dead-node and shape-op removal). Off by default: on this
+    machine it left ORT/OpenVINO latency unchanged (both fold at load) — RESULTS.md "export"."""
+    import onnx
+    import onnxslim
+
+    m = onnx.load(str(path))
+    before = len(m.graph.node)
+    slim = onnxslim.slim(m)
+    onnx.save(slim, str(path))
+    return {"nodes_before_slim": before, "nodes": len(slim.graph.node)}

@@ -1,0 +1,64 @@
+"""`edgetune.finetune(...)`: the fine-tune as a library call (the CLI is a thin layer over it).
+
+Resolves what the command line leaves open — the task from the model card, the card's freeze
+for pretrained weights, the task's batch size — and checks the run location and --resume before
+any data is read or any weight is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgetune.errors import RunDirError, UsageError
+
+
+def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None = None, epochs: int = 10,
+             lr: float | None = None, batch: int | None = None, img_size: int | None = None, seed: int = 0,
+             freeze: str | None = None, keywords: list[str] | tuple[str, ...] | None = None, patience: int = 5,
+             val_split: float | None = None, weights: str | Path | None = None, head_init: str = "probe",
+             threads: int | None = None, bn: str = "frozen", device: str = "auto", pretrained: bool = True,
+             resume: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """Fine-tune the card `model` on `data` into the run directory `out`; returns the finetune
+    summary (run, metric_name, metric, best, epochs, seconds). Options as `edgetune finetune --help`."""
+    from edgetune.fsutil import ensure_writable_dir
+    from edgetune.run import check_run_location
+    from edgetune.tasks import get_task
+    from edgetune.train.config import TrainConfig
+    from edgetune.zoo import get_card
+
+    card = get_card(model)
+    if task is not None and task != card.task:
+        raise UsageError(f"--task {task} but model {model} is a {card.task} model",
+                         hint=f"drop --task, or pick a {task} model from `edgetune models`")
+    if keywords is not None and card.task != "kws":
+        raise UsageError("--keywords applies to keyword spotting (kws) models only")
+    # A card's default freeze describes how to fine-tune its *pretrained* weights.
+    freeze = freeze or (card.default_freeze if pretrained else None) or "none"
+    data, out = Path(data), Path(out)
+    check_run_location(out, data)
+    if resume:
+        _check_resumable(out, model)
+    ensure_writable_dir(out, "--out folder")  # before data checks and training, for every task
+    runner = get_task(card.task)
+    cfg = TrainConfig(task=card.task, model=model, data=data, out=out, epochs=epochs, lr=lr,
+                      batch=batch or runner.default_batch, img_size=img_size, seed=seed, freeze=freeze,
+                      patience=patience, val_split=val_split, weights=Path(weights) if weights else None,
+                      resume=resume, head_init=head_init, threads=threads, pretrained=pretrained, device=device, bn=bn,
+                      keywords=tuple(k.strip() for k in keywords if k.strip()) if keywords else None)
+    return runner.finetune(cfg, quiet=quiet)
+
+
+def _check_resumable(out: Path, model: str) -> None:
+    """--resume continues the run in OUT with the model it was started with: a run of another
+    model or task is named, not half-loaded."""
+    from edgetune.run import RunDir
+
+    run = RunDir(out)
+    if not run.manifest_path.is_file():
+        return  # the task's own resume check names what is missing
+    manifest = run.read_manifest()
+    if manifest.model != model:
+        raise RunDirError(f"{out} holds a {manifest.task} run of {manifest.model}; --resume continues it "
+                          f"with the same --model, not {model}",
+                          hint=f"pass --model {manifest.model}, or a new --out for {model}")
