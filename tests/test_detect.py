@@ -241,3 +241,18 @@ def test_same_seed_same_weights(det_data, tmp_path):
         digests.append(hashlib.sha256(b"".join(v.float().numpy().tobytes() for v in sd.state_dict().values()))
                        .hexdigest())
     assert digests[0] == digests[1]
+
+
+def test_ultralytics_log_goes_to_the_run_folder(det_run, det_data, tmp_path):
+    """ultralytics' argument line and model table are kept in RUN/ultralytics/train.log, not printed
+    into the terminal; the epoch progress still is, and --verbose shows everything."""
+    out, _, _ = det_run
+    log = (out / "ultralytics" / "train.log").read_text()
+    assert "engine/trainer: " in log and "params  module" in log and "\x1b[" not in log
+    args = ("finetune", "--model", "test_yolo_tiny", "--data", det_data, "--epochs", 1, "--batch", 8, "--img-size", 64)
+    plain = invoke(*args, "--out", tmp_path / "plain")
+    verbose = invoke(*args, "--out", tmp_path / "verbose", "--verbose")
+    assert plain.exit_code == 0 and verbose.exit_code == 0, plain.stderr + verbose.stderr
+    assert "Epoch" in plain.stderr and "mAP50-95" in plain.stderr  # progress and val table stay
+    assert "engine/trainer: " not in plain.stderr and "params  module" not in plain.stderr, plain.stderr
+    assert "engine/trainer: " in verbose.stderr and "params  module" in verbose.stderr

@@ -44,11 +44,14 @@ from edgetune.tasks.names import TASK_NAMES
               help="Start from the card's pretrained weights, or from random init (baseline).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--verbose", is_flag=True,
+              help="detect: also show ultralytics' own log (its arguments, model table, data scans) on the terminal; "
+                   "it is always kept in RUN/ultralytics/train.log.")
 @json_option
 @handle_errors()
 def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, lr: float | None, batch: int | None, img_size: int | None,
              seed: int, freeze: str | None, keywords: str | None, patience: int, val_split: float | None, weights: Path | None, head_init: str,
-             threads: int | None, bn: str, device: str, pretrained: bool, resume: bool, quiet: bool, as_json: bool) -> None:
+             threads: int | None, bn: str, device: str, pretrained: bool, resume: bool, quiet: bool, verbose: bool, as_json: bool) -> None:
     """Fine-tune a pretrained model on your data into a run directory."""
     from edgetune.training import finetune as run_finetune
 
@@ -56,7 +59,7 @@ def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, l
                           freeze=freeze, keywords=keywords.split(",") if keywords is not None else None,
                           patience=patience, val_split=val_split, weights=weights, head_init=head_init,
                           threads=threads, bn=bn, device=device, pretrained=pretrained, resume=resume,
-                          quiet=quiet or as_json)
+                          quiet=quiet or as_json, verbose=verbose)
     emit(result, as_json, lambda r: click.echo(
         f"{r['run']}: best val {r['metric_name']} {r['metric']:.4f} at epoch {r['best']['epoch']} "
         f"({r['epochs']} epochs, {r['seconds']:.0f}s)"))

@@ -36,6 +36,7 @@ class TrainConfig:
     bn: str = "frozen"  # "frozen": keep pretrained BN statistics (eval mode) | "train": update them
     device: str = "auto"  # "auto" (CUDA when present, else CPU) | "cpu" | "cuda" | "cuda:N"
     keywords: tuple[str, ...] | None = None  # kws: word folders that are keywords (others → _unknown_)
+    verbose: bool = False  # detect: show ultralytics' own log (arguments, model table) on the terminal too
 
     def __post_init__(self) -> None:
         checks = [

@@ -158,9 +158,19 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
     from edgetune.train import ultralytics_env
 
     ultralytics_env.prepare(threads=cfg.threads, quiet=quiet)
+    run.path.mkdir(parents=True, exist_ok=True)
+    # ultralytics' own log (arguments, model table, data scans…) goes to RUN/ultralytics/train.log;
+    # the terminal keeps the training progress and the val tables (--verbose: everything).
+    with ultralytics_env.captured(run.path / ULTRA_DIR / "train.log", verbose=cfg.verbose, quiet=quiet):
+        return _train(cfg, card, run, data, weights, size=size, freeze=freeze, last=last, t_start=t_start,
+                      quiet=quiet)
+
+
+def _train(cfg: TrainConfig, card: ModelCard, run: RunDir, data: YoloDataset, weights: ResolvedWeights | None, *,
+           size: int, freeze: int | None, last: Path, t_start: float, quiet: bool) -> dict[str, Any]:
+    """Train with ultralytics into RUN/ultralytics/, then write checkpoint.pt and the manifest."""
     from ultralytics import YOLO
 
-    run.path.mkdir(parents=True, exist_ok=True)
     data_yaml = run.path / "data.yaml"
     import yaml
 

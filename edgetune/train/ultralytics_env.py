@@ -8,15 +8,21 @@ Every trap below was met on this project's machines (shared/ENVIRONMENT.md):
 - the settings file, hub sync and `runs/` land in the user's home and cwd: the config dir lives in
   the edgetune cache, `sync=False`, and every train passes `project=` (the run directory);
 - training uses `cpu_count - 1` threads (1 of 2 cores here): the module constant is raised;
-- the logger writes to stdout, which must carry only `--json`: its handlers go to stderr.
+- the logger writes to stdout, which must carry only `--json`: its handlers go to stderr;
+- it prints its full argument line, the model table and every data-scan note into each run's
+  terminal: `captured` keeps all of it in RUN/ultralytics/train.log and shows the training
+  progress and val tables only (everything with `finetune --verbose`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from edgetune.paths import cache_dir
@@ -49,6 +55,54 @@ class _DropRamCacheWarning(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "cache='ram' may produce non-deterministic" not in record.getMessage()
+
+
+class _ProgressOnly(logging.Filter):
+    """The terminal's share of ultralytics' log: the epoch lines and val tables (and warnings)."""
+
+    SHOWN = ("_do_train", "print_results", "final_eval")  # trainer epoch loop, validator results
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.funcName in self.SHOWN
+
+
+class _WarningsOnly(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
+class _PlainFormatter(logging.Formatter):
+    """The log file without the terminal colour codes."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", super().format(record))
+
+
+@contextlib.contextmanager
+def captured(log_file: Path, *, verbose: bool = False, quiet: bool = False) -> Iterator[None]:
+    """All of ultralytics' log lines into `log_file`; on the terminal only what `verbose`/`quiet` ask."""
+    from ultralytics.utils import LOGGER
+
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.FileHandler(log_file, encoding="utf-8")
+    file_handler.setFormatter(_PlainFormatter("%(message)s"))
+    terminal = None if verbose and not quiet else (_WarningsOnly() if quiet else _ProgressOnly())
+    streams = [h for h in LOGGER.handlers if type(h) is logging.StreamHandler]
+    level = LOGGER.level
+    LOGGER.setLevel(logging.INFO)  # the file gets everything, whatever the terminal shows
+    LOGGER.addHandler(file_handler)
+    for h in streams:
+        if terminal is not None:
+            h.addFilter(terminal)
+    try:
+        yield
+    finally:
+        LOGGER.removeHandler(file_handler)
+        file_handler.close()
+        for h in streams:
+            if terminal is not None:
+                h.removeFilter(terminal)
+        LOGGER.setLevel(level)
 
 
 def prepare(*, threads: int | None = None, quiet: bool = False) -> None:
