@@ -82,8 +82,8 @@ def test_pretrained_head_learns_keywords_of_unseen_voices(kws_run):
 
 def test_dscnn_trains_from_scratch(kws_data, tmp_path):
     result = invoke_json("finetune", "--model", "dscnn_s", "--data", kws_data, "--out", tmp_path / "ds",
-                         "--epochs", 30, "--batch", 32, "--patience", 30, "--seed", 0, "--quiet")
-    assert result["metric"] > 0.6  # chance is 0.2; it reaches ~0.9 on held-out espeak-ng voices
+                         "--epochs", 20, "--batch", 32, "--patience", 30, "--seed", 0, "--quiet")
+    assert result["metric"] > 0.6  # chance is 0.2; 20 epochs reached 0.79 and 0.86 (seeds 0, 1) on held-out voices
 
 
 def test_export_takes_raw_audio_and_matches_pytorch(kws_run, tmp_path):

@@ -41,9 +41,16 @@ steps = [
 predict_input = {"cls": None, "det": f"{work}/det-data/images/val", "kws": f"{work}/kws-data/stream/stream.wav"}
 for run in ("cls", "det", "kws"):
     steps += [["export", f"{work}/{run}", "--target", "cpu-int8", "--calib-size", "8"],
-              ["export", f"{work}/{run}", "--target", "openvino-fp32"],
               ["bench", f"{work}/{run}/export/cpu-int8", "--profile", "raspberry-pi-5", "--runs", "100"],
               ["report", f"{work}/{run}"]]
+# OpenVINO's converter and NNCF once (their telemetry has its own test); the device estimate once
+# (its reference model is built from ultralytics' YAML into the empty cache: the part that could
+# reach for a download); the other benches skip the estimate, which is then only arithmetic.
+steps.insert(steps.index(["report", f"{work}/cls"]), ["export", f"{work}/cls", "--target", "openvino-int8",
+                                                       "--calib-size", "8"])
+for run in ("det", "kws"):
+    steps[steps.index(["bench", f"{work}/{run}/export/cpu-int8", "--profile", "raspberry-pi-5", "--runs", "100"])] \
+        += ["--no-estimate"]
 done = []
 for args in steps:
     r = CliRunner().invoke(cli, args + ["--json"] if args[0] != "data" else args)
@@ -81,7 +88,7 @@ def test_whole_fast_path_of_every_task_with_the_network_denied(tmp_path, monkeyp
     assert proc.returncode == 0, (out or proc.stderr[-2000:])
     assert out["attempts"] == [], out["attempts"]
     assert out["steps"].count("finetune") == 3 and out["steps"].count("predict") == 3
-    assert out["steps"].count("export") == 6 and out["steps"].count("bench") == 3
+    assert out["steps"].count("export") == 4 and out["steps"].count("bench") == 3
     print(f"network namespace: {namespaced}; connection attempts: {len(out['attempts'])}")
     assert Path(tmp_path / "w" / "kws" / "report.html").is_file()
 

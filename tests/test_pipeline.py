@@ -173,3 +173,25 @@ def test_default_calibration_size_caps_at_small_training_split(tiny_run):
     task = get_task("classify")
     assert task.calibration_inputs(manifest.spec, manifest.data, size=None)[1]["size"] == 200
     assert task.calibration_inputs(manifest.spec, manifest.data, size=None, default=1000)[1]["size"] == 400
+
+
+def test_the_whole_flow_from_python_without_click(tmp_path, fm_data):
+    """edgetune.finetune / export_run / predict are the library calls the CLI makes: a script gets
+    the same results without Click, and errors as typed exceptions instead of exit codes."""
+    import edgetune
+    from edgetune.errors import UnknownNameError
+
+    run = tmp_path / "run"
+    r = edgetune.finetune("test_tinynet", fm_data, run, epochs=2, quiet=True)
+    assert r["run"] == str(run) and r["metric_name"] == "top1" and r["epochs"] == 2
+    e = edgetune.export_run(run, "cpu-fp32", quiet=True)
+    assert e["max_abs_diff"] <= 1e-3 and e["metric"] == pytest.approx(r["metric"], abs=0.02)
+    img = sorted((fm_data / "val" / "bag").glob("*.png"))[0]
+    code = ("import sys, edgetune; p = edgetune.predict(sys.argv[1], [sys.argv[2]], top_k=2); "
+            "assert 'click' not in sys.modules and 'torch' not in sys.modules, 'click or torch imported'; "
+            "print(len(p['predictions'][0]['top']), p['target'])")
+    out = subprocess.run([sys.executable, "-c", code, str(run / "export" / "cpu-fp32"), str(img)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.split() == ["2", "cpu-fp32"], out.stderr[-1500:]
+    with pytest.raises(UnknownNameError, match="unknown target 'cpu-int9'"):
+        edgetune.export_run(run, "cpu-int9")
