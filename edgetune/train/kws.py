@@ -148,11 +148,18 @@ def _balanced_epoch(labels: np.ndarray, classes: list[str], silence: int, rng: n
 
 
 @torch.no_grad()
-def evaluate_top1(model: nn.Module, clips: np.ndarray, labels: np.ndarray, batch: int = 128) -> float:
+def _batched(fn: Any, xs: np.ndarray | torch.Tensor, device: torch.device, batch: int = 128) -> torch.Tensor:
+    """`fn` over `xs` in batches (eval mode is the caller's), concatenated on the CPU."""
+    xs = torch.from_numpy(xs) if isinstance(xs, np.ndarray) else xs
+    return torch.cat([fn(xs[i: i + batch].to(device)).cpu() for i in range(0, len(xs), batch)])
+
+
+def evaluate_top1(model: nn.Module, clips: np.ndarray | torch.Tensor, labels: np.ndarray, *,
+                  head_only: bool = False) -> float:
+    """Val top-1; `head_only`: `clips` are the frozen backbone's cached embeddings of the val clips."""
     model.eval()
     device = next(model.parameters()).device
-    preds = torch.cat([model(torch.from_numpy(clips[i: i + batch]).to(device)).argmax(1).cpu()
-                       for i in range(0, len(clips), batch)])
+    preds = _batched(model.head if head_only else model, clips, device).argmax(1)
     return float((preds.numpy() == labels).mean())
 
 
@@ -270,9 +277,16 @@ def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
     def on_epoch(st: FitState) -> None:
         run.write_manifest(manifest.updated(**_results(st, "running")))
 
+    # With the backbone frozen (and in eval mode) the val clips' embeddings never change: computed
+    # once, the per-epoch validation is the head alone (the same numbers, ~20x faster an epoch).
+    if cached is not None:
+        model.eval()
+        val_in, head_only = _batched(model.features, val_clips, device), True
+    else:
+        val_in, head_only = val_clips, False
     log(f"training on {device}: {steps} steps/epoch", quiet=quiet)
     state = fit(run=run, model=model, optimizer=opt, scheduler=sched, train_epoch=train_epoch,
-                evaluate=lambda: evaluate_top1(model, val_clips, val_labels), epochs=cfg.epochs,
+                evaluate=lambda: evaluate_top1(model, val_in, val_labels, head_only=head_only), epochs=cfg.epochs,
                 patience=cfg.patience, on_epoch=on_epoch, resume=cfg.resume, metric_name=METRIC,
                 started_at=t_start)
     run.write_manifest(manifest.updated(**_results(state, "done")))
