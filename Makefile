@@ -62,8 +62,9 @@ demo: $(STAMP)
 	$(ET) predict $(DEMO)/kws/export/cpu-int8 $(DEMO)/kws-data/stream/stream.wav --stream
 	$(ET) report $(DEMO)/kws
 
+# The fast suite on every core (pytest-xdist); tests sharing an expensive fixture stay on one worker.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

@@ -188,3 +188,15 @@ def evil_pt(path: Path, marker: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": Payload(marker), "ema": None, "state_dict": {}}, path)
     return path
+
+
+# Tests sharing an expensive session fixture run on one pytest-xdist worker (`make test` runs
+# `-n auto --dist loadgroup`), so the fixture is built once instead of once per worker.
+_FIXTURE_GROUPS = {"kws_run": "kws", "kws_data": "kws", "runs": "kws", "det_run": "det", "det_data": "det"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        group = next((g for f, g in _FIXTURE_GROUPS.items() if f in getattr(item, "fixturenames", ())), None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))

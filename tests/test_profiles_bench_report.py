@@ -94,6 +94,7 @@ def test_estimate_is_the_reference_ratio_and_says_what_it_is(monkeypatch, tmp_pa
     assert e == {"available": False, "reason": "profile raspberry-pi-4 lists no published reference latency"}
 
 
+@pytest.mark.slow  # a real 640-px yolo11n measured 7 alternating rounds: in CI's slow selection
 def test_estimate_of_the_reference_itself_gives_back_the_published_number():
     """End to end on this host: the real yolo11n reference is built, and an exact copy of it is
     estimated against it in the paired worker. The two are measured alternately, so however the
