@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,29 @@ from edgetune.zoo import get_card
 
 # The trust list lives in the user's state folder: tests keep theirs apart from the real one.
 os.environ.setdefault("EDGETUNE_STATE", tempfile.mkdtemp(prefix="edgetune-test-state-"))
+
+# No network at run time, checked on every test: an audit hook records each connection attempt
+# and name lookup made in this process, and a test that made one fails (a telemetry ping, a font
+# download or a hub call slipped into any command). tests/test_network_denied.py adds the
+# kernel's proof (a network namespace without interfaces) for a whole fresh-process path.
+NETWORK_EVENTS = ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "urllib.Request",
+                  "http.client.connect")
+_ATTEMPTS: list[str] = []
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event in NETWORK_EVENTS:
+        _ATTEMPTS.append(f"{event} {args[1] if event == 'socket.connect' else args[0]!r}")
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.fixture(autouse=True)
+def _no_network_attempts() -> Iterator[None]:
+    start = len(_ATTEMPTS)
+    yield
+    assert _ATTEMPTS[start:] == [], f"connection attempts during the test: {_ATTEMPTS[start:]}"
 
 
 def invoke(*args: str):

@@ -19,7 +19,7 @@ ET = [sys.executable, "-m", "edgetune.cli.main"]
 
 
 def _finetune(data: Path, out: Path, *extra: str) -> list[str]:
-    return [*ET, "finetune", "--model", "test_tinynet", "--data", str(data), "--out", str(out), "--epochs", "6",
+    return [*ET, "finetune", "--model", "test_tinynet", "--data", str(data), "--out", str(out), "--epochs", "4",
             "--seed", "3", "--quiet", *extra]
 
 
@@ -57,7 +57,7 @@ def uninterrupted(fm_data, tmp_path_factory) -> list[dict]:
 
 
 def _same_result(resumed: list[dict], reference: list[dict]) -> None:
-    assert [h["epoch"] for h in resumed] == [1, 2, 3, 4, 5, 6]
+    assert [h["epoch"] for h in resumed] == [1, 2, 3, 4]
     # Same seed, restored RNG state and optimiser: the metrics agree exactly per epoch on CPU.
     assert [h["top1"] for h in resumed] == [h["top1"] for h in reference]
     assert [h["loss"] for h in resumed] == pytest.approx([h["loss"] for h in reference], abs=1e-4)

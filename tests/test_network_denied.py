@@ -1,5 +1,5 @@
-"""No network at run time, proven on the whole fast path of every task: data → finetune →
-export → bench → report → predict, in a child process per task that (a) runs in a network namespace with
+"""No network at run time, proven on the whole fast path: data → finetune → export → bench →
+report → predict, in a child process per task that (a) runs in a network namespace with
 no interfaces (`unshare -n`, where the kernel lets us) and (b) records every attempt to open a
 connection or resolve a name through a Python audit hook. The test needs zero attempts, so a
 telemetry ping, font download or hub call that slips in later fails it even where unshare is
@@ -37,9 +37,6 @@ data = {
     "detect": [["data", "objects-on-photos", "--out", f"{work}/data", "--train", "8", "--val", "4", "--long-side", "96"],
                ["finetune", "--model", "test_yolo_tiny", "--data", f"{work}/data/data.yaml", "--out", f"{work}/run",
                 "--epochs", "1", "--batch", "4", "--img-size", "64"]],
-    "kws": [["data", "kws-synth", "--out", f"{work}/data", "--words", "yes,no", "--engines", "espeak-ng",
-             "--per-word", "12", "--val-per-word", "4", "--stream-minutes", "0.2"],
-            ["finetune", "--model", "dscnn_s", "--data", f"{work}/data", "--out", f"{work}/run", "--epochs", "2"]],
 }[task]
 bench = ["bench", f"{work}/run/export/cpu-int8", "--profile", "raspberry-pi-5", "--runs", "100"]
 steps = [*data, ["export", f"{work}/run", "--target", "cpu-int8", "--calib-size", "8"], bench]
@@ -59,10 +56,9 @@ for args in steps:
         sys.exit(1)
     done.append(args[0])
 import glob
-pattern = {"classify": "data/val/*/*.png", "detect": "data/images/val/*.jpg", "kws": "data/stream/stream.wav"}[task]
+pattern = {"classify": "data/val/*/*.png", "detect": "data/images/val/*.jpg"}[task]
 src = sorted(glob.glob(f"{work}/{pattern}"))[0]
-r = CliRunner().invoke(cli, ["predict", f"{work}/run/export/cpu-int8", src, *(["--stream"] if task == "kws" else []),
-                             "--json"])
+r = CliRunner().invoke(cli, ["predict", f"{work}/run/export/cpu-int8", src, "--json"])
 if r.exit_code != 0:
     print(json.dumps({"failed": ["predict"], "stderr": r.stderr[-1500:], "attempts": attempts}))
     sys.exit(1)
@@ -76,8 +72,12 @@ def _unshare_works() -> bool:
         ["unshare", "-n", "true"], capture_output=True).returncode == 0
 
 
-@pytest.mark.parametrize("task", ["classify", "detect", "kws"])
-def test_whole_fast_path_of_every_task_with_the_network_denied(task, tmp_path, monkeypatch):
+# Every in-process test already fails on a connection attempt (the audit hook in conftest.py);
+# these fresh processes add the kernel's proof, for the classifier's path (with OpenVINO, NNCF and
+# the device estimate's reference build) and the detector's (ultralytics: the most network-minded
+# library here). The keyword path runs in-process under the hook (tests/test_kws.py).
+@pytest.mark.parametrize("task", ["classify", "detect"])
+def test_whole_fast_path_with_the_network_denied(task, tmp_path, monkeypatch):
     monkeypatch.setenv("EDGETUNE_CACHE", str(tmp_path / "cache"))  # nothing pre-fetched to lean on
     cmd = [sys.executable, "-c", CHILD, str(tmp_path / "w"), task]
     namespaced = _unshare_works()
