@@ -216,7 +216,7 @@ def evil_pt(path: Path, marker: Path) -> Path:
 
 # Tests sharing an expensive session fixture run on one pytest-xdist worker (`make test` runs
 # `-n auto --dist loadgroup`), so the fixture is built once instead of once per worker.
-_FIXTURE_GROUPS = {"kws_run": "kws", "kws_data": "kws", "runs": "kws", "det_run": "det", "det_data": "det"}
+_FIXTURE_GROUPS = {"kws_run": "kws", "kws_data": "kws", "det_run": "det", "det_data": "det"}
 
 
 def pytest_collection_modifyitems(config, items) -> None:

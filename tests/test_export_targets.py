@@ -14,11 +14,6 @@ from edgetune.errors import AccuracyGateError, ExitCode
 OV_TARGETS = ("openvino-fp32", "openvino-fp16", "openvino-int8")
 
 
-@pytest.fixture(scope="module")
-def runs(tiny_run, det_run, kws_run) -> dict[str, Path]:
-    return {"classify": tiny_run, "detect": det_run[0], "kws": kws_run[0]}
-
-
 def _ov_model(xml: str):
     import openvino as ov
 
@@ -30,11 +25,22 @@ def _ov_model(xml: str):
 OV_CASES = {"classify": OV_TARGETS, "detect": ("openvino-int8",), "kws": ("openvino-fp16", "openvino-int8")}
 
 
-@pytest.mark.parametrize("task", list(OV_CASES))
-def test_openvino_targets(task, runs):
+def test_openvino_targets_classify(tiny_run):
+    _check_openvino_targets("classify", tiny_run)
+
+
+def test_openvino_targets_detect(det_run):
+    _check_openvino_targets("detect", det_run[0])
+
+
+def test_openvino_targets_kws(kws_run):
+    _check_openvino_targets("kws", kws_run[0])
+
+
+def _check_openvino_targets(task: str, run: Path) -> None:
     from edgetune.export.backends.openvino import float_ops, stored_precision_hint
 
-    run, targets = runs[task], OV_CASES[task]
+    targets = OV_CASES[task]
     r = {t: invoke_json("export", run, "--target", t) for t in targets}
     for t in targets:
         folder = run / "export" / t
@@ -163,6 +169,8 @@ def test_auto_gate_when_no_candidate_meets_budget(tmp_path):
     (["--target", "cpu-int8", "--profile", "x86-64-avx512"], "--profile is only used with --target auto"),
     (["--target", "openvino-int8", "--calib-method", "entropy"],
      "--calib-method entropy is not available for openvino-int8 (OpenVINO)"),
+    (["--target", "openvino-int8", "--per-tensor"], "--per-tensor is not available for openvino-int8 (OpenVINO)"),
+    (["--target", "cpu-int8", "--preset", "performance"], "--preset performance is not available for cpu-int8"),
 ])
 def test_export_usage_errors(tiny_run, args, message):
     """Each fails before any work: no ONNX export was started (its progress line never appears)."""

@@ -41,6 +41,7 @@ def targets(as_json: bool) -> None:
 
     rows = [{"id": t.id, "runtime": t.runtime, "precision": t.precision, "quantizer": t.quantizer,
              "atol": t.atol, "description": t.description, "needs": t.needs,
+             "options": list(t.backend.honours) if t.quantizer else [],
              "calib_methods": list(t.backend.calib_methods) if t.quantizer else []}
             for t in (TARGETS.get(n) for n in TARGETS.names())]
     emit(rows, as_json, lambda rs: click.echo(table(

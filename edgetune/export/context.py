@@ -42,6 +42,14 @@ class Options:
     dynamic_batch: bool = False
     search: bool = True  # accuracy-aware search when plain int8 misses --max-drop
 
+    def quantizer_choices(self) -> list[tuple[str, str]]:
+        """(option, as typed) for each quantiser option set away from its default: a backend that
+        cannot honour one refuses it (Backend.check_options) instead of ignoring it."""
+        chosen = [("calib_method", f"--calib-method {self.calib_method}")] if self.calib_method else []
+        chosen += [("per_channel", "--per-tensor")] if not self.per_channel else []
+        chosen += [("preset", f"--preset {self.preset}")] if self.preset != "mixed" else []
+        return chosen + ([("model_type", f"--model-type {self.model_type}")] if self.model_type else [])
+
     def check(self) -> None:
         """The checks that need no target (a backend checks its own: Backend.check_options)."""
         check_max_drop(self.max_drop)

@@ -40,6 +40,8 @@ class BuildContext(Protocol):
     options: Any  # edgetune.export.context.Options
     task: Any  # the run's Task (kept-float nodes, half-precision safety)
     quiet: bool
+    metrics_fp32: dict[str, Any]  # the fp32 graph's val metrics (measured once per export)
+    fp32_max_abs_diff: float  # the fp32 graph's max |Δ| vs PyTorch
 
     def calibration(self) -> tuple[list[np.ndarray], dict]:
         """The one calibration set of this export, and its record."""
@@ -57,6 +59,7 @@ class Backend(ABC):
     title: str  # for people ("ONNX Runtime")
     artifact: str  # the main file inside export/<target>/
     install: str  # what a device needs to run the artefact
+    honours: tuple[str, ...] = ()  # quantiser options it implements (Options fields: "per_channel", "preset"…)
     calib_methods: tuple[str, ...] = ()  # --calib-method values its quantiser honours
     default_calib_method: str | None = None  # measured default (None: the quantiser's own)
     reference_format: str | None = None  # ultralytics' export format for reference models (estimates)
@@ -84,8 +87,15 @@ class Backend(ABC):
         return its val metrics when the build measured them (else None: the caller evaluates)."""
 
     def check_options(self, target: Target, options: Any) -> None:
-        """Refuse, before any work, an option this backend cannot honour for `target`."""
-        if options.calib_method and target.quantizer and options.calib_method not in self.calib_methods:
+        """Refuse, before any work, a quantiser option this backend cannot honour for `target`
+        (a float target has no quantiser: those options do not apply to it)."""
+        if not target.quantizer:
+            return
+        for name, typed in options.quantizer_choices():
+            if name not in self.honours:
+                raise UsageError(f"{typed} is not available for {target.id} ({self.title})",
+                                 hint="`edgetune targets --json` lists each target's options; leave it out here")
+        if options.calib_method and options.calib_method not in self.calib_methods:
             raise UsageError(f"--calib-method {options.calib_method} is not available for {target.id} ({self.title})",
                              hint="use " + ", ".join(self.calib_methods) + ", or leave it out for the default")
 

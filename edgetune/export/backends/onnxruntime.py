@@ -220,6 +220,7 @@ class OnnxRuntimeBackend(Backend):
     title = "ONNX Runtime"
     artifact = "model.onnx"
     install = "onnxruntime (light install)"
+    honours = ("calib_method", "per_channel")
     calib_methods = METHODS
     # Measured default (benchmarks/RESULTS.md "export", "Calibration choices"): MinMax was best or
     # tied on Lite0, yolo11n and KWS.

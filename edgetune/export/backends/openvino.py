@@ -202,6 +202,7 @@ class OpenVinoBackend(Backend):
     title = "OpenVINO"
     artifact = "model.xml"
     install = "openvino (light install: pip install openvino); nncf too at export time for int8"
+    honours = ("calib_method", "preset", "model_type")
     calib_methods = CALIB_METHODS
     default_calib_method = None  # NNCF's own range estimator beat MinMax/Percentile on two of three
     reference_format = "openvino"
