@@ -219,6 +219,7 @@ def evil_pt(path: Path, marker: Path) -> Path:
 _FIXTURE_GROUPS = {"kws_run": "kws", "kws_data": "kws", "det_run": "det", "det_data": "det"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks into the node ids
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         group = next((g for f, g in _FIXTURE_GROUPS.items() if f in getattr(item, "fixturenames", ())), None)
