@@ -16,6 +16,7 @@ import numpy as np
 
 from edgetune.artifact import Export, open_export
 from edgetune.contract import DataRef, ExportMeta
+from edgetune.cpu import usable_cores
 from edgetune.errors import BudgetGateError, EdgetuneError, UsageError
 from edgetune.estimate import estimate_latency
 from edgetune.export.targets import TARGETS
@@ -50,7 +51,7 @@ def bench_run(run_path: str | Path, target: str | None, profile_name: str, *, ru
     profile = get_profile(profile_name)
     export = open_export(run_path, target)
     meta, task = export.meta, get_task(export.meta.task)
-    threads = threads or min(profile.threads, os.cpu_count() or 1)
+    threads = threads or min(profile.threads, usable_cores())
     session = export.open_session(threads=threads)  # hashes and shapes checked before anything runs
     data_ref = export.data(data)
     example, image = _example_input(task, export, session, data_ref)

@@ -25,6 +25,16 @@ from edgetune.zoo import get_card
 # The trust list lives in the user's state folder: tests keep theirs apart from the real one.
 os.environ.setdefault("EDGETUNE_STATE", tempfile.mkdtemp(prefix="edgetune-test-state-"))
 
+# Under pytest-xdist each worker gets its own core (when there are as many): torch, ONNX Runtime
+# and OpenVINO then size their thread pools to it (edgetune.cpu.usable_cores) instead of two
+# workers each running two threads on two cores.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw") and hasattr(os, "sched_setaffinity"):
+    _cores = sorted(os.sched_getaffinity(0))
+    _count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if len(_cores) >= _count > 1:
+        os.sched_setaffinity(0, {_cores[int(_WORKER[2:]) % len(_cores)]})
+
 # No network at run time, checked on every test: an audit hook records each connection attempt
 # and name lookup made in this process, and a test that made one fails (a telemetry ping, a font
 # download or a hub call slipped into any command). tests/test_network_denied.py adds the

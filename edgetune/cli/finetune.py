@@ -36,7 +36,7 @@ from edgetune.tasks.names import TASK_NAMES
 @click.option("--weights", type=click.Path(path_type=Path), default=None, help="Pretrained weights file (offline).")
 @click.option("--head-init", type=click.Choice(["probe", "random"]), default="probe", show_default=True,
               help="classify: probe = fit the new head on cached features before fine-tuning (LP-FT).")
-@click.option("--threads", type=int, default=None, help="Torch threads [default: all cores].")
+@click.option("--threads", type=int, default=None, help="Torch threads [default: every core this process may use].")
 @click.option("--bn", type=click.Choice(["frozen", "train"]), default="frozen", show_default=True,
               help="classify: pretrained BatchNorm statistics kept fixed, or updated while training.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present) | cpu | cuda[:N].")

@@ -7,10 +7,10 @@ OpenVINO int8/bf16 are the fastest (ENVIRONMENT.md), and yolo11n's int8 beats it
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
+from edgetune.cpu import usable_cores
 from edgetune.errors import AccuracyGateError, EdgetuneError
 from edgetune.export.gate import Gate
 from edgetune.export.targets import TARGETS, get_target
@@ -54,7 +54,7 @@ def export_auto(ctx: Any, profile_name: str, *, build: Callable, commit: Callabl
         from edgetune.latency import latency_p50
 
         measure = lambda artifact, x, threads: latency_p50(artifact, x, threads, RUNS)  # noqa: E731
-    threads = min(profile.threads, os.cpu_count() or 1)
+    threads = min(profile.threads, usable_cores())
     names = candidate_targets(profile)
     log(f"auto: building {len(names)} candidate(s) for {profile.name}: {', '.join(names)}", quiet=ctx.quiet)
     built, candidates = {}, []

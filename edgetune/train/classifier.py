@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import time
 from typing import Any
 
@@ -21,6 +20,7 @@ from torchvision.transforms import v2
 
 from edgetune.assets import resolve_weights
 from edgetune.contract import DataRef, Manifest
+from edgetune.cpu import usable_cores
 from edgetune.data.imagefolder import ImageFolderData, decode_split, scan_imagefolder
 from edgetune.errors import RunDirError, UsageError
 from edgetune.preprocess import ImagePreprocess
@@ -99,7 +99,7 @@ def evaluate_top1(model: nn.Module, squares: np.ndarray, labels: np.ndarray, pre
 
 def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
     t_start = time.perf_counter()
-    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    torch.set_num_threads(cfg.threads or usable_cores())
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     card = get_card(cfg.model)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import os
 import shutil
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Any
 
 from edgetune.assets import ResolvedWeights, require_trusted_pickle, resolve_weights
 from edgetune.contract import DataRef, Manifest
+from edgetune.cpu import usable_cores
 from edgetune.data.yolo import YoloDataset, load_yolo_dataset
 from edgetune.errors import CardError, RunDirError, UntrustedFileError, UsageError
 from edgetune.fsutil import atomic_path, sha256_file
@@ -227,7 +227,7 @@ def _train(cfg: TrainConfig, card: ModelCard, run: RunDir, data: YoloDataset, we
     model.add_callback("on_fit_epoch_end", on_epoch)
     model.add_callback("on_pretrain_routine_end", channels_last)
     log(f"training with ultralytics on {train_args.get('device', 'the resumed device')} "
-        f"({os.cpu_count()} cores, {cfg.threads or os.cpu_count()} torch threads); logs → {ultra_dir}", quiet=quiet)
+        f"({usable_cores()} cores, {cfg.threads or usable_cores()} torch threads); logs → {ultra_dir}", quiet=quiet)
     try:
         with contextlib.redirect_stdout(sys.stderr):
             model.train(**train_args)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import time
 from typing import Any
 
@@ -27,6 +26,7 @@ from torch.nn import functional as F
 
 from edgetune.assets import resolve_weights
 from edgetune.contract import DataRef, Manifest
+from edgetune.cpu import usable_cores
 from edgetune.data import speech_commands as sc
 from edgetune.errors import RunDirError, UsageError
 from edgetune.progress import log, track
@@ -182,7 +182,7 @@ def open_data(cfg: TrainConfig, quiet: bool) -> tuple[sc.KwsData, np.ndarray, np
 
 def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
     t_start = time.perf_counter()
-    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    torch.set_num_threads(cfg.threads or usable_cores())
     torch.manual_seed(cfg.seed)
     card = get_card(cfg.model)
     run = RunDir(cfg.out)

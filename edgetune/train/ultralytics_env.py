@@ -25,6 +25,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from edgetune.cpu import usable_cores
 from edgetune.paths import cache_dir
 
 
@@ -126,5 +127,5 @@ def prepare(*, threads: int | None = None, quiet: bool = False) -> None:
     LOGGER.setLevel(logging.WARNING if quiet else logging.INFO)
     if not any(isinstance(f, _DropRamCacheWarning) for f in LOGGER.filters):
         LOGGER.addFilter(_DropRamCacheWarning())
-    n = threads or os.cpu_count() or 1
+    n = threads or usable_cores()
     torch_utils.NUM_THREADS = n  # select_device() resets torch threads to this on CPU
