@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from edgetune.runtime import Session
 
 # The registry entries: edgetune/export/backends/<module>.py, each defining BACKEND.
-MODULES = ("onnxruntime", "openvino")
+MODULES = ("onnxruntime", "openvino", "ncnn")
 
 
 class BuildContext(Protocol):
