@@ -7,10 +7,12 @@ told otherwise, and most read their switch once at import time. edgetune sets th
 
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 
 _DEFAULTS = {
     # Telemetry off: ORT native telemetry, OpenVINO/NNCF analytics (honours CI=true), ultralytics.
@@ -63,10 +65,37 @@ class _DeclineOpenVinoTelemetry(importlib.abc.MetaPathFinder):
         return spec
 
 
+_USER_SET: set[str] = set()  # which defaults the user had set before edgetune did
+_DEFAULTED = "EDGETUNE_DEFAULTED_ENV"
+
+
+@contextlib.contextmanager
+def openmp_spinning() -> Iterator[None]:
+    """Import a runtime whose OpenMP threads must spin between parallel regions (NCNN forks and
+    joins per layer: with the PASSIVE default its 2-thread p50 was 5x its 1-thread one, RESULTS.md
+    "ncnn"). OpenMP reads the policy when the runtime's own libgomp loads; a user's choice wins."""
+    if "OMP_WAIT_POLICY" in _USER_SET:
+        yield
+        return
+    before = os.environ.get("OMP_WAIT_POLICY")
+    os.environ["OMP_WAIT_POLICY"] = "ACTIVE"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("OMP_WAIT_POLICY", None)
+        else:
+            os.environ["OMP_WAIT_POLICY"] = before
+
+
 def apply_environment() -> None:
     """Set the switches that must exist before torch/onnxruntime/openvino are imported."""
+    # A child process (the latency worker) inherits edgetune's defaults: they stay edgetune's.
+    inherited = set(os.environ.get(_DEFAULTED, "").split(","))
+    _USER_SET.update(k for k in _DEFAULTS if k in os.environ and k not in inherited)
     for key, value in _DEFAULTS.items():
         os.environ.setdefault(key, value)
+    os.environ[_DEFAULTED] = ",".join(k for k in _DEFAULTS if k not in _USER_SET)
     os.environ.update(_FORCED)
     if not any(isinstance(f, _DeclineOpenVinoTelemetry) for f in sys.meta_path):
         sys.meta_path.insert(0, _DeclineOpenVinoTelemetry())

@@ -32,8 +32,11 @@ def _require(module: str, what: str) -> Any:
     """The optional package, or exit 7 with the line that installs it."""
     import importlib
 
+    from edgetune._env import openmp_spinning
+
     try:
-        return importlib.import_module(module)
+        with openmp_spinning():
+            return importlib.import_module(module)
     except ImportError:
         raise AssetError(f"{what} needs the {module} package, which is not installed", hint=_PIP) from None
 
