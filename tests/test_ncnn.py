@@ -67,3 +67,27 @@ def test_missing_ncnn_runtime_is_exit_7_with_the_pip_line(tiny_run, tiny_exports
     assert proc.stderr.strip().splitlines()[-1].endswith("is not installed (hint: pip install 'edgetune[ncnn]')")
     meta = json.loads((tiny_run / "export" / "ncnn-fp32" / "export.json").read_text())
     assert meta["runtime"] == "ncnn" and set(meta["files"]) == {"model.ncnn.param", "model.ncnn.bin"}
+
+
+def test_auto_builds_measures_and_may_choose_an_ncnn_target(tiny_run, tmp_path):
+    """A profile listing NCNN targets: auto builds them beside the others and keeps the fastest
+    within budget (timings stubbed; the choice, the commit and the record are real)."""
+    import shutil
+    from pathlib import Path
+
+    from edgetune.export.context import Options
+    from edgetune.export.pipeline import export_run
+
+    run = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("export", "bench"))
+    profile = tmp_path / "arm.yaml"
+    profile.write_text("name: arm\ncpu: {arch: aarch64, model: test cpu, cores: 4, threads: 2, isa: [neon]}\n"
+                       "memory: {ram_mb: 4096, storage_mb: 32000}\ntargets: [cpu-fp32, ncnn-fp32, ncnn-fp16]\n"
+                       "budgets: {}\nsources: {cpu: test, memory: test, targets: test, budgets: test}\n")
+    stub = {"cpu-fp32": 5.0, "ncnn-fp32": 3.0, "ncnn-fp16": 2.0}
+    r = export_run(run, "auto", options=Options(max_drop=0.05), profile=str(profile), quiet=True,
+                   measure=lambda artifact, x, threads: stub[Path(artifact).parent.name])
+    cands = {c["target"]: c for c in r["candidates"]}
+    assert set(cands) == set(stub) and all(c["error"] is None for c in cands.values())
+    assert r["target"] == "ncnn-fp16" and cands["ncnn-fp16"]["drop"] <= 0.05
+    assert sorted(p.name for p in (run / "export" / "ncnn-fp16").iterdir()) == [
+        "export.json", "model.ncnn.bin", "model.ncnn.param"]
