@@ -91,3 +91,17 @@ def test_auto_builds_measures_and_may_choose_an_ncnn_target(tiny_run, tmp_path):
     assert r["target"] == "ncnn-fp16" and cands["ncnn-fp16"]["drop"] <= 0.05
     assert sorted(p.name for p in (run / "export" / "ncnn-fp16").iterdir()) == [
         "export.json", "model.ncnn.bin", "model.ncnn.param"]
+
+
+def test_bench_remote_runs_an_ncnn_artefact_there(tiny_run, tiny_exports, sshd):
+    """The remote path is runtime-agnostic: the two-file NCNN artefact travels, runs on the
+    device's ncnn and its result is kept in the run."""
+    remote_edgetune = f"{sys.executable} -m edgetune.cli.main"  # the device's edgetune: this venv's
+    invoke_json("export", tiny_run, "--target", "ncnn-fp32")
+    res = invoke("bench", tiny_run, "--target", "ncnn-fp32", "--profile", "raspberry-pi-5", "--remote",
+                 "root@127.0.0.1", "--remote-edgetune", remote_edgetune, *sshd, "--json")
+    assert res.exit_code == 0, res.stderr[-1500:]
+    r = json.loads(res.stdout)
+    assert r["target"] == "ncnn-fp32" and r["runtime"] == "ncnn" and r["latency_ms"]["p50"] > 0
+    kept = json.loads((tiny_run / "bench" / "raspberry-pi-5" / "ncnn-fp32.json").read_text())
+    assert kept["remote"] == "root@127.0.0.1" and kept["latency_ms"] == r["latency_ms"]
