@@ -12,6 +12,7 @@ manifest" state), and whatever needs the run's data asks for `--data` instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from edgetune.contract import DataRef, ExportMeta, Manifest
@@ -30,7 +31,12 @@ class Export:
     folder: Path
     meta: ExportMeta
     run: RunDir | None
-    manifest: Manifest | None
+
+    @cached_property
+    def manifest(self) -> Manifest | None:
+        """The run's manifest, read only by what needs the run's data (bench): predict needs
+        export.json alone, so a damaged manifest beside it must not stop a prediction."""
+        return self.run.read_manifest() if self.run is not None and self.run.manifest_path.is_file() else None
 
     @property
     def model_file(self) -> Path:
@@ -65,16 +71,14 @@ def open_export(path: str | Path, target: str | None = None, *, hint: str | None
                              hint="drop --target when passing an export folder")
         parent = path.resolve().parent
         run = RunDir(parent.parent) if parent.name == "export" else None
-        if run is None or not run.manifest_path.is_file():
-            return Export(path, meta, None, None)
-        return Export(path, meta, run, run.read_manifest())
+        return Export(path, meta, run if run is not None and run.manifest_path.is_file() else None)
     if not target:
         raise UsageError(f"{path} is not an export folder (no {EXPORT_META}), so --target is needed",
                          hint=hint or "pass RUN --target T, or the export folder RUN/export/T itself")
     run = RunDir(path)
     folder = run.export_dir(target)
     meta = read_export_meta(folder, hint=f"run `edgetune export {run.path} --target {target}` first")
-    return Export(folder, meta, run, run.read_manifest() if run.manifest_path.is_file() else None)
+    return Export(folder, meta, run)
 
 
 def verify_files(folder: Path, meta: ExportMeta) -> None:

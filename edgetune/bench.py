@@ -59,12 +59,12 @@ def bench_run(run_path: str | Path, target: str | None, profile_name: str, *, ru
     lat = measure_in_child(session.path, example, threads, runs, image)
     evaluation, metric_source, extra = _evaluate(task, session, meta, data_ref, explicit=data is not None)
     metric = evaluation[task.metric_name]
-    spec = TARGETS.get(meta.target)
-    size_mb = spec.size_mb(export.folder)
+    target_def = TARGETS.get(meta.target)
+    size_mb = target_def.size_mb(export.folder)
     measured = {"latency_p50_ms": lat["latency_ms"]["p50"], "latency_p99_ms": lat["latency_ms"]["p99"],
                 "size_mb": size_mb, "peak_rss_mb": lat["peak_rss_mb"], "min_metric": metric}
     violations = check_budgets(profile, meta.task, measured)
-    est = _estimate(profile, spec, session.path, example, threads, meta.task, quiet) if estimate else None
+    est = _estimate(profile, target_def, session.path, example, threads, meta.task, quiet) if estimate else None
     result = {
         "profile": profile.name, "target": meta.target, "task": meta.task, "model": meta.spec.model,
         "latency_ms": {k: round(v, 4) for k, v in lat["latency_ms"].items()},

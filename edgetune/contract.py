@@ -143,10 +143,6 @@ class Manifest:
     def labels(self) -> tuple[str, ...]:
         return self.spec.labels
 
-    @property
-    def best_metric(self) -> float | None:
-        return None if self.best is None else self.best.get(self.spec.metric_name)
-
     def updated(self, **extra: Any) -> Manifest:
         """A copy with `status`, `best` or `checkpoint_sha256` changed and `extra` records merged."""
         fields = {k: extra.pop(k) for k in ("status", "best", "checkpoint_sha256") if k in extra}

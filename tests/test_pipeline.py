@@ -197,3 +197,17 @@ def test_the_whole_flow_from_python_without_click(tmp_path, fm_data):
     assert out.returncode == 0 and out.stdout.split() == ["2", "cpu-fp32"], out.stderr[-1500:]
     with pytest.raises(UnknownNameError, match="unknown target 'cpu-int9'"):
         edgetune.export_run(run, "cpu-int9")
+
+
+def test_predict_needs_only_the_export_folder_not_the_run_manifest(tiny_run, tiny_exports, fm_data, tmp_path):
+    """predict reads export.json alone: a damaged manifest in the run around it does not stop it
+    (bench, which needs the run's data, still names the manifest)."""
+    import shutil
+
+    run = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("bench"))
+    (run / "edgetune.json").write_text('{"task": 3')
+    img = sorted((fm_data / "val" / "bag").glob("*.png"))[0]
+    out = invoke_json("predict", run / "export" / "cpu-fp32", img)
+    assert out["target"] == "cpu-fp32" and out["predictions"][0]["top"]
+    res = invoke("bench", run / "export" / "cpu-fp32", "--profile", "x86-64-avx512", "--runs", 100)
+    assert res.exit_code == 3 and "run manifest" in res.stderr, res.stderr

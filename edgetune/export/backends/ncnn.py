@@ -14,6 +14,7 @@ Not here: `ncnn-int8` (ncnn's ncnn2table/ncnn2int8 tools are in neither wheel).
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ class NcnnBackend(Backend):
         work = ctx.work / f"{target.id}-pnnx"
         work.mkdir()
         graph = work / "model.onnx"
-        graph.write_bytes(ctx.fp32.read_bytes())  # pnnx writes its side files beside its input
+        shutil.copyfile(ctx.fp32, graph)  # pnnx writes its side files beside its input
         args = [pnnx.EXEC_PATH, str(graph), f"inputshape=[{','.join(map(str, shape))}]",
                 f"fp16={1 if target.compress_fp16 else 0}", f"ncnnparam={path}",
                 f"ncnnbin={path.with_name('model.ncnn.bin')}", *(f"{k}={work / k}" for k in
