@@ -25,11 +25,13 @@ from edgetune.export.backends import calib_methods
 @click.option("--calib-method", type=click.Choice(calib_methods()), default=None,
               help="Activation range estimator; each target's backend lists those it honours (`edgetune targets`) "
                    "[default: the backend's measured one].")
-@click.option("--per-tensor", is_flag=True, help="Per-tensor int8 weights for ORT (default per-channel, which holds accuracy).")
+@click.option("--per-tensor", is_flag=True, help="Per-tensor int8 weights for ORT and LiteRT (default per-channel, which holds accuracy).")
 @click.option("--preset", type=click.Choice(["performance", "mixed"]), default="mixed", show_default=True,
               help="NNCF preset: asymmetric (mixed) or symmetric (performance) activations.")
 @click.option("--model-type", type=click.Choice(["cnn", "transformer"]), default="cnn", show_default=True,
               help="NNCF model type (transformer keeps attention-sensitive ops float).")
+@click.option("--int8-io", is_flag=True,
+              help="litert-int8: int8 input and output tensors (NPU delegates, MCUs) instead of float ones.")
 @click.option("--slim", is_flag=True, help="Simplify the ONNX graph with onnxslim before every target.")
 @click.option("--dynamic-batch", is_flag=True, help="Dynamic batch dimension (default: static batch 1).")
 @click.option("--no-search", is_flag=True, help="With --max-drop: only gate, never return layers to float.")
@@ -37,7 +39,7 @@ from edgetune.export.backends import calib_methods
 @json_option
 @handle_errors()
 def export(run: Path, target: str, profile: str | None, max_drop: float | None, calib_size: int | None,
-           calib_method: str | None, per_tensor: bool, preset: str, model_type: str, slim: bool, dynamic_batch: bool,
+           calib_method: str | None, per_tensor: bool, preset: str, model_type: str, int8_io: bool, slim: bool, dynamic_batch: bool,
            no_search: bool, quiet: bool, as_json: bool) -> None:
     """Export RUN to a target artefact, validated against PyTorch and measured on the val split."""
     from edgetune.export.context import Options
@@ -45,7 +47,7 @@ def export(run: Path, target: str, profile: str | None, max_drop: float | None, 
 
     options = Options(max_drop=max_drop, calib_size=calib_size, calib_method=calib_method, per_channel=not per_tensor,
                       preset=preset, model_type=None if model_type == "cnn" else model_type, slim=slim,
-                      dynamic_batch=dynamic_batch, search=not no_search)
+                      dynamic_batch=dynamic_batch, search=not no_search, int8_io=int8_io)
     result = export_run(run, target, options=options, profile=profile, quiet=quiet or as_json)
     emit(result, as_json, _human)
 

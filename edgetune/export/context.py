@@ -41,12 +41,14 @@ class Options:
     slim: bool = False
     dynamic_batch: bool = False
     search: bool = True  # accuracy-aware search when plain int8 misses --max-drop
+    int8_io: bool = False  # LiteRT: int8 input/output tensors (NPU delegates, MCUs)
 
     def quantizer_choices(self) -> list[tuple[str, str]]:
         """(option, as typed) for each quantiser option set away from its default: a backend that
         cannot honour one refuses it (Backend.check_options) instead of ignoring it."""
         chosen = [("calib_method", f"--calib-method {self.calib_method}")] if self.calib_method else []
         chosen += [("per_channel", "--per-tensor")] if not self.per_channel else []
+        chosen += [("int8_io", "--int8-io")] if self.int8_io else []
         chosen += [("preset", f"--preset {self.preset}")] if self.preset != "mixed" else []
         return chosen + ([("model_type", f"--model-type {self.model_type}")] if self.model_type else [])
 
@@ -90,6 +92,11 @@ class Context:
     @property
     def fp32_max_abs_diff(self) -> float:
         return self.base["validation"]["max_abs_diff_fp32"]
+
+    def fresh_model(self) -> Any:
+        """The run's PyTorch model loaded anew: a converter that traces it gets a module no earlier
+        forward has touched (an ultralytics Detect head caches its anchors and input shape)."""
+        return self.task.load_model(self.manifest, self.run.checkpoint)
 
     def evaluate(self, artefact: Path | Session) -> dict[str, Any]:
         session = artefact if isinstance(artefact, Session) else open_session(artefact)

@@ -30,6 +30,7 @@ class DetectTask(Task):
     output_name = "output0"
     default_batch = 16  # ultralytics' default
     layout = "yolo"
+    int8_float_parts = ("detect-head",)
 
     def output_scale(self, spec: ModelSpec) -> np.ndarray:
         """|PyTorch − ONNX| per output row: box coordinates (rows 0-3, input pixels) divided by the

@@ -39,6 +39,7 @@ class KwsTask(LabelTask):
     half_precision_compute = False
     default_batch = 64
     layout = "train/val"
+    int8_float_parts = ("front-end",)
 
     def __init__(self) -> None:
         self._validation: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}

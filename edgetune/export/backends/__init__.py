@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from edgetune.runtime import Session
 
 # The registry entries: edgetune/export/backends/<module>.py, each defining BACKEND.
-MODULES = ("onnxruntime", "openvino", "ncnn")
+MODULES = ("onnxruntime", "openvino", "ncnn", "litert")
 
 
 class BuildContext(Protocol):
@@ -42,6 +42,11 @@ class BuildContext(Protocol):
     quiet: bool
     metrics_fp32: dict[str, Any]  # the fp32 graph's val metrics (measured once per export)
     fp32_max_abs_diff: float  # the fp32 graph's max |Δ| vs PyTorch
+
+    inputs: list  # real validation inputs (model-input arrays)
+
+    def fresh_model(self) -> Any:
+        """The run's PyTorch model, loaded anew for a converter that traces it."""
 
     def calibration(self) -> tuple[list[np.ndarray], dict]:
         """The one calibration set of this export, and its record."""
