@@ -26,6 +26,9 @@ def test_lite0_end_to_end(tmp_path):
     assert int8["drop"] <= 0.03 and int8["size_mb"] < fp32["size_mb"] / 3
     b = invoke_json("bench", run, "--target", "cpu-int8", "--profile", "x86-64-avx512", "--runs", 100)
     assert b["pass"] and b["metric"] == pytest.approx(int8["metric"])
+    # LiteRT full-integer int8 on real weights: within 1 pt of fp32 (issue 16's goal), a third of the size
+    lite = invoke_json("export", run, "--target", "litert-int8", "--max-drop", "0.01")
+    assert lite["pass"] and lite["drop"] <= 0.01 and lite["size_mb"] < fp32["size_mb"] / 2.5
     # every target the host profile lists, real weights: each int8 within 1 pt, the fastest of those kept
     auto = invoke_json("export", run, "--target", "auto", "--profile", "x86-64-avx512", "--max-drop", "0.01")
     cands = {c["target"]: c for c in auto["candidates"]}
@@ -76,6 +79,8 @@ def test_yolo11n_end_to_end_offline(tmp_path):
     assert fp32["max_abs_diff"] < 1e-3 and fp32["metric"] >= 0.30
     int8 = _offline_cli("export", run, "--target", "cpu-int8", "--max-drop", "0.02")
     assert int8["drop"] <= 0.02 and int8["size_mb"] < fp32["size_mb"] / 2.5
+    lite = _offline_cli("export", run, "--target", "litert-int8", "--max-drop", "0.01")  # converter offline too
+    assert lite["drop"] <= 0.01 and lite["size_mb"] < fp32["size_mb"] / 2.5
     img = sorted((data / "images" / "val").glob("*.jpg"))[0]
     p = invoke_json("predict", run / "export" / "cpu-int8", img, "--save", tmp_path / "pred")
     truth = (data / "labels" / "val" / (img.stem + ".txt")).read_text().split("\n")
@@ -109,6 +114,8 @@ def test_kws_end_to_end_offline(tmp_path):
     # 135 val clips: one clip is 0.7 pt; the gate allows 7 clips.
     int8 = _offline_cli("export", run, "--target", "cpu-int8", "--max-drop", "0.05")
     assert int8["drop"] <= 0.05
+    lite = _offline_cli("export", run, "--target", "litert-int8", "--max-drop", "0.01")  # real-DFT front end, float
+    assert lite["drop"] <= 0.01
     s = _offline_cli("predict", run / "export" / "cpu-fp32", data / "stream" / "stream.wav", "--stream",
                      "--threshold", "0.4")
     events = json.loads((data / "stream" / "stream.json").read_text())["events"]

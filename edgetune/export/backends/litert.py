@@ -25,6 +25,7 @@ import contextlib
 import importlib
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -261,11 +262,13 @@ class LiteRtBackend(Backend):
         work = ctx.work / f"{target.id}-litert"
         work.mkdir()
         log_file = work / "converter.log"
-        float_model = path if target.quantizer is None else work / "float.tflite"
-        log(f"{target.id}: converting the PyTorch model with litert-torch", quiet=ctx.quiet)
-        convert(ctx.fresh_model(), ctx.inputs[0], float_model, log_file)
+        float_model = ctx.work / "litert-float.tflite"  # converted once per export (auto builds both targets)
+        if not float_model.is_file():
+            log(f"{target.id}: converting the PyTorch model with litert-torch", quiet=ctx.quiet)
+            convert(ctx.fresh_model(), ctx.inputs[0], float_model, log_file)
         meta["litert"] = {"converter": "litert-torch", "converted_from": "the run's PyTorch model (as the ONNX graph)"}
         if target.quantizer is None:
+            shutil.copyfile(float_model, path)
             return None
         calib, record = ctx.calibration()
         keep = [scope for part in ctx.task.int8_float_parts for scope in FLOAT_PARTS[part](float_model)]
