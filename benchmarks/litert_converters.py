@@ -12,7 +12,6 @@ the run's own calibration images, which only makes it *more* likely to succeed h
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys

@@ -98,3 +98,24 @@ def test_bench_remote_runs_a_litert_artefact_there(tiny_run, sshd):
     assert res.exit_code == 0, res.stderr[-1500:]
     r = json.loads(res.stdout)
     assert r["target"] == "litert-fp32" and r["runtime"] == "litert" and r["latency_ms"]["p50"] > 0
+
+
+def test_a_graph_litert_cannot_convert_is_one_line_naming_the_target(tmp_path):
+    """No complex type in LiteRT: a raw torch.stft (no real-DFT switch) is refused in one line, exit 4,
+    and no artefact is left behind."""
+    import torch
+
+    from edgetune.errors import UnsupportedOpError
+    from edgetune.export.backends.litert import convert
+
+    class Spectrum(torch.nn.Module):
+        def forward(self, audio: torch.Tensor) -> torch.Tensor:
+            spec = torch.stft(audio, 64, 32, 64, torch.hann_window(64), center=False, return_complex=True)
+            return torch.view_as_real(spec).pow(2).sum(-1).transpose(1, 2)
+
+    out = tmp_path / "model.tflite"
+    with pytest.raises(UnsupportedOpError) as err:
+        convert(Spectrum(), np.zeros((1, 640), np.float32), out, tmp_path / "converter.log", target="litert-fp32")
+    assert err.value.exit_code == 4 and "\n" not in err.value.message
+    assert err.value.message.startswith("litert-fp32: litert-torch cannot convert this model: ")
+    assert "complex" in err.value.message and not out.exists()

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from edgetune.errors import RunDirError, UsageError
+from edgetune.errors import AssetError, RunDirError, UsageError
 from edgetune.registry import Registry
 
 if TYPE_CHECKING:
@@ -112,6 +112,14 @@ class Backend(ABC):
         import shutil
 
         shutil.copyfile(exported, dest / self.artifact)
+
+
+def require(module: str, what: str, pip: str) -> Any:
+    """A backend's optional package, or exit 7 naming what needed it and the line that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise AssetError(f"{what} needs the {module.split('.')[0]} package, which is not installed", hint=pip) from None
 
 
 BACKENDS: Registry[Backend] = Registry("backend")

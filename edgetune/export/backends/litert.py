@@ -4,7 +4,7 @@ LiteRT drives the i.MX 8M Plus NPU (NXP's VX delegate), Coral, Android and every
 artefact is a `.tflite` run by the `ai-edge-litert` interpreter wheel (22 MB, no TensorFlow, no
 torch): that is all a device needs.
 
-Converter (measured, benchmarks/RESULTS.md "litert"): Google's `litert-torch` converts the run's
+Converter (measured, benchmarks/RESULTS.md "litert-converters"): Google's `litert-torch` converts the run's
 PyTorch model (the same module the validated ONNX graph came from) and `ai-edge-quantizer`
 quantises the float `.tflite` with the export's one calibration set. `onnx2tf` was the other
 candidate and was refused: it pins onnxruntime 1.23, onnx 1.19, numpy 1.26 and TensorFlow 2.19
@@ -22,7 +22,6 @@ float (`NO_QUANTIZE`), which the TFLite format allows op by op.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import re
 import shutil
@@ -33,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from edgetune.errors import AssetError, RunDirError, UnsupportedOpError
-from edgetune.export.backends import Backend, BuildContext
+from edgetune.errors import RunDirError, UnsupportedOpError
+from edgetune.export.backends import Backend, BuildContext, require
 from edgetune.export.targets import Target
 from edgetune.progress import log
 from edgetune.runtime import Session
@@ -43,14 +42,6 @@ _PIP = "pip install 'edgetune[litert]'"
 _PIP_EXPORT = "pip install 'edgetune[litert-export]'"
 COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV")
 _SIGNATURE = "serving_default"
-
-
-def _require(module: str, what: str, pip: str) -> Any:
-    """The optional package, or exit 7 with the line that installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise AssetError(f"{what} needs the {module.split('.')[0]} package, which is not installed", hint=pip) from None
 
 
 @contextlib.contextmanager
@@ -76,12 +67,12 @@ def _native_output_to(log_file: Path | str) -> Iterator[None]:
                 os.close(fd)
 
 
-def _last_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:200]
 
 
-def convert(model: Any, example: np.ndarray, out: Path, log_file: Path) -> None:
+def convert(model: Any, example: np.ndarray, out: Path, log_file: Path, *, target: str = "litert") -> None:
     """The float `.tflite` of a PyTorch module (litert-torch), for inputs shaped like `example`."""
     import torch
 
@@ -89,15 +80,15 @@ def convert(model: Any, example: np.ndarray, out: Path, log_file: Path) -> None:
         if hasattr(module, "real_dft"):
             module.real_dft = True
     with _native_output_to(log_file):  # its import already logs (absl, oneDNN)
-        litert_torch = _require("litert_torch", "building a LiteRT target", _PIP_EXPORT)
+        litert_torch = require("litert_torch", "building a LiteRT target", _PIP_EXPORT)
         try:
             edge = litert_torch.convert(model.eval(), (torch.from_numpy(np.ascontiguousarray(example)),))
             edge.export(str(out))
         except Exception as exc:  # the converter raises many kinds; each means "this graph does not convert"
-            reason = _last_line(exc)
+            reason = _one_line(exc)
         else:
             return
-    raise UnsupportedOpError(f"litert: litert-torch cannot convert this model: {reason} (log: {log_file})",
+    raise UnsupportedOpError(f"{target}: litert-torch cannot convert this model: {reason}",
                              hint="use a cpu-*, openvino-* or ncnn-* target for this model")
 
 
@@ -164,7 +155,7 @@ class LiteRtQuantizer:
         signature = Interpreter(model_path=str(float_model)).get_signature_list()[_SIGNATURE]
         self.input_name = signature["inputs"][0]
         with _native_output_to(log_file):
-            _require("ai_edge_quantizer", "building litert-int8", _PIP_EXPORT)
+            require("ai_edge_quantizer", "building litert-int8", _PIP_EXPORT)
             q = self._quantizer([])
             self.statistics = q.calibrate({_SIGNATURE: [{self.input_name: x} for x in calib]}, num_threads=1)
         self.listed = ops(float_model)
@@ -238,13 +229,13 @@ class LiteRtBackend(Backend):
         )
 
     def session(self, path: Path, *, threads: int | None = None) -> Session:
-        interpreter = _require("ai_edge_litert.interpreter", f"running {path}", _PIP)
+        interpreter = require("ai_edge_litert.interpreter", f"running {path}", _PIP)
         try:
             with _native_output_to(os.devnull):  # "INFO: Created TensorFlow Lite XNNPACK delegate"
                 it = interpreter.Interpreter(model_path=str(path), num_threads=threads)
                 it.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise RunDirError(f"LiteRT cannot load {path}: {_last_line(exc)}", hint="re-run `edgetune export`") from None
+            raise RunDirError(f"LiteRT cannot load {path}: {_one_line(exc)}", hint="re-run `edgetune export`") from None
         inp, outs = it.get_input_details()[0], it.get_output_details()
 
         def run(x: np.ndarray) -> list[np.ndarray]:
@@ -265,7 +256,7 @@ class LiteRtBackend(Backend):
         float_model = ctx.work / "litert-float.tflite"  # converted once per export (auto builds both targets)
         if not float_model.is_file():
             log(f"{target.id}: converting the PyTorch model with litert-torch", quiet=ctx.quiet)
-            convert(ctx.fresh_model(), ctx.inputs[0], float_model, log_file)
+            convert(ctx.fresh_model(), ctx.inputs[0], float_model, log_file, target=target.id)
         meta["litert"] = {"converter": "litert-torch", "converted_from": "the run's PyTorch model (as the ONNX graph)"}
         if target.quantizer is None:
             shutil.copyfile(float_model, path)

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from edgetune.errors import AssetError, RunDirError, UnsupportedOpError
-from edgetune.export.backends import Backend, BuildContext
+from edgetune.errors import RunDirError, UnsupportedOpError
+from edgetune.export.backends import Backend, BuildContext, require
 from edgetune.export.targets import Target
 from edgetune.runtime import Session
 
@@ -30,16 +30,11 @@ _PIP = "pip install 'edgetune[ncnn]'"
 
 
 def _require(module: str, what: str) -> Any:
-    """The optional package, or exit 7 with the line that installs it."""
-    import importlib
-
+    """The optional package (ncnn's OpenMP pool made as spinning as edgetune's defaults allow), or exit 7."""
     from edgetune._env import openmp_spinning
 
-    try:
-        with openmp_spinning():
-            return importlib.import_module(module)
-    except ImportError:
-        raise AssetError(f"{what} needs the {module} package, which is not installed", hint=_PIP) from None
+    with openmp_spinning():
+        return require(module, what, _PIP)
 
 
 class NcnnBackend(Backend):
