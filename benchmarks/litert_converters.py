@@ -26,7 +26,6 @@ O2T_PINS = ["onnx2tf==1.29.24", "tensorflow==2.19.0", "tf_keras==2.19.0", "onnx=
             "numpy==1.26.4", "onnx-graphsurgeon==0.5.8", "sng4onnx", "simple-onnx-processing-tools==1.1.32",
             "psutil==5.9.5", "protobuf==4.25.5", "h5py==3.11.0", "ml-dtypes==0.5.1", "ai-edge-litert==2.1.0",
             "onnxsim==0.4.36", "onnxoptimizer==0.4.2", "opencv-python==4.11.0.86"]  # onnx2tf 1.29.24's own pins
-LITERT_EXPORT = ["litert-torch==0.10.0", "ai-edge-quantizer==0.10.0"]
 _O2T = """
 import sys, time, numpy as np, onnx, onnx2tf, onnx2tf.onnx2tf as core
 from onnx2tf.utils import common_functions as cf
@@ -47,17 +46,48 @@ def du_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink()) / 1e6
 
 
-def venv(path: Path, packages: list[str], *, on_top_of: Path | None = None) -> tuple[float, float]:
-    """Create `path` with `packages` (seconds, MB added); `on_top_of`: a site-packages it sees
-    (what the packages add to edgetune's own environment)."""
+def venv(path: Path, packages: list[str]) -> tuple[float, float]:
+    """A fresh virtual environment at `path` with `packages`: (seconds, MB)."""
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-    if on_top_of is not None:
-        site = next((path / "lib").glob("python3*/site-packages"))
-        (site / "edgetune-base.pth").write_text(str(on_top_of) + "\n")
     subprocess.run([str(path / "bin" / "pip"), "install", "-q", *packages], check=True, capture_output=True)
     seconds = time.perf_counter() - t
     return seconds, du_mb(path)
+
+
+def _closure(roots: list[tuple[str, set[str]]]) -> set[str]:
+    """Installed distributions (normalised names) that `roots` (name, extras) pull in."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name, extras = todo.pop()
+        key = canonicalize_name(name)
+        try:
+            dist = metadata.distribution(key)
+        except metadata.PackageNotFoundError:
+            continue
+        if key in seen and not extras:
+            continue
+        seen.add(key)
+        for line in dist.requires or []:
+            req = Requirement(line)
+            if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in extras | {""}):
+                todo.append((req.name, set(req.extras)))
+    return seen
+
+
+def added_by(extra: str, others: tuple[str, ...]) -> float:
+    """MB of installed files that edgetune[extra] brings beyond edgetune[others] (package RECORDs)."""
+    from importlib import metadata
+
+    rest = _closure([("edgetune", set(others))])
+    new = _closure([("edgetune", {*others, extra})]) - rest
+    return sum(f.size or 0 for n in new for f in (metadata.distribution(n).files or [])) / 1e6
 
 
 def main(runs: list[Path]) -> None:
@@ -70,8 +100,7 @@ def main(runs: list[Path]) -> None:
     with tempfile.TemporaryDirectory(prefix="litert-converters-") as tmp:
         tmp = Path(tmp)
         o2t_s, o2t_mb = venv(tmp / "onnx2tf", O2T_PINS)
-        base = next((Path(sys.prefix) / "lib").glob("python3*/site-packages"))
-        lt_s, lt_mb = venv(tmp / "litert-torch", LITERT_EXPORT, on_top_of=base)
+        lt_mb = added_by("litert-export", ("train", "kws", "ncnn"))
         for run in runs:
             manifest = RunDir(run).read_manifest()
             name = f"{manifest.model} ({manifest.task})"
@@ -99,11 +128,13 @@ def main(runs: list[Path]) -> None:
     command = "python benchmarks/litert_converters.py " + " ".join(map(str, runs))
     write_section("litert-converters", "## litert-converters: litert-torch vs onnx2tf for the LiteRT targets (issue 16)\n\n"
                   f"`{command}`\n\n" + "\n".join(rows) + "\n\n"
-                  f"Install weight: litert-torch + ai-edge-quantizer add {lt_mb:.0f} MB to edgetune's environment "
-                  f"({lt_s:.0f} s from the package index; jax, transformers, torchao come with them). onnx2tf "
+                  f"Install weight: `edgetune[litert-export]` (litert-torch, ai-edge-quantizer and what they pull in "
+                  f"beyond `edgetune[train,kws,ncnn]`: jax, transformers, torchao…) is {lt_mb:.0f} MB of installed "
+                  "files (their RECORDs). onnx2tf "
                   f"cannot join it (its pins conflict with edgetune's: onnxruntime 1.23, onnx 1.19, numpy 1.26); "
                   f"its own environment with TensorFlow 2.19 is {o2t_mb:.0f} MB ({o2t_s:.0f} s). The device side "
-                  "is the same for both: the 22 MB `ai-edge-litert` interpreter.\n")
+                  f"is the same for both: the `ai-edge-litert` interpreter ({added_by('litert', ('train', 'kws', 'ncnn')):.0f} MB installed, "
+                  "a 22 MB wheel).\n")
     print("\n".join(rows))
 
 

@@ -35,7 +35,8 @@ import edgetune._env  # the offline switches an edgetune user has
 from ultralytics import YOLO
 t = time.perf_counter()
 try:
-    out = YOLO(sys.argv[1]).export(format=sys.argv[2], imgsz=int(sys.argv[3]), int8=sys.argv[4] == "1", data=sys.argv[5])
+    int8 = sys.argv[4] == "1"  # ultralytics refuses data= where it does not calibrate
+    out = YOLO(sys.argv[1]).export(format=sys.argv[2], imgsz=int(sys.argv[3]), **({"int8": True, "data": sys.argv[5]} if int8 else {}))
     result = {"artifact": str(out), "seconds": time.perf_counter() - t}
 except Exception as exc:
     result = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
@@ -98,7 +99,7 @@ def main(run: Path) -> None:
             rows.append(f"| {name} | no: {r['error']} | {r.get('network_attempts', '')} | | | | | | |")
             continue
         rows.append(f"| {name} | yes | {r['network_attempts']} | {r['seconds']:.0f} | {r['metric']:.4f} | "
-                    f"{r['metric'] - fp32:+.4f} | {r['size_mb']:.2f} | {p50[(name, 1)]:.2f} | {p50[(name, 2)]:.2f} |")
+                    f"{fp32 - r['metric']:+.4f} | {r['size_mb']:.2f} | {p50[(name, 1)]:.2f} | {p50[(name, 2)]:.2f} |")
     command = f"python benchmarks/peer_exports.py {run}"
     write_section("peers", "## peers: ultralytics' own NCNN and LiteRT exports of the same fine-tune (issue 16)\n\n"
                   f"`{command}` ({manifest.model}, {x.shape[-1]} px; drop vs edgetune cpu-fp32 {fp32:.4f}, one "

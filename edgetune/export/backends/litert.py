@@ -7,9 +7,11 @@ torch): that is all a device needs.
 Converter (measured, benchmarks/RESULTS.md "litert-converters"): Google's `litert-torch` converts the run's
 PyTorch model (the same module the validated ONNX graph came from) and `ai-edge-quantizer`
 quantises the float `.tflite` with the export's one calibration set. `onnx2tf` was the other
-candidate and was refused: it pins onnxruntime 1.23, onnx 1.19, numpy 1.26 and TensorFlow 2.19
-(edgetune pins newer), weighs 2.5 GB with TensorFlow against litert-torch's 1 GB, and downloads
-sample images from GitHub during every image-model conversion.
+candidate and was refused: it converted none of the three fine-tuned demo models' validated ONNX
+graphs (layout errors in the normalised stem, the Detect anchors, the STFT), it pins onnxruntime
+1.23, onnx 1.19, numpy 1.26 and TensorFlow 2.19 (edgetune pins newer: it needs an environment of
+its own, 2.6 GB, against litert-torch's 0.84 GB inside edgetune's), and it downloads sample images
+from GitHub during every image-model conversion.
 
 `litert-int8` is static int8 (int8 weights per channel, int8 activations). Its input and output
 stay float by default (the model quantises its input itself); `--int8-io` makes them int8, which
