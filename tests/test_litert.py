@@ -49,7 +49,7 @@ def test_litert_kws_int8_keeps_the_front_end_float_and_holds_accuracy(kws_run):
     assert meta["quantization"]["kept_float_ops"] >= 20 and meta["quantization"]["io"] == "float32"
 
 
-def test_real_dft_front_end_computes_the_stft_features():
+def test_portable_front_end_computes_the_stft_features():
     import torch
 
     from edgetune.train.speech_models import LogMel
@@ -58,7 +58,7 @@ def test_real_dft_front_end_computes_the_stft_features():
     audio = torch.randn(3, 16000).clamp(-1, 1) * torch.linspace(0.01, 1, 3)[:, None]  # three loudness levels
     m = LogMel()
     fft = m(audio)
-    m.real_dft = True
+    m.portable_ops = True
     assert torch.allclose(m(audio), fft, atol=1e-4) and m.state_dict().keys() == {"window", "fb"}
 
 

@@ -105,3 +105,16 @@ def test_bench_remote_runs_an_ncnn_artefact_there(tiny_run, tiny_exports, sshd):
     assert r["target"] == "ncnn-fp32" and r["runtime"] == "ncnn" and r["latency_ms"]["p50"] > 0
     kept = json.loads((tiny_run / "bench" / "raspberry-pi-5" / "ncnn-fp32.json").read_text())
     assert kept["remote"] == "root@127.0.0.1" and kept["latency_ms"] == r["latency_ms"]
+
+
+def test_layers_this_ncnn_does_not_register_are_named(tmp_path):
+    """pnnx can emit a layer type the installed ncnn lacks (ReduceMax from a newer pnnx): the build
+    refuses it by name (exit 4) instead of leaving an artefact ncnn cannot load."""
+    import ncnn
+
+    from edgetune.export.backends.ncnn import _unknown_layers
+
+    param = tmp_path / "model.ncnn.param"
+    param.write_text("7767517\n3 3\nInput in0 0 1 in0\nReduceMax reduce_1 1 1 in0 1 0=1\n"
+                     "Convolution conv_2 1 1 1 out0 0=8 1=3 6=216\n")
+    assert _unknown_layers(param, ncnn) == [("ReduceMax", "reduce_1")]

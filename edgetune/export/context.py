@@ -143,6 +143,17 @@ class Context:
         return restore_until_within(self, target, path, meta, surgeon)
 
 
+def use_portable_ops(model: Any) -> bool:
+    """Switch every module that has a portable variant (a `portable_ops` attribute: the KWS log-mel
+    front end computes its FFT as a real DFT) to it, for converters whose runtimes lack those ops
+    (LiteRT has no complex type); False when the model has none."""
+    found = False
+    for module in model.modules():
+        if hasattr(module, "portable_ops"):
+            module.portable_ops = found = True
+    return found
+
+
 def open_export_context(run_path: str | Path, work: Path, options: Options, quiet: bool) -> Context:
     """Open the run, export its model to fp32 ONNX and check that graph against PyTorch."""
     from edgetune.export.onnx import OPSET, export_onnx, validate

@@ -54,13 +54,14 @@ class LogMel(nn.Module):
         basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window.to(torch.float64)
         self.register_buffer("dft_basis", basis.float()[:, None], persistent=False)  # not in checkpoints
 
-    # True: the STFT as a strided convolution with the windowed cos/sin bases instead of an FFT,
-    # for runtimes with no complex numbers (LiteRT); the same values within fp32 rounding. Off by
-    # default: the FFT is ~25x fewer multiply-adds (ONNX and OpenVINO have an STFT op).
-    real_dft = False
+    # True (edgetune.export.context.use_portable_ops): the STFT as a strided convolution with the
+    # windowed cos/sin bases instead of an FFT, for runtimes with no complex type (LiteRT); the
+    # same values within fp32 rounding.
+    # Off by default: the FFT is ~25x fewer multiply-adds (ONNX and OpenVINO have an STFT op).
+    portable_ops = False
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        if self.real_dft:
+        if self.portable_ops:
             power = self._power_by_conv(audio * INT16_SCALE)
         else:
             spec = torch.stft(audio * INT16_SCALE, self.n_fft, self.hop, self.n_fft, self.window,

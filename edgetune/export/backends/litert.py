@@ -78,9 +78,9 @@ def convert(model: Any, example: np.ndarray, out: Path, log_file: Path, *, targe
     """The float `.tflite` of a PyTorch module (litert-torch), for inputs shaped like `example`."""
     import torch
 
-    for module in model.modules():  # a front end that can trade its FFT for a real DFT (LiteRT has no complex type)
-        if hasattr(module, "real_dft"):
-            module.real_dft = True
+    from edgetune.export.context import use_portable_ops
+
+    use_portable_ops(model)  # LiteRT has no complex type: an FFT front end goes through as a real DFT
     with _native_output_to(log_file):  # its import already logs (absl, oneDNN)
         litert_torch = require("litert_torch", "building a LiteRT target", _PIP_EXPORT)
         try:

@@ -93,7 +93,7 @@ class NcnnBackend(Backend):
         if proc.returncode != 0 or not path.is_file():
             raise UnsupportedOpError(f"{target.id}: pnnx cannot convert the ONNX graph: {_reason(proc)}",
                                      hint="use a cpu-* or openvino-* target for this model")
-        foreign = _unlowered_layers(path)
+        foreign = _unlowered_layers(path) + _unknown_layers(path, _require("ncnn", f"building {target.id}"))
         if foreign:  # ncnn would refuse to load it (or, worse, on the device only)
             kind, layer = foreign[0]
             raise UnsupportedOpError(f"{target.id}: NCNN has no layer for {kind} (layer '{layer}'"
@@ -138,6 +138,16 @@ def _unlowered_layers(param: Path) -> list[tuple[str, str]]:
     for line in param.read_text(errors="replace").splitlines()[2:]:
         parts = line.split()
         if len(parts) > 1 and "." in parts[0]:
+            out.append((parts[0], parts[1]))
+    return out
+
+
+def _unknown_layers(param: Path, ncnn: Any) -> list[tuple[str, str]]:
+    """(type, name) of the layers this ncnn build does not register (pnnx may emit newer ones)."""
+    out = []
+    for line in param.read_text(errors="replace").splitlines()[2:]:
+        parts = line.split()
+        if len(parts) > 1 and "." not in parts[0] and ncnn.layer_to_index(parts[0]) < 0:
             out.append((parts[0], parts[1]))
     return out
 
