@@ -97,10 +97,9 @@ def convert(model: Any, example: np.ndarray, out: Path, log_file: Path, *, targe
 def ops(path: Path) -> list[tuple[str, str]]:
     """(op name, scope) of every op of the main subgraph in execution order; the scope is the op's
     output tensor names, each followed by ";" — exactly how ai-edge-quantizer's recipes address an op."""
-    from ai_edge_litert.interpreter import Interpreter
-
+    interpreter = require("ai_edge_litert.interpreter", f"reading {path}", _PIP)
     with _native_output_to(os.devnull):
-        it = Interpreter(model_path=str(path))
+        it = interpreter.Interpreter(model_path=str(path))
     names = {t["index"]: t["name"] for t in it.get_tensor_details()}
     listed = []
     for op in it._get_ops_details():  # noqa: SLF001 - the interpreter's only op listing
@@ -150,13 +149,12 @@ class LiteRtQuantizer:
 
     def __init__(self, float_model: Path, calib: Sequence[np.ndarray], *, per_channel: bool = True,
                  int8_io: bool = False, keep_float: Sequence[str] = (), log_file: Path) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
         self.float_model, self.per_channel, self.int8_io = float_model, per_channel, int8_io
         self.keep, self.log_file = list(keep_float), log_file
-        signature = Interpreter(model_path=str(float_model)).get_signature_list()[_SIGNATURE]
-        self.input_name = signature["inputs"][0]
         with _native_output_to(log_file):
+            interpreter = require("ai_edge_litert.interpreter", "building litert-int8", _PIP)
+            self.input_name = interpreter.Interpreter(model_path=str(float_model)).get_signature_list()[
+                _SIGNATURE]["inputs"][0]
             require("ai_edge_quantizer", "building litert-int8", _PIP_EXPORT)
             q = self._quantizer([])
             self.statistics = q.calibrate({_SIGNATURE: [{self.input_name: x} for x in calib]}, num_threads=1)
