@@ -8,7 +8,8 @@ written into the param file's Input layer, so the artefact says what it takes.
 
 `ncnn-fp16` stores fp16 weights (half the size) and lets ncnn compute in fp16 where the CPU has
 it (Arm's fp16 arithmetic; x86 computes in fp32): judged by the task metric, like openvino-fp16.
-Not here: `ncnn-int8` (ncnn's ncnn2table/ncnn2int8 tools are in neither wheel).
+Not here: `ncnn-int8`: ncnn's ncnn2table/ncnn2int8 tools are in no wheel, no Debian (bookworm)
+package and not in PyPI's ncnn sdist (which carries src/ and python/ only).
 """
 
 from __future__ import annotations
