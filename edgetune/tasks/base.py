@@ -32,8 +32,9 @@ class Task(ABC):
     default_batch: int  # finetune --batch when not given
     layout: str  # DataRef.layout of a data folder passed by a user
     # Parts of the model that stay float under int8, by name, for backends that find them in their
-    # own graph ("front-end": every op before the first convolution; "detect-head": an ultralytics
-    # Detect head's decode and final convs). The ONNX backends use quantize_keep_float instead.
+    # own graph ("front-end": the signal front end and the first convolution that reads it;
+    # "detect-head": an ultralytics Detect head's decode and final convs). The ONNX backends use
+    # quantize_keep_float instead.
     int8_float_parts: tuple[str, ...] = ()
 
     @property
