@@ -172,6 +172,10 @@ def test_auto_gate_when_no_candidate_meets_budget(tmp_path):
      "--calib-method entropy is not available for openvino-int8 (OpenVINO)"),
     (["--target", "openvino-int8", "--per-tensor"], "--per-tensor is not available for openvino-int8 (OpenVINO)"),
     (["--target", "cpu-int8", "--preset", "performance"], "--preset performance is not available for cpu-int8"),
+    (["--target", "cpu-int8", "--int8-io"], "--int8-io is not available for cpu-int8 (ONNX Runtime)"),
+    (["--target", "litert-fp32", "--dynamic-batch"],
+     "--dynamic-batch is not available for litert-fp32 (LiteRT artefacts take one sample at a time)"),
+    (["--target", "ncnn-fp16", "--dynamic-batch"], "--dynamic-batch is not available for ncnn-fp16 (NCNN"),
 ])
 def test_export_usage_errors(tiny_run, args, message):
     """Each fails before any work: no ONNX export was started (its progress line never appears)."""

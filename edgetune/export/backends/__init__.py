@@ -68,6 +68,7 @@ class Backend(ABC):
     calib_methods: tuple[str, ...] = ()  # --calib-method values its quantiser honours
     default_calib_method: str | None = None  # measured default (None: the quantiser's own)
     reference_format: str | None = None  # ultralytics' export format for reference models (estimates)
+    batch_axis: bool = True  # False: the artefact takes one sample (no --dynamic-batch)
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -94,6 +95,9 @@ class Backend(ABC):
     def check_options(self, target: Target, options: Any) -> None:
         """Refuse, before any work, a quantiser option this backend cannot honour for `target`
         (a float target has no quantiser: those options do not apply to it)."""
+        if options.dynamic_batch and not self.batch_axis:
+            raise UsageError(f"--dynamic-batch is not available for {target.id} ({self.title} artefacts take one "
+                             "sample at a time)", hint="leave --dynamic-batch out; bench and predict feed one sample")
         if not target.quantizer:
             return
         for name, typed in options.quantizer_choices():

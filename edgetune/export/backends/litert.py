@@ -218,6 +218,7 @@ class LiteRtBackend(Backend):
     artifact = "model.tflite"
     install = "ai-edge-litert (pip install 'edgetune[litert]'; litert-torch too at export time)"
     honours = ("per_channel", "int8_io")
+    batch_axis = False  # converted at batch 1; the Session loops over a batch
 
     def targets(self) -> tuple[Target, ...]:
         return (

@@ -43,6 +43,7 @@ class NcnnBackend(Backend):
     title = "NCNN"
     artifact = "model.ncnn.param"
     install = "ncnn (pip install 'edgetune[ncnn]'; pnnx too at export time)"
+    batch_axis = False  # ncnn drops the batch dimension
 
     @property
     def files(self) -> tuple[str, ...]:
