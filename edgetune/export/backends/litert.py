@@ -108,13 +108,13 @@ def ops(path: Path) -> list[tuple[str, str]]:
     return listed
 
 
-def front_end_scopes(path: Path) -> list[str]:
+def front_end_scopes(listed: list[tuple[str, str]]) -> list[str]:
     """Scopes of a signal front end (KWS: framing, DFT, power, mel matmul, log) whose dB-scale
     range int8 would crush — the same part the ONNX targets keep float: every op up to the last one
     inside the model's `frontend` module (litert-torch scopes ops by module path: `…_frontend/…`),
     or, in a model without one, every op before the first convolution; and the first compute op
-    after it, which reads the dB features (quantising it cost the ONNX targets 2.4-3.1 pt top-1)."""
-    listed = ops(path)
+    after it, which reads the dB features (quantising it cost the ONNX targets 2.4-3.1 pt top-1).
+    `listed`: the model's ops()."""
     inside = [i for i, (_, scope) in enumerate(listed) if re.search(r"_frontend[/;]", scope)]
     end = inside[-1] + 1 if inside else next(
         (i for i, (name, _) in enumerate(listed) if name in ("CONV_2D", "DEPTHWISE_CONV_2D")), 0)
@@ -122,14 +122,15 @@ def front_end_scopes(path: Path) -> list[str]:
     return [scope for _, scope in listed[:first + 1] if scope]
 
 
-def detect_head_scopes(path: Path) -> list[str]:
+def detect_head_scopes(listed: list[tuple[str, str]]) -> list[str]:
     """Scopes of an ultralytics Detect head's decode (DFL, anchors, the box/score concat and every
     op after it) and of its final box/class convs: quantised with the rest, the shared output
     scale zeroes the class scores (ultralytics#22644; the ONNX targets keep the same part float,
     edgetune.export.detect_head). litert-torch names ops by module path without the ModuleList
-    attribute: the cv2/cv3 branches are the head's `Sequential_i`, their final conv `Conv2d_2`."""
+    attribute: the cv2/cv3 branches are the head's `Sequential_i`, their final conv `Conv2d_2`.
+    `listed`: the model's ops()."""
     keep, in_head = [], False
-    for _, scope in ops(path):
+    for _, scope in listed:
         m = re.search(r"Detect_\d+(/[^;]*)?;", scope)
         inner = (m.group(1) or "") if m else ""
         in_head = in_head or m is not None
@@ -147,9 +148,10 @@ class LiteRtQuantizer:
     """Full-integer int8 of a float `.tflite` by ai-edge-quantizer, calibrated once; `quantize`
     writes a variant with chosen ops left float (the plain one and the search's)."""
 
-    def __init__(self, float_model: Path, calib: Sequence[np.ndarray], *, per_channel: bool = True,
-                 int8_io: bool = False, keep_float: Sequence[str] = (), log_file: Path) -> None:
-        self.float_model, self.per_channel, self.int8_io = float_model, per_channel, int8_io
+    def __init__(self, float_model: Path, listed: list[tuple[str, str]], calib: Sequence[np.ndarray], *,
+                 per_channel: bool = True, int8_io: bool = False, keep_float: Sequence[str] = (),
+                 log_file: Path) -> None:
+        self.float_model, self.listed, self.per_channel, self.int8_io = float_model, listed, per_channel, int8_io
         self.keep, self.log_file = list(keep_float), log_file
         with _native_output_to(log_file):
             interpreter = require("ai_edge_litert.interpreter", "building litert-int8", _PIP)
@@ -158,7 +160,6 @@ class LiteRtQuantizer:
             require("ai_edge_quantizer", "building litert-int8", _PIP_EXPORT)
             q = self._quantizer([])
             self.statistics = q.calibrate({_SIGNATURE: [{self.input_name: x} for x in calib]}, num_threads=1)
-        self.listed = ops(float_model)
 
     def _quantizer(self, extra_float: Sequence[str]) -> Any:
         from ai_edge_quantizer import qtyping, quantizer
@@ -263,9 +264,10 @@ class LiteRtBackend(Backend):
             shutil.copyfile(float_model, path)
             return None
         calib, record = ctx.calibration()
-        keep = [scope for part in ctx.task.int8_float_parts for scope in FLOAT_PARTS[part](float_model)]
+        listed = ops(float_model)  # read once: the task's float parts and the search's candidates
+        keep = [scope for part in ctx.task.int8_float_parts for scope in FLOAT_PARTS[part](listed)]
         log(f"{target.id}: calibrating int8 on {record['size']} training samples (ai-edge-quantizer)", quiet=ctx.quiet)
-        quantizer = LiteRtQuantizer(float_model, calib, per_channel=ctx.options.per_channel,
+        quantizer = LiteRtQuantizer(float_model, listed, calib, per_channel=ctx.options.per_channel,
                                     int8_io=ctx.options.int8_io, keep_float=keep, log_file=log_file)
         meta["quantization"] = quantizer.quantize(path)
         meta["calibration"] = record

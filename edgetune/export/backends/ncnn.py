@@ -133,25 +133,21 @@ def _declared_input_shape(param: Path) -> tuple[int, ...]:
     return ()
 
 
+def _layers(param: Path) -> list[tuple[str, str]]:
+    """(type, name) of every layer of a param file."""
+    rows = [line.split() for line in param.read_text(errors="replace").splitlines()[2:]]
+    return [(parts[0], parts[1]) for parts in rows if len(parts) > 1]
+
+
 def _unlowered_layers(param: Path) -> list[tuple[str, str]]:
     """(type, name) of the layers pnnx left as its own or torch operators (`pnnx.Expression`,
     `torch.stft`…): a dotted type is not an ncnn layer."""
-    out = []
-    for line in param.read_text(errors="replace").splitlines()[2:]:
-        parts = line.split()
-        if len(parts) > 1 and "." in parts[0]:
-            out.append((parts[0], parts[1]))
-    return out
+    return [layer for layer in _layers(param) if "." in layer[0]]
 
 
 def _unknown_layers(param: Path, ncnn: Any) -> list[tuple[str, str]]:
     """(type, name) of the layers this ncnn build does not register (pnnx may emit newer ones)."""
-    out = []
-    for line in param.read_text(errors="replace").splitlines()[2:]:
-        parts = line.split()
-        if len(parts) > 1 and "." not in parts[0] and ncnn.layer_to_index(parts[0]) < 0:
-            out.append((parts[0], parts[1]))
-    return out
+    return [layer for layer in _layers(param) if "." not in layer[0] and ncnn.layer_to_index(layer[0]) < 0]
 
 
 def _reason(proc: subprocess.CompletedProcess) -> str:
