@@ -32,8 +32,8 @@ demo: $(STAMP)
 	$(ET) finetune --task classify --model efficientnet_lite0 --data $(DEMO)/data --out $(DEMO)/run \
 		--epochs $(DEMO_EPOCHS) --img-size $(DEMO_SIZE)
 	$(ET) export $(DEMO)/run --target cpu-fp32
-	$(ET) export $(DEMO)/run --target cpu-int8 --max-drop 0.05
-	$(ET) export $(DEMO)/run --target auto --profile x86-64-avx512 --max-drop 0.01
+	$(ET) export $(DEMO)/run --target cpu-int8
+	$(ET) export $(DEMO)/run --target auto --profile x86-64-avx512
 	$(ET) bench $(DEMO)/run --target cpu-fp32 --profile x86-64-avx512
 	$(ET) bench $(DEMO)/run --target cpu-int8 --profile x86-64-avx512
 	# The same artefact against a Raspberry Pi 5 profile: host numbers plus a labelled device estimate.
@@ -46,7 +46,7 @@ demo: $(STAMP)
 	$(ET) finetune --model yolo11n --data $(DEMO)/det-data/data.yaml --out $(DEMO)/det \
 		--epochs $(DEMO_DET_EPOCHS) --img-size 320
 	$(ET) export $(DEMO)/det --target cpu-fp32
-	$(ET) export $(DEMO)/det --target cpu-int8 --max-drop 0.02
+	$(ET) export $(DEMO)/det --target cpu-int8
 	$(ET) bench $(DEMO)/det --target cpu-fp32 --profile x86-64-avx512
 	$(ET) bench $(DEMO)/det --target cpu-int8 --profile x86-64-avx512
 	$(ET) predict $(DEMO)/det/export/cpu-int8 $(DEMO)/det-data/images/val/val_00000.jpg --save $(DEMO)/det/predictions
@@ -57,7 +57,7 @@ demo: $(STAMP)
 	$(ET) data kws-synth --out $(DEMO)/kws-data --per-word $(DEMO_KWS_PER_WORD) --val-per-word 15 --stream-minutes 2
 	$(ET) finetune --model speech_embedding_kws --data $(DEMO)/kws-data --out $(DEMO)/kws --freeze backbone --epochs 20
 	$(ET) export $(DEMO)/kws --target cpu-fp32
-	$(ET) export $(DEMO)/kws --target cpu-int8 --max-drop 0.03
+	$(ET) export $(DEMO)/kws --target cpu-int8
 	$(ET) bench $(DEMO)/kws --target cpu-int8 --profile x86-64-avx512
 	$(ET) predict $(DEMO)/kws/export/cpu-int8 $(DEMO)/kws-data/stream/stream.wav --stream
 	$(ET) report $(DEMO)/kws

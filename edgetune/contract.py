@@ -194,6 +194,7 @@ class ExportMeta:
     size_mb: float
     passed: bool
     max_drop: float | None = None
+    max_drop_source: str | None = None  # edgetune.export.gate: --max-drop, default, --max-drop none, unset
     max_abs_diff: float | None = None
     files: dict[str, str] = field(default_factory=dict)
     sha256: str | None = None
@@ -228,13 +229,14 @@ class ExportMeta:
                 if not isinstance(digest, str):
                     raise RunDirError(f"{path}: field 'files.{name}' must be a sha256 string")
             known = {"task", "model", "labels", "preprocessing", "metric_name", "postprocess", "target", "artifact",
-                     "metric", "metric_fp32", "drop", "size_mb", "pass", "max_drop", "max_abs_diff", "files",
+                     "metric", "metric_fp32", "drop", "size_mb", "pass", "max_drop", "max_drop_source", "max_abs_diff", "files",
                      "sha256", "curves"}
             return cls(spec=spec, target=target,
                        artifact=r.get("artifact", str, check=lambda a: Path(a).name == expected,
                                       expect=f"a path ending in {expected}"),
                        metric=num("metric"), metric_fp32=num("metric_fp32"), drop=num("drop"), size_mb=num("size_mb"),
                        passed=r.get("pass", bool), max_drop=r.get("max_drop", (int, float), None),
+                       max_drop_source=r.get("max_drop_source", str, None),
                        max_abs_diff=r.get("max_abs_diff", (int, float), None), files=dict(files),
                        sha256=r.get("sha256", str, None), curves=r.get("curves", dict, None) or {},
                        extra={k: v for k, v in data.items() if k not in known})
@@ -243,7 +245,8 @@ class ExportMeta:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.spec.to_dict(), "target": self.target, **self.extra, "metric_fp32": self.metric_fp32,
-                "metric": self.metric, "drop": self.drop, "max_drop": self.max_drop, "pass": self.passed,
+                "metric": self.metric, "drop": self.drop, "max_drop": self.max_drop,
+                "max_drop_source": self.max_drop_source, "pass": self.passed,
                 "max_abs_diff": self.max_abs_diff, "size_mb": self.size_mb, "curves": self.curves,
                 "artifact": self.artifact, "files": self.files, "sha256": self.sha256}
 

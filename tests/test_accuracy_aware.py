@@ -104,6 +104,20 @@ def test_ort_search_returns_exactly_the_sensitive_layer(sensitive, tmp_path):
     assert sum(n.op_type == "DequantizeLinear" for n in g.node) > 0  # and the rest is still int8
 
 
+def test_ort_every_layer_back_in_float_computes_the_float_graph(sensitive, tmp_path):
+    """ORT's quantiser drops the ReLU behind each conv and lets the next QuantizeLinear clip; a
+    layer read in float must re-apply it, and the last Gemm must write the logits unquantised —
+    with every candidate in float the variant is the float graph again (it was not: restoring
+    the speech embedding's clamped layers made the KWS drop worse the more layers it restored)."""
+    q = OrtStaticQuantizer(sensitive["fp32"], sensitive["calib"], tmp_path)
+    plain = tmp_path / "plain.onnx"
+    q.quantize(plain)
+    surgeon = OrtSurgeon(plain, q.prepped, q.candidates(), tmp_path)
+    everything, reference = surgeon.session(surgeon.candidates()), surgeon.reference()
+    for x in sensitive["ranking"][:8]:
+        np.testing.assert_allclose(everything.run(x)[0], reference.run(x)[0], atol=1e-5)
+
+
 def test_openvino_search_returns_exactly_the_sensitive_layer(sensitive, tmp_path):
     import onnx
     import openvino as ov

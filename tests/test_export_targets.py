@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -41,7 +42,8 @@ def _check_openvino_targets(task: str, run: Path) -> None:
     from edgetune.export.backends.openvino import float_ops, stored_precision_hint
 
     targets = OV_CASES[task]
-    r = {t: invoke_json("export", run, "--target", t) for t in targets}
+    # the plain quantisation's structure is what is checked here (--max-drop none: no search on top)
+    r = {t: invoke_json("export", run, "--target", t, *(["--max-drop", "none"] if "int8" in t else [])) for t in targets}
     for t in targets:
         folder = run / "export" / t
         assert sorted(p.name for p in folder.iterdir()) == ["export.json", "model.bin", "model.xml"]
@@ -148,7 +150,8 @@ def test_auto_gate_when_no_candidate_meets_budget(tmp_path):
     profile = _dev_profile(tmp_path, 2, "cpu-int8, openvino-int8")
     from edgetune.export.gate import Gate
 
-    ctx = SimpleNamespace(gate=Gate.for_target(0.9, None, auto=True), quiet=True,  # auto's default: 0.01
+    ctx = SimpleNamespace(gate=lambda target=None: Gate.for_target(0.9, None, int8=False, auto=True),  # default 0.01
+                          quiet=True,
                           task=SimpleNamespace(metric_name="top1"), inputs=[None])
 
     def build(ctx, target):
@@ -310,7 +313,54 @@ def test_gate_is_the_one_reading_of_max_drop():
     assert g.drop(0.88) == pytest.approx(0.02) and not g.passes(0.88) and g.passes(0.89) and g.passes(0.95)
     assert g.within(0.01) and not g.within(0.0101)  # exactly the budget passes
     assert Gate(0.9).passes(0.0)  # no --max-drop: recorded, never failed
-    assert Gate.for_target(0.9, None, auto=True).max_drop == 0.01 and Gate.for_target(0.9, None).max_drop is None
-    assert Gate.for_target(0.9, 0.05, auto=True).max_drop == 0.05
+    # int8 targets and auto get one point by default; float targets record only; 'none' opts out
+    assert Gate.for_target(0.9, None, int8=False, auto=True).max_drop == 0.01
+    assert Gate.for_target(0.9, None, int8=True) == Gate(0.9, 0.01, "default")
+    assert Gate.for_target(0.9, None, int8=False) == Gate(0.9, None, "unset")
+    assert Gate.for_target(0.9, "none", int8=True) == Gate(0.9, None, "--max-drop none")
+    assert Gate.for_target(0.9, 0.05, int8=True, auto=True) == Gate(0.9, 0.05, "--max-drop")
     with pytest.raises(UsageError, match="--max-drop must be ≥ 0"):
         check_max_drop(-0.1)
+    check_max_drop("none")
+
+
+@pytest.fixture(scope="module")
+def outlier_run(tiny_run, tmp_path_factory) -> Path:
+    """tiny_run with one stem channel made a constant 1000 that block1 ignores: the float model
+    computes exactly what it did, but per-tensor uint8 activations behind the stem get a step of
+    ~4 and erase the real features — plain int8 loses far more than a point, and keeping block1's
+    conv in float restores it (tests/test_accuracy_aware.py builds the same trap from scratch)."""
+    import torch
+
+    run = tmp_path_factory.mktemp("outlier") / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("export", "export-failed"))
+    sd = torch.load(run / "checkpoint.pt", weights_only=True)
+    sd["model.stem.1.weight"][15], sd["model.stem.1.bias"][15] = 0.0, 1000.0
+    sd["model.block1.0.weight"][:, 15] = 0.0
+    torch.save(sd, run / "checkpoint.pt")
+    return run
+
+
+def test_int8_gets_a_one_point_budget_by_default(outlier_run):
+    fp32 = invoke_json("export", outlier_run, "--target", "cpu-fp32")
+    assert abs(fp32["drop"]) == 0 and fp32["metric"] > 0.4  # the planted channel changes nothing in float
+    r = invoke_json("export", outlier_run, "--target", "cpu-int8")
+    meta = json.loads((outlier_run / "export" / "cpu-int8" / "export.json").read_text())
+    assert meta["max_drop"] == 0.01 and meta["max_drop_source"] == "default"
+    assert r["pass"] and r["drop"] <= 0.01
+    aa = r["accuracy_aware"]  # the search ran because plain int8 missed by far
+    assert aa["float_layers"] and aa["plain_drop"] > 0.05 and aa["met"]
+
+
+def test_max_drop_none_records_the_plain_int8_drop(outlier_run):
+    r = invoke_json("export", outlier_run, "--target", "cpu-int8", "--max-drop", "none")
+    meta = json.loads((outlier_run / "export" / "cpu-int8" / "export.json").read_text())
+    assert meta["max_drop"] is None and meta["max_drop_source"] == "--max-drop none"
+    assert r["pass"] and r["drop"] > 0.05 and "accuracy_aware" not in r  # kept as is, the loss on record
+
+
+def test_auto_refuses_max_drop_none(tiny_run):
+    res = invoke("export", tiny_run, "--target", "auto", "--profile", "x86-64-avx512", "--max-drop", "none")
+    assert res.exit_code == 2
+    assert res.stderr.strip() == ("edgetune: error: --target auto needs a budget to choose within; --max-drop none "
+                                  "gives it none (hint: give --max-drop N, or leave it out for the default 0.01)")

@@ -34,6 +34,22 @@ class FiniteFloat(click.ParamType):
 
 FINITE = FiniteFloat()
 
+
+class MaxDropParam(FiniteFloat):
+    """--max-drop: a finite number, or 'none' to record the drop without a budget."""
+
+    name = "float|none"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float | str:
+        from edgetune.export.gate import NO_BUDGET
+
+        if isinstance(value, str) and value.strip().lower() == NO_BUDGET:
+            return NO_BUDGET
+        return super().convert(value, param, ctx)
+
+
+MAX_DROP = MaxDropParam()
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (for CI).")
 
 

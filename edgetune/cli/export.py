@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgetune.cli.common import FINITE, emit, handle_errors, json_option
+from edgetune.cli.common import MAX_DROP, emit, handle_errors, json_option
 from edgetune.export.backends import calib_methods
 
 
@@ -16,10 +16,10 @@ from edgetune.export.backends import calib_methods
               help="Target id (`edgetune targets` lists them, e.g. cpu-int8), or auto (with --profile): the fastest "
                    "of the profile's targets within --max-drop.")
 @click.option("--profile", default=None, help="Device profile for --target auto (its threads and targets).")
-@click.option("--max-drop", type=FINITE, default=None,
-              help="Largest allowed drop of the task metric vs fp32 (absolute, e.g. 0.01). int8 targets that "
-                   "miss it return their most sensitive layers to float until they meet it; otherwise exit 5. "
-                   "[auto default: 0.01]")
+@click.option("--max-drop", type=MAX_DROP, default=None,
+              help="Largest allowed drop of the task metric vs fp32 (absolute, e.g. 0.02), or 'none' to record "
+                   "the drop without a budget. int8 targets that miss it return their most sensitive layers to "
+                   "float until they meet it; otherwise exit 5. [default for int8 targets and auto: 0.01]")
 @click.option("--calib-size", type=int, default=None,
               help="Calibration samples for int8 [default: 200, or the whole training split if smaller].")
 @click.option("--calib-method", type=click.Choice(calib_methods()), default=None,
@@ -38,7 +38,7 @@ from edgetune.export.backends import calib_methods
 @click.option("--quiet", is_flag=True)
 @json_option
 @handle_errors()
-def export(run: Path, target: str, profile: str | None, max_drop: float | None, calib_size: int | None,
+def export(run: Path, target: str, profile: str | None, max_drop: float | str | None, calib_size: int | None,
            calib_method: str | None, per_tensor: bool, preset: str, model_type: str, int8_io: bool, slim: bool, dynamic_batch: bool,
            no_search: bool, quiet: bool, as_json: bool) -> None:
     """Export RUN to a target artefact, validated against PyTorch and measured on the val split."""

@@ -149,10 +149,11 @@ def restore_until_within(ctx: Any, target: Any, path: Path, meta: dict[str, Any]
     and record what that costs in latency. Returns the plain artefact's metrics when it is kept as
     is (None after a search: the new artefact is evaluated by the caller)."""
     metrics = ctx.evaluate(path)
-    gate = ctx.gate
+    gate = ctx.gate(target)
     if gate.passes(metrics[ctx.task.metric_name]) or not ctx.options.search:
         return metrics
-    log(f"{target.id}: plain int8 drops {gate.drop(metrics[ctx.task.metric_name]):.4f} > --max-drop {gate.max_drop}: "
+    plain_drop = gate.drop(metrics[ctx.task.metric_name])
+    log(f"{target.id}: plain int8 drops {plain_drop:.4f} > {gate.describe()}: "
         f"searching for the fewest layers to keep in float", quiet=ctx.quiet)
     plain = ctx.work / f"{target.id}-plain"
     plain.mkdir()
@@ -163,7 +164,7 @@ def restore_until_within(ctx: Any, target: Any, path: Path, meta: dict[str, Any]
     result = search(s, ranking, gate, ctx.metric, scale=ctx.scale, quiet=ctx.quiet)
     s.save(result.float_layers, path)
     meta["quantization"]["float_layers_after_search"] = result.float_layers
-    meta["accuracy_aware"] = _record(result, plain / target.artifact, path, ctx.inputs[0])
+    meta["accuracy_aware"] = {"plain_drop": plain_drop, **_record(result, plain / target.artifact, path, ctx.inputs[0])}
     return None
 
 

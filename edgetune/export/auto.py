@@ -58,7 +58,7 @@ def export_auto(ctx: Any, profile_name: str, *, build: Callable, commit: Callabl
     names = candidate_targets(profile)
     log(f"auto: building {len(names)} candidate(s) for {profile.name}: {', '.join(names)}", quiet=ctx.quiet)
     built, candidates = {}, []
-    gate = ctx.gate
+    gate = ctx.gate()
     for name in names:
         try:
             b = build(ctx, get_target(name))

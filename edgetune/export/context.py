@@ -12,17 +12,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgetune.contract import DataRef, Manifest, ModelSpec
 from edgetune.errors import CalibrationError, DataError, UsageError
-from edgetune.export.gate import Gate, check_max_drop
+from edgetune.export.gate import Gate, MaxDrop, check_max_drop
 from edgetune.fsutil import ensure_writable_dir
 from edgetune.progress import log
 from edgetune.run import RunDir, open_run, versions
 from edgetune.runtime import Session, open_session
 from edgetune.tasks import get_task
 from edgetune.tasks.base import Task
+
+if TYPE_CHECKING:
+    from edgetune.export.targets import Target
 
 VALIDATION_IMAGES = 16
 DEFAULT_CALIB_SIZE = 200
@@ -32,7 +35,7 @@ DEFAULT_CALIB_SIZE = 200
 class Options:
     """Everything `edgetune export` lets a user choose beyond the target."""
 
-    max_drop: float | None = None
+    max_drop: MaxDrop = None  # None: the default budget for lossy targets (edgetune.export.gate)
     calib_size: int | None = None
     calib_method: str | None = None  # None: the backend's measured default
     per_channel: bool = True
@@ -105,10 +108,12 @@ class Context:
     def metric(self, artefact: Path | Session) -> float:
         return float(self.evaluate(artefact)[self.task.metric_name])
 
-    @property
-    def gate(self) -> Gate:
-        """The one interpretation of --max-drop for this export (edgetune.export.gate)."""
-        return Gate.for_target(float(self.metrics_fp32[self.task.metric_name]), self.options.max_drop, auto=self.auto)
+    def gate(self, target: Target | None = None) -> Gate:
+        """The one interpretation of --max-drop for `target` in this export (edgetune.export.gate);
+        auto's choice among candidates passes no target."""
+        int8 = target is not None and target.precision == "int8"
+        return Gate.for_target(float(self.metrics_fp32[self.task.metric_name]), self.options.max_drop, int8=int8,
+                               auto=self.auto)
 
     @property
     def metrics_fp32(self) -> dict[str, Any]:

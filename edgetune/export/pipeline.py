@@ -18,6 +18,7 @@ from typing import Any
 from edgetune.contract import ExportMeta
 from edgetune.errors import AccuracyGateError, UsageError
 from edgetune.export.context import Context, Options, open_export_context
+from edgetune.export.gate import DEFAULT_MAX_DROP, NO_BUDGET
 from edgetune.export.targets import AUTO, Target, get_target
 from edgetune.fsutil import atomic_dir, sha256_file, work_dir, write_json
 from edgetune.progress import log
@@ -38,6 +39,9 @@ def export_run(run_path: str | Path, target_id: str, *, options: Options | None 
                          hint="e.g. --target auto --profile x86-64-avx512; `edgetune profiles` lists them")
     if target_id != AUTO and profile:
         raise UsageError("--profile is only used with --target auto", hint="drop --profile, or use --target auto")
+    if target_id == AUTO and options.max_drop == NO_BUDGET:
+        raise UsageError("--target auto needs a budget to choose within; --max-drop none gives it none",
+                         hint=f"give --max-drop N, or leave it out for the default {DEFAULT_MAX_DROP}")
     if target_id != AUTO:
         target = get_target(target_id)  # unknown names and options the backend cannot honour fail before any work
         target.backend.check_options(target, options)
@@ -97,7 +101,7 @@ def build_target(ctx: Context, target: Target) -> Built:
 def commit(ctx: Context, built: Built, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write export/<target>/ atomically with export.json, then apply the accuracy gate."""
     target, key = built.target, ctx.task.metric_name
-    m_fp32, gate = ctx.metrics_fp32, ctx.gate
+    m_fp32, gate = ctx.metrics_fp32, ctx.gate(target)
     metric = float(built.metrics[key])
     passed = gate.passes(metric)
     scalars = lambda m: {k: v for k, v in m.items() if isinstance(v, (int, float))}  # noqa: E731
@@ -113,7 +117,7 @@ def commit(ctx: Context, built: Built, extra: dict[str, Any] | None = None) -> d
         meta = ExportMeta(
             spec=ctx.spec, target=target.id, artifact=str((final / target.artifact).resolve()),
             metric=metric, metric_fp32=float(m_fp32[key]), drop=gate.drop(metric), size_mb=built.size_mb,
-            passed=passed, max_drop=gate.max_drop, max_abs_diff=records.pop("max_abs_diff", None), files=files,
+            passed=passed, max_drop=gate.max_drop, max_drop_source=gate.source, max_abs_diff=records.pop("max_abs_diff", None), files=files,
             sha256=files[target.artifact], curves={k: built.metrics[k] for k in CURVES if k in built.metrics},
             extra={**records, "eval_images": built.metrics["n"], "metrics_fp32": scalars(m_fp32),
                    "metrics": scalars(built.metrics), "size_mb_fp32": ctx.fp32.stat().st_size / 1e6,
@@ -125,7 +129,7 @@ def commit(ctx: Context, built: Built, extra: dict[str, Any] | None = None) -> d
         found = (f"; the accuracy-aware search found no mix within budget (best: drop {aa['drop']:.4f} with "
                  f"{len(aa['float_layers'])} layer(s) in float)") if aa else ""
         raise AccuracyGateError(f"{target.id}: {key} dropped {meta.drop:.4f} ({meta.metric_fp32:.4f} → {metric:.4f}), "
-                                f"more than --max-drop {gate.max_drop}{found}",
+                                f"more than {gate.describe()}{found}",
                                 hint=f"try --calib-size larger or another --calib-method, or a float target; the "
                                      f"artefact is kept for inspection in {final} (pass=false), and "
                                      f"export/{target.id}/ is left as it was", payload=result)
@@ -141,7 +145,8 @@ def _result(meta: ExportMeta) -> dict[str, Any]:
               "seconds": meta.extra["seconds"]}
     if "accuracy_aware" in meta.extra:
         aa = meta.extra["accuracy_aware"]
-        result["accuracy_aware"] = {k: aa[k] for k in ("met", "float_layers", "drop", "latency_p50_ms_1thread")}
+        result["accuracy_aware"] = {k: aa[k] for k in ("met", "plain_drop", "float_layers", "drop",
+                                                       "latency_p50_ms_1thread") if k in aa}
     if "auto" in meta.extra:
         result["auto"] = meta.extra["auto"]
     return result
