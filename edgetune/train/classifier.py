@@ -29,6 +29,7 @@ from edgetune.run import RunDir, versions
 from edgetune.tasks.names import METRIC_NAMES
 from edgetune.train import models as M
 from edgetune.train.config import TrainConfig, start_manifest
+from edgetune.train.img_size import choose_img_size
 from edgetune.train.loop import (
     FitState,
     fit,
@@ -110,13 +111,15 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
     if run.manifest_path.exists() and not cfg.resume:
         raise RunDirError(f"{run.path} already holds a run", hint="pass --resume to continue it, or a new --out")
     data = scan_imagefolder(cfg.data, val_split=cfg.val_split, seed=cfg.seed)
-    pre = preprocess_for(card, cfg.img_size)
+    size = {"chosen": cfg.img_size, "given": True} if cfg.img_size else \
+        choose_img_size(card.input.size, [s.path for s in data.train.samples])[1]
+    pre = preprocess_for(card, size["chosen"])
     weights = (resolve_weights(card, cfg.weights)
                if cfg.pretrained and (card.weights.pretrained or cfg.weights) else None)
     digest = hashlib.sha256()
     n_total = len(data.train.samples) + len(data.val.samples)
     log(f"{card.name}: {len(data.classes)} classes, {len(data.train.samples)} train / "
-        f"{len(data.val.samples)} val images, {pre.size} px; weights: "
+        f"{len(data.val.samples)} val images, {pre.size} px{_size_note(size)}; weights: "
         f"{weights.source + ' ' + weights.path.name if weights else 'none (random init)'}", quiet=quiet)
     bar = iter(track(range(n_total), total=n_total, desc="decode", quiet=quiet))
     tick = lambda _n: next(bar, None)  # noqa: E731
@@ -129,7 +132,7 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
     net = model.model
     frozen_modules: list[nn.Module] = []
     probe_info: dict[str, Any] = {}
-    manifest = _manifest(cfg, card, data, pre, digest.hexdigest(), weights)
+    manifest = _manifest(cfg, card, data, pre, digest.hexdigest(), weights, size)
 
     # LP-FT only helps when the backbone already has useful features (pretrained weights).
     if (cfg.freeze == "backbone" or (cfg.head_init == "probe" and weights is not None)) and not cfg.resume:
@@ -206,13 +209,19 @@ def _probe_state(run: RunDir, model: nn.Module, probe: dict[str, Any], *, epoch:
                     history=[{"epoch": epoch, METRIC: acc, "mode": mode, "elapsed": probe["elapsed"]}])
 
 
+def _size_note(size: dict[str, Any]) -> str:
+    if size.get("given"):
+        return ""
+    return f" (from the images' {size['native_median_side']} px; --img-size overrides)"
+
+
 def _manifest(cfg: TrainConfig, card: ModelCard, data: ImageFolderData, pre: ImagePreprocess, data_hash: str,
-              weights: Any) -> Manifest:
+              weights: Any, size: dict[str, Any]) -> Manifest:
     counts = lambda split: np.bincount(split.labels, minlength=len(data.classes)).tolist()  # noqa: E731
     ref = DataRef(root=str(data.root.resolve()), layout=data.layout, hash=data_hash, seed=cfg.seed,
                   details={"train_per_class": counts(data.train), "val_per_class": counts(data.val)})
     return start_manifest(cfg, card, labels=data.classes, preprocessing=pre.to_dict(), data=ref, weights=weights,
-                          versions=versions())
+                          versions=versions(), img_size=size)
 
 
 def _results(state: FitState, probe: dict[str, Any], status: str) -> dict[str, Any]:
