@@ -180,3 +180,16 @@ def test_unreadable_images_leave_the_size_to_the_card(tmp_path):
     bad.write_bytes(b"not an image")
     assert choose_img_size(224, [bad]) == (224, {"chosen": 224, "native_median_side": None, "card": 224,
                                                  "rule": choose_img_size(224, [bad])[1]["rule"]})
+
+
+def test_tiles_clip_crowns_and_drop_mostly_outside_ones():
+    from edgetune.data.real_detection import tile_boxes
+
+    boxes = np.array([[10, 10, 50, 50],      # inside
+                      [300, 10, 360, 50],    # 20 of 60 px wide inside a 320 tile: dropped
+                      [290, 100, 340, 140],  # 30 of 50 inside: kept, clipped
+                      [400, 400, 420, 420]], dtype=float)  # elsewhere: not counted
+    kept, dropped = tile_boxes(boxes, 0, 0, 320)
+    assert kept.tolist() == [[10, 10, 50, 50], [290, 100, 320, 140]] and dropped == 1
+    kept, dropped = tile_boxes(boxes, 320, 0, 320)
+    assert kept.tolist() == [[0, 10, 40, 50]] and dropped == 1  # the other side of the two cut crowns

@@ -102,6 +102,27 @@ def kws_real(out: Path, as_json: bool) -> None:
         f"{r['non_keyword_speech_s']} s of other real speech"))
 
 
+@data.command("aerial-trees")
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--tile", default=320, show_default=True, type=int, help="Square tile side in pixels.")
+@json_option
+@handle_errors()
+def aerial_trees(out: Path, tile: int, as_json: bool) -> None:
+    """A real YOLO detection set: NEON aerial tiles with DeepForest's annotated tree crowns (PyPI
+    deepforest==2.1.0; NEON CC0, MIT), train and val from different plots."""
+    from edgetune.data.real_detection import write_aerial_trees
+    from edgetune.errors import UsageError
+
+    if tile < 64 or tile % 32:
+        raise UsageError(f"--tile must be a multiple of 32, at least 64, got {tile}")
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out} exists and is not empty", hint="choose a new --out or delete it")
+    r = write_aerial_trees(out, side=tile)
+    emit(r, as_json, lambda r: click.echo(
+        f"wrote {r['train']} train / {r['val']} val tiles ({r['boxes_train']} / {r['boxes_val']} crowns; "
+        f"{r['dropped_at_edges']} crowns cut by tile edges dropped) to {r['data_yaml']}"))
+
+
 @data.command("objects-on-photos")
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--train", "n_train", default=240, show_default=True, type=int, help="Training images.")
