@@ -99,15 +99,15 @@ def run_edgetune(name: str, data: Path, method: str, size: int | None) -> Result
     from edgetune.train.config import TrainConfig
     from edgetune.zoo import get_card
 
-    out = WORK / "runs" / name / f"{method.replace(':', '_').replace(',', '_')}@{size or 'default'}"
+    out = WORK / "runs" / name / f"{method.replace(':', '_').replace('+', '_')}@{size or 'default'}"
     if out.exists():
         import shutil
 
         shutil.rmtree(out)
-    base, _, overrides = method.partition(":")  # "edgetune:lr=1e-3,bn=train": a variant tried on the tuning half
+    base, _, overrides = method.partition(":")  # "edgetune:lr=1e-3+bn=train": a variant tried on the tuning half
     extra = {"probe": {"freeze": "backbone"}, "random": {"pretrained": False}}.get(base, {})
     fields = TrainConfig.__dataclass_fields__
-    for item in filter(None, overrides.split(",")):
+    for item in filter(None, overrides.split("+")):
         key, value = item.split("=")
         kind = {"lr": float, "weight_decay": float, "label_smoothing": float, "warmup_epochs": float,
                 "patience": int}.get(key, str)
