@@ -106,9 +106,11 @@ def write_stream(folder: Path, *, gap_s: float = 1.5, noise_db: float = -50.0, s
     gap = int(gap_s * SAMPLE_RATE)
     pieces, events, t = [], [], gap
     pieces.append(np.zeros(gap, np.float32))
+    other_samples = 0
     for clip in order:
         audio = load_clip(clip)
         audio = audio / (np.abs(audio).max() or 1.0) * 0.5
+        other_samples += 0 if clip.keyword else len(audio)
         if clip.keyword:
             events.append({"label": clip.keyword, "start_s": round(t / SAMPLE_RATE, 3),
                            "end_s": round((t + len(audio)) / SAMPLE_RATE, 3), "text": clip.text})
@@ -121,7 +123,7 @@ def write_stream(folder: Path, *, gap_s: float = 1.5, noise_db: float = -50.0, s
     keyword_s = sum(e["end_s"] - e["start_s"] for e in events)
     meta = {"file": "stream.wav", "seconds": round(len(stream) / SAMPLE_RATE, 1),
             "keywords": sorted({e["label"] for e in events}), "events": events,
-            "non_keyword_speech_s": round(sum(len(load_clip(c)) for c in others) / SAMPLE_RATE, 1),
+            "non_keyword_speech_s": round(other_samples / SAMPLE_RATE, 1),
             "keyword_speech_s": round(keyword_s, 1),
             "sources": {"alsa-utils": "Debian alsa-utils (GPL-2+)",
                         POCKETSPHINX: "PyPI sdist test fixtures (BSD-2; LibriVox public domain)"}}
