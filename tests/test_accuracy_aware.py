@@ -154,3 +154,19 @@ def test_fewest_prefix_search(metrics, k, met):
     r = fewest_prefix(ranked, metric_of, Gate(0.80, 0.01))
     assert (len(r.float_layers), r.met) == (k, met)
     assert len(calls) == len(set(calls)) <= 2 * len(ranked).bit_length() + 1  # no k evaluated twice, log steps
+
+
+def test_a_miss_with_every_layer_in_float_says_it_is_not_quantisation():
+    from edgetune.export.accuracy_aware import unmet_note
+
+    metrics = [0.75, 0.75, 0.75, 0.75, 0.75]  # one borderline sample the runtime flips whatever is float
+    r = fewest_prefix([f"l{i}" for i in range(4)], lambda layers: metrics[len(layers)], Gate(0.80, 0.01))
+    assert not r.met and r.candidates == 4
+    aa = {"trials": r.trials, "candidates": r.candidates, "drop": r.drop, "float_layers": r.float_layers}
+    note, hint = unmet_note(aa)
+    assert note == ("; with all 4 quantised layers back in float it still drops 0.0500, so the rest is not "
+                    "quantisation (a borderline val sample, or the runtime's own arithmetic)")
+    assert hint.startswith("with few val samples one flip can exceed the budget")
+    partial = {**aa, "candidates": 9}  # the search stopped before trying every layer
+    note, hint = unmet_note(partial)
+    assert note.startswith("; the accuracy-aware search found no mix within budget (best: drop 0.0500") and hint is None

@@ -48,6 +48,7 @@ class SearchResult:
     trials: list[dict] = field(default_factory=list)  # every evaluated k: metric and drop
     ranking: list[dict] = field(default_factory=list)  # most sensitive layers first, with scores
     seconds: float = 0.0
+    candidates: int = 0  # quantised layers the search could return to float
 
 
 def rank_layers(candidates: Iterable[str], error_with_float: Callable[[list[str]], float]) -> list[tuple[str, float]]:
@@ -87,7 +88,8 @@ def fewest_prefix(ranked: Sequence[str], metric_of: Callable[[list[str]], float]
         chosen = max(trials, key=lambda j: (trials[j], -j)) if trials else 0
     metric = trials.get(chosen, float("nan"))
     return SearchResult(list(ranked[:chosen]), metric, gate.drop(metric), hi is not None,
-                        [{"float_layers": j, "metric": m, "drop": gate.drop(m)} for j, m in sorted(trials.items())])
+                        [{"float_layers": j, "metric": m, "drop": gate.drop(m)} for j, m in sorted(trials.items())],
+                        candidates=len(ranked))
 
 
 class Surgeon(Protocol):
@@ -143,6 +145,21 @@ def search(surgeon: Surgeon, ranking_inputs: Sequence[np.ndarray], gate: Gate, e
     return result
 
 
+def unmet_note(aa: dict[str, Any]) -> tuple[str, str | None]:
+    """Why a search found no mix, for the gate's error line, and a hint when the usual one (more
+    calibration data) cannot help: when even every quantised layer in float misses the budget,
+    the remaining drop is not quantisation's (a borderline val sample, or the runtime's own float
+    arithmetic), and restoring layers or calibrating differently cannot fix it."""
+    last = max(aa.get("trials") or [{"float_layers": 0}], key=lambda t: t["float_layers"])
+    if aa.get("candidates") and last["float_layers"] == aa["candidates"]:
+        return (f"; with all {aa['candidates']} quantised layers back in float it still drops {last['drop']:.4f}, "
+                f"so the rest is not quantisation (a borderline val sample, or the runtime's own arithmetic)",
+                "with few val samples one flip can exceed the budget: use a larger val split, or --max-drop above "
+                "that drop (--max-drop none records it only)")
+    return (f"; the accuracy-aware search found no mix within budget (best: drop {aa['drop']:.4f} with "
+            f"{len(aa['float_layers'])} layer(s) in float)", None)
+
+
 def restore_until_within(ctx: Any, target: Any, path: Path, meta: dict[str, Any],
                          surgeon: Callable[[], Surgeon]) -> dict[str, Any] | None:
     """Evaluate plain int8; when it misses --max-drop, write the fewest layers to float at `path`
@@ -173,6 +190,7 @@ def _record(result: SearchResult, plain: Path, final: Path, x: np.ndarray) -> di
     from edgetune.latency import latency_p50
 
     lat = {name: latency_p50(p, x, 1) for name, p in (("plain", plain), ("restored", final))}
-    return {"met": result.met, "float_layers": result.float_layers, "metric": result.metric,
+    return {"met": result.met, "float_layers": result.float_layers, "candidates": result.candidates,
+            "metric": result.metric,
             "drop": result.drop, "trials": result.trials, "ranking": result.ranking, "seconds": result.seconds,
             "latency_p50_ms_1thread": {k: round(v, 3) for k, v in lat.items()}}

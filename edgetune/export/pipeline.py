@@ -125,13 +125,14 @@ def commit(ctx: Context, built: Built, extra: dict[str, Any] | None = None) -> d
         write_json(out / EXPORT_META, meta.to_dict())
     result = _result(meta)
     if not passed:
+        from edgetune.export.accuracy_aware import unmet_note
+
         aa = meta.extra.get("accuracy_aware")
-        found = (f"; the accuracy-aware search found no mix within budget (best: drop {aa['drop']:.4f} with "
-                 f"{len(aa['float_layers'])} layer(s) in float)") if aa else ""
+        found, why = unmet_note(aa) if aa else ("", None)
         raise AccuracyGateError(f"{target.id}: {key} dropped {meta.drop:.4f} ({meta.metric_fp32:.4f} → {metric:.4f}), "
                                 f"more than {gate.describe()}{found}",
-                                hint=f"try --calib-size larger or another --calib-method, or a float target; the "
-                                     f"artefact is kept for inspection in {final} (pass=false), and "
+                                hint=f"{why or 'try --calib-size larger or another --calib-method, or a float target'}; "
+                                     f"the artefact is kept for inspection in {final} (pass=false), and "
                                      f"export/{target.id}/ is left as it was", payload=result)
     return result
 
