@@ -1,8 +1,11 @@
 """The classification suite: edgetune's default against the plain recipes a user would copy, on real
 data sets nobody tuned edgetune for (edgetune.data.real_sets says where each comes from).
 
-    python benchmarks/suite.py                       # both halves, every method; writes RESULTS.md "suite"
-    python benchmarks/suite.py --half tuning --methods edgetune,edgetune@224 --sizes 64,96
+    python benchmarks/suite.py                       # both halves, every method, at edgetune's chosen size
+    python benchmarks/suite.py --half tuning --methods edgetune,adamw-timm --sizes 64,96,128,160,224
+    python benchmarks/suite.py --half tuning --methods "edgetune:lr=0.0002+warmup_epochs=3" --sizes 160
+    python benchmarks/suite.py --int8                # every set's default run to each int8 target
+    python benchmarks/suite.py --write               # RESULTS.md "suite" from every saved result
 
 Halves: defaults are chosen on TUNING only; REPORTING is run for the report, never to choose.
 (Fashion-MNIST and digits are in the tuning half because the earlier defaults were already
