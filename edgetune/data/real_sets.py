@@ -177,9 +177,19 @@ FONT_FAMILIES = {
 }
 
 
-def _fonts() -> dict[str, list[Path]]:
+LIBERATION = ("fonts-liberation", "usr/share/fonts/truetype/liberation",
+              tuple(f"Liberation{fam}-{style}.ttf" for fam in ("Sans", "SansNarrow", "Serif", "Mono")
+                    for style in ("Regular", "Bold", "Italic", "BoldItalic")))
+
+
+def _fonts(*, fetch: bool = True) -> dict[str, list[Path]]:
+    """Typeface files per split: matplotlib's own (train, val) and Debian's Liberation (test),
+    fetched with apt-get download when the package is not installed."""
+    from edgetune.data.debian import debian_files
+
     ttf = _installed("matplotlib", "mpl-data", "fonts", "ttf", "DejaVuSans.ttf").parent
-    files = sorted([*ttf.glob("*.ttf"), *Path("/usr/share/fonts/truetype/liberation").glob("*.ttf")])
+    liberation = debian_files(*LIBERATION[:2], LIBERATION[2], fetch=fetch)
+    files = sorted([*ttf.glob("*.ttf"), *(liberation / n for n in LIBERATION[2])])
     out: dict[str, list[Path]] = {}
     for split, families in FONT_FAMILIES.items():
         for f in files:
