@@ -24,13 +24,13 @@ STREAM = HERE / "_work" / "kws-real" / "stream"
 def score(export: Path, stream: Path) -> dict:
     from edgetune.artifact import open_export
     from edgetune.data.audio import SAMPLE_RATE, stream_audio
-    from edgetune.tasks.kws import _stream_events
+    from edgetune.tasks.kws import read_stream_events
     from edgetune.tasks.kws_stream import StreamConfig, score_stream
 
     art = open_export(export)
     spec = art.meta.spec
     sr, blocks = stream_audio(stream / "stream.wav")
-    events = _stream_events(stream / "stream.json")
+    events = read_stream_events(stream / "stream.json")
     cfg = StreamConfig.from_dict(spec.postprocess)
     return score_stream(art.open_session(), blocks, events, list(spec.labels), cfg, sr=SAMPLE_RATE,
                         window=int(spec.preprocessing["samples"]), target_recall=0.85)

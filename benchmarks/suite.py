@@ -102,11 +102,6 @@ def run_edgetune(name: str, data: Path, method: str, size: int | None) -> Result
     from edgetune.train.config import TrainConfig
     from edgetune.zoo import get_card
 
-    out = WORK / "runs" / name / f"{method.replace(':', '_').replace('+', '_')}@{size or 'default'}"
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
     base, _, overrides = method.partition(":")  # "edgetune:lr=1e-3+bn=train": a variant tried on the tuning half
     extra = {"probe": {"freeze": "backbone"}, "random": {"pretrained": False}}.get(base, {})
     fields = TrainConfig.__dataclass_fields__
@@ -114,8 +109,17 @@ def run_edgetune(name: str, data: Path, method: str, size: int | None) -> Result
         key, value = item.split("=")
         kind = {"lr": float, "weight_decay": float, "label_smoothing": float, "warmup_epochs": float,
                 "patience": int}.get(key, str)
-        assert key in fields, key
+        if key not in fields:
+            raise SystemExit(f"{method}: {key} is not a TrainConfig field")
         extra[key] = kind(value)
+    # parsed first: the run folder's name comes from the method, and only a checked one is replaced
+    out = WORK / "runs" / name / f"{method.replace(':', '_').replace('+', '_')}@{size or 'default'}"
+    if "/" in method or out.parent != WORK / "runs" / name:
+        raise SystemExit(f"{method!r} cannot name a run folder")
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
     cfg = TrainConfig(task="classify", model=MODEL, data=data, out=out, epochs=EPOCHS, batch=BATCH, img_size=size,
                       seed=0, **extra)
     t0 = time.perf_counter()

@@ -47,6 +47,15 @@ def test_resume_continues_from_last_epoch(tmp_path, fm_data):
     assert r["epochs"] == 4 and [h["epoch"] for h in hist] == [1, 2, 3, 4]
 
 
+def test_resume_keeps_the_input_size_the_run_started_with(tmp_path, fm_data):
+    out = tmp_path / "r"
+    invoke_json("finetune", "--model", "test_tinynet", "--data", fm_data, "--out", out, "--epochs", 1,
+                "--img-size", 48)
+    invoke_json("finetune", "--model", "test_tinynet", "--data", fm_data, "--out", out, "--epochs", 2, "--resume")
+    m = json.loads((out / "edgetune.json").read_text())
+    assert m["preprocessing"]["size"] == 48  # not the size the rule would choose now (the card's 32)
+
+
 def test_export_fp32_matches_pytorch(tiny_exports, tiny_run):
     r = tiny_exports["cpu-fp32"]
     assert r["max_abs_diff"] < 1e-4 and r["drop"] == 0.0

@@ -123,13 +123,13 @@ def test_real_speech_stream_marks_every_keyword_utterance(tmp_path, monkeypatch)
     themselves come from apt/pip, which tests may not reach)."""
     from edgetune.data import real_speech
     from edgetune.data.audio import SAMPLE_RATE, read_audio
-    from edgetune.tasks.kws import _stream_events
+    from edgetune.tasks.kws import read_stream_events
 
     lengths = {c.name: 0.5 + 0.1 * i for i, c in enumerate(real_speech.CLIPS)}
     monkeypatch.setattr(real_speech, "load_clip",
                         lambda c: np.full(int(lengths[c.name] * SAMPLE_RATE), 0.25 if c.keyword else -0.25, np.float32))
     r = real_speech.write_stream(tmp_path / "stream", gap_s=1.0, noise_db=-120)
-    events = _stream_events(tmp_path / "stream" / "stream.json")
+    events = read_stream_events(tmp_path / "stream" / "stream.json")
     keyed = [c for c in real_speech.CLIPS if c.keyword]
     assert r["keyword_events"] == len(events) == len(keyed) == 7
     assert sorted(e["label"] for e in events) == ["go", "left", "left", "left", "right", "right", "right"]
@@ -191,8 +191,8 @@ def test_unreadable_images_leave_the_size_to_the_card(tmp_path):
 
     bad = tmp_path / "x.png"
     bad.write_bytes(b"not an image")
-    assert choose_img_size(224, [bad]) == (224, {"chosen": 224, "native_median_side": None, "card": 224,
-                                                 "rule": choose_img_size(224, [bad])[1]["rule"]})
+    size, record = choose_img_size(224, [bad])
+    assert size == record["chosen"] == record["card"] == 224 and record["native_median_side"] is None
 
 
 def test_tiles_clip_crowns_and_drop_mostly_outside_ones():

@@ -13,10 +13,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from edgetune.data.objects_on_photos import yolo_lines
-from edgetune.data.real_sets import TREE_TILES, TREES_CARRIER, voc_boxes
+from edgetune.data.real_sets import TREE_TILES, TREES_CARRIER, tree_tiles
 from edgetune.fsutil import atomic_dir
 
 MIN_VISIBLE = 0.5  # a crown cut by a tile edge counts when this much of it is inside
@@ -40,8 +39,6 @@ def write_aerial_trees(out: Path, *, side: int = 320) -> dict:
     tree). TREE_TILES' train plot trains; its val and test plots validate."""
     import yaml
 
-    from edgetune.assets import carrier_file
-
     out = Path(out)
     counts = {"train": 0, "val": 0}
     boxes_n = {"train": 0, "val": 0}
@@ -50,12 +47,8 @@ def write_aerial_trees(out: Path, *, side: int = 320) -> dict:
         for split in counts:
             (tmp / "images" / split).mkdir(parents=True)
             (tmp / "labels" / split).mkdir(parents=True)
-        for name, (split, png_sha, xml_sha) in TREE_TILES.items():
+        for name, split, img, boxes in tree_tiles():
             split = "train" if split == "train" else "val"
-            png = carrier_file(TREES_CARRIER, f"deepforest/data/{name}.png", png_sha)
-            xml = carrier_file(TREES_CARRIER, f"deepforest/data/{name}.xml", xml_sha)
-            img = Image.open(png).convert("RGB")
-            boxes = np.array(voc_boxes(xml.read_text(), str(xml)), dtype=np.float64).reshape(-1, 4)
             for y0 in range(0, max(1, img.height - side + 1), side):
                 for x0 in range(0, max(1, img.width - side + 1), side):
                     tile = img.crop((x0, y0, x0 + side, y0 + side))

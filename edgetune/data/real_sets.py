@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import gzip
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,20 +252,26 @@ def voc_boxes(xml_text: str, what: str) -> list[tuple[int, int, int, int]]:
     return boxes
 
 
+def tree_tiles() -> Iterator[tuple[str, str, Image.Image, np.ndarray]]:
+    """(tile name, split, RGB image, crown boxes xyxy in pixels) of every annotated NEON tile,
+    fetched once from the pinned carrier (the classification and the detection set share them)."""
+    from edgetune.assets import carrier_file
+
+    for tile, (split, png_sha, xml_sha) in TREE_TILES.items():
+        png = carrier_file(TREES_CARRIER, f"deepforest/data/{tile}.png", png_sha)
+        xml = carrier_file(TREES_CARRIER, f"deepforest/data/{tile}.xml", xml_sha)
+        boxes = np.array(voc_boxes(xml.read_text(), str(xml)), dtype=np.float64).reshape(-1, 4)
+        yield tile, split, Image.open(png).convert("RGB"), boxes
+
+
 @register("aerial-trees", "tree crown vs ground in NEON aerial RGB, 48 px, 2 classes, split by tile",
           "PyPI deepforest==2.1.0 deepforest/data/*.png + Pascal VOC *.xml", "NEON data CC0, deepforest MIT")
 def _aerial_trees(side: int = 48, seed: int = 0) -> Pool:
     """Positives: each annotated crown as a square crop; negatives: squares of the same tile of
     crown size that hold no crown centre and overlap crowns by < 20 %."""
-    from edgetune.assets import carrier_file
-
     rng = np.random.default_rng(seed)
     images, labels, split = [], [], []
-    for tile, (s, png_sha, xml_sha) in TREE_TILES.items():
-        png = carrier_file(TREES_CARRIER, f"deepforest/data/{tile}.png", png_sha)
-        xml = carrier_file(TREES_CARRIER, f"deepforest/data/{tile}.xml", xml_sha)
-        img = Image.open(png).convert("RGB")
-        boxes = np.array(voc_boxes(xml.read_text(), str(xml)), dtype=np.float64)
+    for _, s, img, boxes in tree_tiles():
         crowns = []
         for x0, y0, x1, y1 in boxes:
             r = max(x1 - x0, y1 - y0) * 0.6

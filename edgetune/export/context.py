@@ -35,7 +35,7 @@ DEFAULT_CALIB_SIZE = 200
 class Options:
     """Everything `edgetune export` lets a user choose beyond the target."""
 
-    max_drop: MaxDrop = None  # None: the default budget for lossy targets (edgetune.export.gate)
+    max_drop: MaxDrop = None  # None: the default budget for int8 targets and auto (edgetune.export.gate)
     calib_size: int | None = None
     calib_method: str | None = None  # None: the backend's measured default
     per_channel: bool = True

@@ -135,13 +135,13 @@ class KwsTask(LabelTask):
             return {"stream": f"no stream/stream.wav + stream.json under {root}: false accepts not measured"}
         sr, blocks = stream_audio(wav)
         require_rate(sr, wav)
-        events = _stream_events(labels_file)
+        events = read_stream_events(labels_file)
         cfg = StreamConfig.from_dict(spec.postprocess)
         return {"stream": score_stream(session, blocks, events, list(spec.labels), cfg, sr=SAMPLE_RATE,
                                        window=int(spec.preprocessing["samples"]))}
 
 
-def _stream_events(path: Path) -> list[dict[str, Any]]:
+def read_stream_events(path: Path) -> list[dict[str, Any]]:
     """stream.json's keyword events (label, start_s, end_s), checked: a hand-edited file is one line."""
     from edgetune.run import read_json_file
 

@@ -150,7 +150,7 @@ class OrtSurgeon:
         by_name = {n.name: n for n in m.graph.node}
         producers = {out: n for n in m.graph.node for out in n.output}
         present = {i.name for i in m.graph.initializer}
-        refolded: dict[str, list[Any]] = {}  # QDQ node name → float Clip/Relu nodes re-applied behind it
+        refolded: dict[str, Any] = {}  # tensor → the float Clip/Relu re-applied to it
         todo, seen = [n for n in layers if n in by_name], set(layers)
         while todo:
             node = by_name[todo.pop()]
@@ -168,19 +168,17 @@ class OrtSurgeon:
                         and up.name not in seen:
                     seen.add(up.name)
                     todo.append(up.name)
-        for name in layers:
-            if name in by_name:
-                _float_graph_output(m, by_name[name])
+        _float_graph_outputs(m, [by_name[n] for n in layers if n in by_name])
         if refolded:  # keep the graph topologically sorted: each re-applied node right behind its input
             nodes = list(m.graph.node)
             del m.graph.node[:]
             for n in nodes:
-                m.graph.node.extend([n, *refolded.get(n.name, [])])
+                m.graph.node.extend([n, *(refolded[o] for o in n.output if o in refolded)])
         prune(m)
         return m
 
     def _refold(self, m: Any, src: str, producers: dict[str, Any], present: set[str],
-                refolded: dict[str, list[Any]]) -> str:
+                refolded: dict[str, Any]) -> str:
         """ORT's quantiser removes a Clip or Relu behind a layer and lets the next QuantizeLinear's
         range clip instead (the layer's output takes the removed node's tensor name). A consumer
         that now reads that tensor in float must clip it itself: without this, restoring the speech
@@ -193,7 +191,7 @@ class OrtSurgeon:
                 or ref_producer.op_type not in ("Clip", "Relu"):
             return src
         out = f"{src}/refolded"
-        if out not in {o for nodes in refolded.values() for n in nodes for o in n.output}:
+        if src not in refolded:
             node = onnx.NodeProto()
             node.CopyFrom(ref_producer)
             node.name = f"{ref_producer.name}/refolded"
@@ -202,7 +200,7 @@ class OrtSurgeon:
                 if node.input[k]:
                     node.input[k] = self._float_input(m, node.input[k], present)
             node.output[0] = out
-            refolded.setdefault(producer.name, []).append(node)
+            refolded[src] = node
         return out
 
     def _float_input(self, m: Any, src: str, present: set[str]) -> str:
@@ -238,21 +236,25 @@ class OrtSurgeon:
         return BACKEND.session(self.reference_path)
 
 
-def _float_graph_output(m: Any, node: Any) -> None:
+def _float_graph_outputs(m: Any, layers: Sequence[Any]) -> None:
     """A float layer that computes a graph output (a classifier's last Gemm) writes it directly,
     not through the QuantizeLinear → DequantizeLinear pair the quantiser put behind it (that pair
     alone left logits off by 0.013 with every layer in float)."""
     outputs = {o.name for o in m.graph.output}
-    consumers = lambda t: [n for n in m.graph.node if t in n.input]  # noqa: E731
-    q = consumers(node.output[0])
-    if len(q) != 1 or q[0].op_type != "QuantizeLinear":
-        return
-    dq = consumers(q[0].output[0])
-    if len(dq) != 1 or dq[0].op_type != "DequantizeLinear" or dq[0].output[0] not in outputs:
-        return
-    node.output[0] = dq[0].output[0]
-    m.graph.node.remove(dq[0])
-    m.graph.node.remove(q[0])
+    consumers: dict[str, list[Any]] = {}
+    for n in m.graph.node:
+        for t in n.input:
+            consumers.setdefault(t, []).append(n)
+    for node in layers:
+        q = consumers.get(node.output[0], [])
+        if len(q) != 1 or q[0].op_type != "QuantizeLinear":
+            continue
+        dq = consumers.get(q[0].output[0], [])
+        if len(dq) != 1 or dq[0].op_type != "DequantizeLinear" or dq[0].output[0] not in outputs:
+            continue
+        node.output[0] = dq[0].output[0]
+        m.graph.node.remove(dq[0])
+        m.graph.node.remove(q[0])
 
 
 def prune(model: Any) -> None:
