@@ -1,7 +1,7 @@
 """`edgetune.finetune(...)`: the fine-tune as a library call (the CLI is a thin layer over it).
 
 Resolves what the command line leaves open — the task from the model card, the card's freeze
-for pretrained weights, the task's batch size — and checks the run location and --resume before
+for pretrained weights, the task's batch size and early-stopping patience — and checks the run location and --resume before
 any data is read or any weight is loaded.
 """
 
@@ -15,7 +15,7 @@ from edgetune.errors import RunDirError, UsageError
 
 def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None = None, epochs: int = 10,
              lr: float | None = None, batch: int | None = None, img_size: int | None = None, seed: int = 0,
-             freeze: str | None = None, keywords: list[str] | tuple[str, ...] | None = None, patience: int = 5,
+             freeze: str | None = None, keywords: list[str] | tuple[str, ...] | None = None, patience: int | None = None,
              val_split: float | None = None, weights: str | Path | None = None, head_init: str = "probe",
              threads: int | None = None, bn: str = "frozen", device: str = "auto", pretrained: bool = True,
              resume: bool = False, quiet: bool = False, verbose: bool = False) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None 
     runner = get_task(card.task)
     cfg = TrainConfig(task=card.task, model=model, data=data, out=out, epochs=epochs, lr=lr,
                       batch=batch or runner.default_batch, img_size=img_size, seed=seed, freeze=freeze,
-                      patience=patience, val_split=val_split, weights=Path(weights) if weights else None,
+                      patience=runner.default_patience if patience is None else patience, val_split=val_split, weights=Path(weights) if weights else None,
                       resume=resume, head_init=head_init, threads=threads, pretrained=pretrained, device=device, bn=bn,
                       verbose=verbose,
                       keywords=tuple(k.strip() for k in keywords if k.strip()) if keywords else None)

@@ -256,3 +256,21 @@ def test_ultralytics_log_goes_to_the_run_folder(det_run, det_data, tmp_path):
     assert "Epoch" in plain.stderr and "mAP50-95" in plain.stderr  # progress and val table stay
     assert "engine/trainer: " not in plain.stderr and "params  module" not in plain.stderr, plain.stderr
     assert "engine/trainer: " in verbose.stderr and "params  module" in verbose.stderr
+
+
+def test_detection_keeps_ultralytics_patience_unless_told(tmp_path, monkeypatch):
+    """A new detection head's mAP sits near 0 for the first epochs of a small set: the classify
+    default (5) stopped real runs there, so detect defaults to ultralytics' own 100."""
+    from edgetune import training
+    from edgetune.tasks import get_task
+
+    seen = {}
+    monkeypatch.setattr(type(get_task("detect")), "finetune", lambda self, cfg, quiet=False: seen.setdefault("d", cfg.patience))
+    monkeypatch.setattr(type(get_task("classify")), "finetune", lambda self, cfg, quiet=False: seen.setdefault("c", cfg.patience))
+    (tmp_path / "data").mkdir()
+    training.finetune("yolo11n", tmp_path / "data", tmp_path / "a")
+    training.finetune("efficientnet_lite0", tmp_path / "data", tmp_path / "b")
+    assert seen == {"d": 100, "c": 5}
+    seen.clear()
+    training.finetune("yolo11n", tmp_path / "data", tmp_path / "c", patience=7)
+    assert seen == {"d": 7}

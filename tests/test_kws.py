@@ -251,3 +251,20 @@ def test_kws_resume_and_same_seed(kws_data, tmp_path):
     assert again["metric"] == first["metric"]
     a = json.loads((tmp_path / "b" / "edgetune.json").read_text())["history"]
     assert [h["top1"] for h in a] == [h["top1"] for h in history[:2]]
+
+
+def test_room_impulse_responses_reverberate_and_keep_energy():
+    import torch
+
+    from edgetune.train.kws import Augment, room_impulse_responses
+
+    g = torch.Generator().manual_seed(0)
+    rirs = room_impulse_responses(torch.tensor([0.2, 0.6]), g)
+    assert rirs.shape == (2, int(0.6 * 16000) + 1) and (rirs[:, 0] == 1).all()
+    late = lambda r: float(r[int(0.15 * 16000):].pow(2).sum() / r[1:].pow(2).sum())  # noqa: E731
+    assert late(rirs[0]) < 1e-3 and 0.01 < late(rirs[1]) < 0.1  # the tail after 150 ms: exp(-13.8 t / RT60)
+    aug = Augment([np.random.default_rng(0).normal(0, 0.1, 48000).astype(np.float32)], g)
+    x = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, (3, 16000)).astype(np.float32))
+    y = aug.reverberate(x, torch.tensor([True, False, True]))
+    assert torch.equal(y[1], x[1]) and not torch.allclose(y[0], x[0])
+    assert torch.allclose(y.pow(2).mean(1), x.pow(2).mean(1), rtol=1e-4)  # loudness kept

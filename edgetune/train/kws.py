@@ -1,8 +1,9 @@
 """Fine-tune a keyword spotter (the kws Task's trainer): raw 1 s clips in, class logits out.
 
 Clips are decoded once into a float32 array; every batch is augmented as a tensor, in the order
-a microphone would corrupt it: time shift, gain, background noise at a random SNR, then
-SpecAugment time/frequency masks on the front end's output. `_unknown_` and `_silence_` are
+a microphone would corrupt it: time shift, gain, the room (reverberation: a synthetic room
+impulse response), background noise at a random SNR, then SpecAugment time/frequency masks on
+the front end's output. `_unknown_` and `_silence_` are
 balanced per epoch (each class draws the median keyword count; silence is cut fresh from the
 training part of the background noise), so a large pool of other words cannot swamp the keywords.
 
@@ -53,6 +54,11 @@ CACHED_COPIES = 4  # augmented copies per clip for the cached-embedding mode
 SNR_DB = (5.0, 25.0)
 NOISE_PROB = 0.5
 SHIFT_S = 0.1
+# Reverberation: generated voices are dry, real ones are recorded in rooms. A synthetic room
+# impulse response (direct path + exponentially decaying noise tail, Habets-style statistical
+# model) with RT60 drawn in RT60_S, convolved with the clip at RIR_PROB.
+RIR_PROB = 0.5
+RT60_S = (0.15, 0.7)
 PREPROCESSING = {"kind": "audio", "sample_rate": SAMPLE_RATE, "samples": CLIP_SAMPLES, "range": "[-1, 1] float"}
 
 
@@ -90,6 +96,7 @@ class Augment:
         valid = (idx >= 0) & (idx < length)
         x = torch.where(valid, torch.gather(x, 1, idx.clamp(0, length - 1)), torch.zeros(()))
         x = x * (10 ** (self._u(n, -6, 6) / 20)).unsqueeze(1)
+        x = self.reverberate(x, (torch.rand(n, generator=self.g) < RIR_PROB) & ~silence)
         noise = torch.stack([self._crop(length) for _ in range(n)])
         p_sig = x.pow(2).mean(1).clamp_min(1e-8)
         p_noise = noise.pow(2).mean(1).clamp_min(1e-10)
@@ -98,6 +105,21 @@ class Augment:
         use = (torch.rand(n, generator=self.g) < NOISE_PROB) & ~silence
         x = x + noise * (scale * use).unsqueeze(1)
         return x.clamp(-1, 1)
+
+    def reverberate(self, x: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
+        """Clips `use` convolved with a synthetic room impulse response of random RT60 (energy
+        kept: a room changes the timbre and smears the word, not its loudness)."""
+        if not bool(use.any()):
+            return x
+        rows = torch.nonzero(use).squeeze(1)
+        rirs = room_impulse_responses(self._u(len(rows), *RT60_S), self.g)
+        from torchaudio.functional import fftconvolve
+
+        wet = fftconvolve(x[rows], rirs)[:, : x.shape[1]]
+        gain = torch.sqrt(x[rows].pow(2).mean(1).clamp_min(1e-10) / wet.pow(2).mean(1).clamp_min(1e-10))
+        out = x.clone()
+        out[rows] = wet * gain.unsqueeze(1)
+        return out
 
     def _crop(self, length: int) -> torch.Tensor:
         src = self.noises[int(torch.randint(len(self.noises), (1,), generator=self.g))]
@@ -117,6 +139,23 @@ class Augment:
         out = mask_along_axis_iid(out, mask_param=min(4, shaped.shape[3] // 4), mask_value=0.0, axis=3)
         out = out + mean
         return out if feats.dim() == 4 else out.squeeze(1)
+
+
+def room_impulse_responses(rt60_s: torch.Tensor, generator: torch.Generator,
+                           sr: int = SAMPLE_RATE) -> torch.Tensor:
+    """(N, samples) impulse responses: a unit direct path, then Gaussian noise whose energy
+    decays by 60 dB over each row's RT60 (the statistical reverberation model), starting 1-5 ms
+    later as early reflections do; the tail's energy relative to the direct path is drawn too."""
+    n = len(rt60_s)
+    length = int(float(rt60_s.max()) * sr) + 1
+    t = torch.arange(length) / sr
+    tail = torch.randn(n, length, generator=generator) * torch.exp(-6.9078 * t / rt60_s.unsqueeze(1))
+    gap = (torch.rand(n, generator=generator) * 0.004 + 0.001) * sr
+    tail = tail * (torch.arange(length).unsqueeze(0) >= gap.unsqueeze(1))
+    drr_db = torch.rand(n, generator=generator) * 12 - 3  # direct-to-reverberant ratio in [-3, 9] dB
+    tail = tail / tail.pow(2).sum(1, keepdim=True).sqrt().clamp_min(1e-8) * (10 ** (-drr_db / 20)).unsqueeze(1)
+    tail[:, 0] = 1.0
+    return tail
 
 
 def _split_model(model: nn.Module) -> tuple[nn.Module, nn.Module]:
@@ -329,7 +368,8 @@ def _manifest(cfg: TrainConfig, card: ModelCard, data: sc.KwsData, data_hash: st
     return start_manifest(cfg, card, labels=data.classes, preprocessing=PREPROCESSING, data=ref, weights=weights,
                           versions=versions(("edgetune", "torch", "torchaudio", "onnx", "onnxruntime", "openvino")),
                           postprocess=StreamConfig().to_dict(), freeze=freeze,
-                          augmentation={"shift_s": SHIFT_S, "gain_db": [-6, 6], "snr_db": list(SNR_DB),
+                          augmentation={"shift_s": SHIFT_S, "gain_db": [-6, 6], "rir_prob": RIR_PROB,
+                                                      "rt60_s": list(RT60_S), "snr_db": list(SNR_DB),
                                         "noise_prob": NOISE_PROB, "specaugment": "1 time mask ≤10, 1 mel mask ≤4"})
 
 

@@ -1,0 +1,177 @@
+"""The detection suite: edgetune's default against plain ultralytics, a frozen-backbone probe and
+random init, on real labelled detection sets (issue 17). Writes RESULTS.md "detect-suite".
+
+    python benchmarks/detect_suite.py                 # every set and method, native and card size
+    python benchmarks/detect_suite.py --sets nuclei --methods edgetune,ultralytics
+    python benchmarks/detect_suite.py --int8          # each set's default run → every int8 target
+    python benchmarks/detect_suite.py --write         # RESULTS.md from the saved results
+
+Sets (`edgetune data real-det --list` says where each comes from and its licence):
+- tuning half: objects-on-photos — real object crops pasted on real photos (composed, exact
+  labels; the set the earlier detection defaults were chosen on), 120 train / 40 val images.
+- reporting half: aerial-trees (NEON tree crowns, val from other plots) and nuclei (2018 Data
+  Science Bowl fluorescence microscopy, val = a held-out image quarter). Never used to choose.
+
+Methods, all from the same COCO yolo11n weights (the yolo11n-seg carrier transferred), the same
+epochs, batch 16 and image size:
+- edgetune: `edgetune finetune --model yolo11n` with its defaults (ultralytics' trainer with every
+  core, one loader worker, RAM cache, channels_last).
+- ultralytics: plain `YOLO("yolo11n.yaml").load(w).train(data, epochs, imgsz, batch)` in a fresh
+  process with ultralytics' own defaults (offline switches only): what a user would copy.
+- probe: `edgetune finetune --freeze backbone` (backbone frozen, neck and head trained).
+- random: `edgetune finetune --no-pretrained` (what pretraining buys).
+- patience-5: `edgetune finetune --patience 5`, the early stopping edgetune used for detection
+  before this suite (kept to show why the default changed; run with `--methods patience-5`).
+Sizes: the images' native side (tiles: their side) and the card's 640. Metric: mAP50-95 on val
+by ultralytics' validator at the end of training (the best epoch's weights); wall seconds of the
+whole training process. Nothing else runs meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from _results import write_section
+from detect import ET, PLAIN, plain_env, sh
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "_work" / "detect_suite"
+BATCH = 16
+CARD_SIZE = 640
+INT8_TARGETS = ("cpu-int8", "openvino-int8", "litert-int8")
+# set → (half, how to write it, native size, epochs)
+SETS: dict[str, tuple[str, list[str], int, int]] = {
+    "objects-on-photos": ("tuning", ["objects-on-photos", "--train", "120", "--val", "40", "--long-side", "480"],
+                          480, 15),
+    "aerial-trees": ("reporting", ["real-det", "aerial-trees"], 320, 30),
+    "nuclei": ("reporting", ["real-det", "nuclei"], 256, 60),
+}
+METHODS = ("edgetune", "ultralytics", "probe", "random", "patience-5")
+EXTRA = {"edgetune": [], "probe": ["--freeze", "backbone"], "random": ["--no-pretrained"],
+         "patience-5": ["--patience", "5"]}  # the default before issue 17's suite (tuning evidence)
+
+
+def data_yaml(name: str) -> Path:
+    out = WORK / name / "data"
+    if not (out / "data.yaml").is_file():
+        shutil.rmtree(out, ignore_errors=True)
+        sh(ET + ["data", *SETS[name][1], "--out", out, "--json"])
+    return out / "data.yaml"
+
+
+def result_path(name: str, method: str, size: int) -> Path:
+    return WORK / name / f"{method}@{size}.json"
+
+
+def run_one(name: str, method: str, size: int) -> dict:
+    """Train one (set, method, size) unless its result is saved; returns the result."""
+    saved = result_path(name, method, size)
+    if saved.is_file():
+        return json.loads(saved.read_text())
+    data, epochs = data_yaml(name), SETS[name][3]
+    out = WORK / name / f"{method}@{size}"
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    if method == "ultralytics":
+        from edgetune.assets import resolve_weights
+        from edgetune.zoo import get_card
+
+        w = resolve_weights(get_card("yolo11n"), online=False).path
+        r = sh([sys.executable, "-c", PLAIN, w, data, epochs, size, BATCH, out], env=plain_env())
+        metric, map50 = r["map50_95"], r["map50"]
+    else:
+        sh(ET + ["finetune", "--model", "yolo11n", "--data", data, "--out", out, "--epochs", epochs,
+                 "--img-size", size, "--batch", BATCH, "--quiet", "--json", *EXTRA[method]])
+        best = json.loads((out / "edgetune.json").read_text())["best"]
+        metric, map50 = best["map50_95"], best["map50"]
+    res = {"set": name, "method": method, "size": size, "epochs": epochs, "map50_95": metric, "map50": map50,
+           "seconds": round(time.perf_counter() - t0, 1), "run": str(out)}
+    saved.write_text(json.dumps(res, indent=1))
+    print(json.dumps(res), flush=True)
+    return res
+
+
+def int8(name: str) -> list[dict]:
+    """The default run (edgetune at native size) to every int8 target, plain and with the default budget."""
+    run = Path(run_one(name, "edgetune", SETS[name][2])["run"])
+    rows = []
+    for target in INT8_TARGETS:
+        saved = WORK / name / f"int8_{target}.json"
+        if saved.is_file():
+            rows.append(json.loads(saved.read_text()))
+            continue
+        t0 = time.perf_counter()
+        plain = sh(ET + ["export", run, "--target", target, "--max-drop", "none", "--json"], ok=(0, 5))
+        t_plain = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        default = sh(ET + ["export", run, "--target", target, "--json"], ok=(0, 5))
+        aa = default.get("accuracy_aware") or {}
+        row = {"set": name, "target": target, "fp32": default["metric_fp32"], "plain_drop": plain["drop"],
+               "default_drop": default["drop"], "float_layers": len(aa.get("float_layers", [])),
+               "pass": default["pass"], "plain_s": round(t_plain, 1), "default_s": round(time.perf_counter() - t0, 1)}
+        saved.write_text(json.dumps(row, indent=1))
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def write() -> None:
+    lines = ["## detect-suite: yolo11n fine-tuning on real detection sets (issue 17)", "",
+             "`python benchmarks/detect_suite.py` (then `--int8`, `--write`). Same COCO yolo11n weights, epochs, "
+             f"batch {BATCH} and size for every method; mAP50-95 / mAP50 on each set's val split; wall s of the "
+             "training process on this 2-core host, one job at a time. Sets: `edgetune data real-det --list`; "
+             "objects-on-photos is composed (real crops on real photos) and is the tuning half; aerial-trees and "
+             "nuclei are the reporting half.", "",
+             "| set | half | method | size | epochs | mAP50-95 | mAP50 | wall s |", "|---|---|---|---|---|---|---|---|"]
+    for name, (half, _, native, _) in SETS.items():
+        found = sorted((json.loads(p.read_text()) for p in (WORK / name).glob("*@*.json")),
+                       key=lambda r: (r["size"] != native, METHODS.index(r["method"])))
+        for r in found:
+            tag = " (default)" if r["method"] == "edgetune" and r["size"] == native else ""
+            lines.append(f"| {name} | {half} | {r['method']}{tag} | {r['size']} | {r['epochs']} | "
+                         f"{r['map50_95']:.4f} | {r['map50']:.4f} | {r['seconds']:.0f} |")
+    rows = [json.loads(p.read_text()) for name in SETS for p in sorted((WORK / name).glob("int8_*.json"))]
+    if rows:
+        lines += ["", "int8 of each set's default run (drops in mAP50-95 points vs fp32 on val; "
+                  "`--max-drop none` = plain quantiser, default = 1-pt budget with the layer-restoring search):", "",
+                  "| set | target | fp32 | plain drop | default drop | layers in float | pass | plain s | default s |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['set']} | {r['target']} | {r['fp32']:.4f} | {r['plain_drop'] * 100:+.2f} | "
+                  f"{r['default_drop'] * 100:+.2f} | {r['float_layers']} | {r['pass']} | {r['plain_s']:.0f} | "
+                  f"{r['default_s']:.0f} |" for r in rows]
+    write_section("detect-suite", "\n".join(lines))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sets", default=",".join(SETS))
+    p.add_argument("--methods", default=",".join(METHODS[:4]))
+    p.add_argument("--sizes", default="native,card", help="native and/or card (640)")
+    p.add_argument("--int8", action="store_true")
+    p.add_argument("--write", action="store_true")
+    a = p.parse_args()
+    sets = a.sets.split(",")
+    for s in sets:
+        if s not in SETS:
+            raise SystemExit(f"unknown set {s!r}; known: {', '.join(SETS)}")
+    if not a.write:
+        for name in sets:
+            if a.int8:
+                int8(name)
+                continue
+            for size_kind in a.sizes.split(","):
+                size = SETS[name][2] if size_kind == "native" else CARD_SIZE
+                for method in a.methods.split(","):
+                    if size_kind == "card" and method != "edgetune":
+                        continue  # the card's size is measured for the default only (time)
+                    run_one(name, method, size)
+    write()
+
+
+if __name__ == "__main__":
+    main()
