@@ -45,7 +45,8 @@ t = time.perf_counter()
 from ultralytics import YOLO
 m = YOLO("yolo11n.yaml"); m.load(sys.argv[1])
 m.train(data=sys.argv[2], epochs=int(sys.argv[3]), imgsz=int(sys.argv[4]), batch=int(sys.argv[5]),
-        project=sys.argv[6], name="plain", exist_ok=True, plots=False)
+        project=sys.argv[6], name="plain", exist_ok=True, plots=False,
+        seed=int(sys.argv[7]) if len(sys.argv) > 7 else 0)
 print(json.dumps({"wall": time.perf_counter() - t, "map50_95": float(m.metrics.box.map),
                   "map50": float(m.metrics.box.map50)}))
 """

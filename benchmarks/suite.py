@@ -108,7 +108,7 @@ def run_edgetune(name: str, data: Path, method: str, size: int | None) -> Result
     for item in filter(None, overrides.split("+")):
         key, value = item.split("=")
         kind = {"lr": float, "weight_decay": float, "label_smoothing": float, "warmup_epochs": float,
-                "patience": int}.get(key, str)
+                "patience": int, "backbone_lr_factor": float}.get(key, str)
         if key not in fields:
             raise SystemExit(f"{method}: {key} is not a TrainConfig field")
         extra[key] = kind(value)

@@ -152,8 +152,12 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
     else:
         if cfg.freeze_stages:
             frozen_modules = M.apply_freeze(net, M.frozen_prefixes(card, cfg.freeze_stages))
+        lr = cfg.lr or DEFAULT_LR
+        head_ids = {id(p) for p in M.head_of(net, card).parameters()}
         params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=cfg.lr or DEFAULT_LR, weight_decay=cfg.weight_decay)
+        groups = [{"params": [p for p in params if id(p) in head_ids], "lr": lr},
+                  {"params": [p for p in params if id(p) not in head_ids], "lr": lr * cfg.backbone_lr_factor}]
+        opt = torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = math.ceil(len(train_y) / cfg.batch)
         sched = warmup_cosine(opt, warmup=int(cfg.warmup_epochs * steps_per_epoch), total=cfg.epochs * steps_per_epoch)
         augment = _Augment(pre.size)

@@ -30,6 +30,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
+    backbone_lr_factor: float = 1.0  # classify: the pretrained layers' lr relative to the new head's
     head_init: str = "probe"  # "probe": fit the new head on cached features first (LP-FT); "random"
     threads: int | None = None
     pretrained: bool = True  # False: random init (the baseline that shows what pretraining buys)
@@ -45,6 +46,7 @@ class TrainConfig:
             (self.batch >= 1, f"--batch must be ≥ 1, got {self.batch}"),
             (self.img_size is None or 16 <= self.img_size <= 1024, f"--img-size must be in [16, 1024], got {self.img_size}"),
             (self.patience >= 1, f"--patience must be ≥ 1, got {self.patience}"),
+            (0 < self.backbone_lr_factor <= 1, f"backbone_lr_factor must be in (0, 1], got {self.backbone_lr_factor}"),
             (self.head_init in ("probe", "random"), f"--head-init must be probe or random, got {self.head_init}"),
         ]
         for ok, msg in checks:
