@@ -239,3 +239,18 @@ def test_nuclei_val_quarter_never_reaches_a_training_tile(tmp_path):
         assert x0 + 256 <= 256 or y0 + 256 <= 256  # outside the bottom-right quarter (val)
     labels = [line.split() for p in (tmp_path / "n" / "labels" / "val").iterdir() for line in p.read_text().splitlines()]
     assert all(len(v) == 5 and v[0] == "0" and 0 < float(v[3]) < 0.3 for v in labels)  # nuclei: small boxes
+
+
+@pytest.mark.parametrize("native, size", [(250, 256), (480, 480), (1000, 640)])
+def test_detect_input_size_is_the_images_longer_side(tmp_path, native, size):
+    from PIL import Image
+
+    from edgetune.train.img_size import choose_detect_size
+
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"{i}.jpg"
+        Image.new("RGB", (native, native // 2 + i)).save(p)  # landscape: the longer side is the width
+        paths.append(p)
+    chosen, record = choose_detect_size(640, paths)
+    assert chosen == size == record["chosen"] and record["native_median_side"] == native and record["side"] == "longer"

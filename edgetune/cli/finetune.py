@@ -22,7 +22,7 @@ from edgetune.tasks.names import TASK_NAMES
 @click.option("--lr", default=None, type=FINITE,
               help="Peak learning rate [default: classify AdamW 5e-4 (warm-up, cosine); detect ultralytics' auto].")
 @click.option("--batch", default=None, type=int, help="Batch size [default: classify 32, detect 16].")
-@click.option("--img-size", type=int, default=None, help="Square input size [default: classify: twice the images' median side, rounded up to 32, 160 at least and the card's at most; detect: the card's].")
+@click.option("--img-size", type=int, default=None, help="Square input size [default: classify: twice the images' median side, rounded up to 32, 160 at least and the card's at most; detect: the images' longer side rounded up to 32, at most the card's].")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--freeze", default=None,
               help="none (full fine-tune) | backbone (classify: linear probe on cached features; detect: backbone "

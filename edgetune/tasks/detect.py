@@ -29,9 +29,10 @@ class DetectTask(Task):
     name = "detect"
     output_name = "output0"
     default_batch = 16  # ultralytics' default
-    # ultralytics' own default. A new detection head's mAP sits near 0 for the first epochs of a
-    # small set (warm-up, class convs learning from scratch): with patience 5 every run of the
-    # detection suite's tuning set stopped there (benchmarks/RESULTS.md "detect-suite").
+    # ultralytics' own default. A new detection head's mAP can sit near 0 for the first epochs of
+    # a small set (ultralytics warms up for at least 100 iterations): with patience 5, a 60-epoch
+    # run on 9 microscopy tiles stopped after 6 epochs at mAP50-95 0.001, where 60 epochs reach
+    # 0.56 (benchmarks/RESULTS.md "detect-suite"; the composed tuning set never stopped early).
     default_patience = 100
     layout = "yolo"
     int8_float_parts = ("detect-head",)

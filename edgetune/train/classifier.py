@@ -29,7 +29,7 @@ from edgetune.run import RunDir, versions
 from edgetune.tasks.names import METRIC_NAMES
 from edgetune.train import models as M
 from edgetune.train.config import TrainConfig, start_manifest
-from edgetune.train.img_size import choose_img_size
+from edgetune.train.img_size import choose_img_size, size_note
 from edgetune.train.loop import (
     FitState,
     fit,
@@ -118,7 +118,7 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
     digest = hashlib.sha256()
     n_total = len(data.train.samples) + len(data.val.samples)
     log(f"{card.name}: {len(data.classes)} classes, {len(data.train.samples)} train / "
-        f"{len(data.val.samples)} val images, {pre.size} px{_size_note(size)}; weights: "
+        f"{len(data.val.samples)} val images, {pre.size} px{size_note(size)}; weights: "
         f"{weights.source + ' ' + weights.path.name if weights else 'none (random init)'}", quiet=quiet)
     bar = iter(track(range(n_total), total=n_total, desc="decode", quiet=quiet))
     tick = lambda _n: next(bar, None)  # noqa: E731
@@ -224,14 +224,6 @@ def _input_size(cfg: TrainConfig, card: ModelCard, data: ImageFolderData, run: R
                               f"got {size!r}", hint="resume with --img-size N, or start a new --out")
         return {"chosen": size, "given": True}
     return choose_img_size(card.input.size, [s.path for s in data.train.samples])[1]
-
-
-def _size_note(size: dict[str, Any]) -> str:
-    if size.get("given"):
-        return ""
-    if size["native_median_side"] is None:
-        return " (the card's: no image size could be read; --img-size overrides)"
-    return f" (from the images' {size['native_median_side']} px; --img-size overrides)"
 
 
 def _manifest(cfg: TrainConfig, card: ModelCard, data: ImageFolderData, pre: ImagePreprocess, data_hash: str,

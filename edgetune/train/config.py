@@ -20,7 +20,7 @@ class TrainConfig:
     epochs: int = 10
     lr: float | None = None  # None: the task's default (classify AdamW 5e-4; detect ultralytics' 'auto')
     batch: int = 32
-    img_size: int | None = None  # None: classify chooses it from the images (train.img_size), detect uses the card's
+    img_size: int | None = None  # None: chosen from the images (train.img_size), at most the card's
     seed: int = 0
     freeze: str = "none"  # "none" | "backbone" (cached-feature linear probe) | "<N>" first N stages
     patience: int = 5  # epochs without a val improvement before stopping

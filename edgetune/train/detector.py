@@ -32,6 +32,7 @@ from edgetune.progress import log
 from edgetune.run import RunDir, versions
 from edgetune.tasks.names import METRIC_NAMES
 from edgetune.train.config import TrainConfig, start_manifest
+from edgetune.train.img_size import choose_detect_size, size_note
 from edgetune.zoo import ModelCard, get_card
 
 METRIC = METRIC_NAMES["detect"]
@@ -92,6 +93,18 @@ def _freeze(cfg: TrainConfig, card: ModelCard) -> int | None:
     return n
 
 
+def _input_size(cfg: TrainConfig, card: ModelCard, data: YoloDataset, run: RunDir) -> dict[str, Any]:
+    """--img-size; else, on --resume, the size the run started with (ultralytics resumes with its
+    own saved arguments); else the images' own size (train.img_size.choose_detect_size)."""
+    if cfg.img_size:
+        return {"chosen": cfg.img_size, "given": True}
+    if cfg.resume and run.manifest_path.is_file():
+        previous = run.read_manifest().extra.get("img_size")
+        if isinstance(previous, dict) and isinstance(previous.get("chosen"), int):
+            return {"chosen": previous["chosen"], "given": True}
+    return choose_detect_size(card.input.size, [s.image for s in data.splits["train"]])[1]
+
+
 def channels_last(trainer: Any) -> None:
     """ultralytics callback: train in channels_last memory format (model and batches). oneDNN's
     convolutions run NHWC natively; measured 52 → 47 s for 2 epochs of yolo11n at 320 px here."""
@@ -133,11 +146,10 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
     if cfg.val_split is not None:
         raise UsageError("--val-split is for ImageFolder data; a YOLO data.yaml names its own val split",
                          hint="drop --val-split, or point 'val:' in the data.yaml at held-out images")
-    size = cfg.img_size or card.input.size
-    if size % MAX_STRIDE:
-        raise UsageError(f"--img-size {size} is not a multiple of {MAX_STRIDE} (the detector's largest stride)",
-                         hint=f"use {size // MAX_STRIDE * MAX_STRIDE or MAX_STRIDE} or "
-                              f"{(size // MAX_STRIDE + 1) * MAX_STRIDE}")
+    if cfg.img_size and cfg.img_size % MAX_STRIDE:
+        n = cfg.img_size
+        raise UsageError(f"--img-size {n} is not a multiple of {MAX_STRIDE} (the detector's largest stride)",
+                         hint=f"use {n // MAX_STRIDE * MAX_STRIDE or MAX_STRIDE} or {(n // MAX_STRIDE + 1) * MAX_STRIDE}")
     freeze = _freeze(cfg, card)
     run = RunDir(cfg.out)
     last = run.path / ULTRA_DIR / "weights" / "last.pt"
@@ -148,6 +160,7 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
     elif run.manifest_path.exists() or (run.path / ULTRA_DIR).exists():
         raise RunDirError(f"{run.path} already holds a run", hint="pass --resume to continue it, or a new --out")
     data = load_yolo_dataset(cfg.data)
+    size_record = _input_size(cfg, card, data, run)
     weights = (resolve_weights(card, cfg.weights)  # a resumed run continues from its own last.pt
                if cfg.pretrained and (card.weights.pretrained or cfg.weights) and not cfg.resume else None)
     if weights is not None:
@@ -162,15 +175,17 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
     # ultralytics' own log (arguments, model table, data scans…) goes to RUN/ultralytics/train.log;
     # the terminal keeps the training progress and the val tables (--verbose: everything).
     with ultralytics_env.captured(run.path / ULTRA_DIR / "train.log", verbose=cfg.verbose, quiet=quiet):
-        return _train(cfg, card, run, data, weights, size=size, freeze=freeze, last=last, t_start=t_start,
+        return _train(cfg, card, run, data, weights, size_record=size_record, freeze=freeze, last=last, t_start=t_start,
                       quiet=quiet)
 
 
 def _train(cfg: TrainConfig, card: ModelCard, run: RunDir, data: YoloDataset, weights: ResolvedWeights | None, *,
-           size: int, freeze: int | None, last: Path, t_start: float, quiet: bool) -> dict[str, Any]:
+           size_record: dict[str, Any], freeze: int | None, last: Path, t_start: float,
+           quiet: bool) -> dict[str, Any]:
     """Train with ultralytics into RUN/ultralytics/, then write checkpoint.pt and the manifest."""
     from ultralytics import YOLO
 
+    size = int(size_record["chosen"])
     data_yaml = run.path / "data.yaml"
     import yaml
 
@@ -183,14 +198,14 @@ def _train(cfg: TrainConfig, card: ModelCard, run: RunDir, data: YoloDataset, we
     transfer = (count_transfer(weights.path, arch, data.nc) if weights and not cfg.resume
                 else previous and previous.extra.get("transfer"))
     n_train, n_val = len(data.splits["train"]), len(data.splits["val"])
-    log(f"{card.name}: {data.nc} classes, {n_train} train / {n_val} val images, {size} px; weights: "
+    log(f"{card.name}: {data.nc} classes, {n_train} train / {n_val} val images, {size} px{size_note(size_record)}; weights: "
         + (f"{weights.source} {weights.path.name}" if weights else "none (random init)")
         + (f"; {transfer['finetune_transferred']}/{transfer['finetune_total']} tensors transferred "
            f"({transfer['coco_transferred']}/{transfer['coco_total']} into the COCO detector)" if transfer else ""),
         quiet=quiet)
 
     pre = Letterbox(size)
-    manifest = _manifest(cfg, card, data, pre, weights, transfer, size, freeze)
+    manifest = _manifest(cfg, card, data, pre, weights, transfer, size_record, freeze)
     if previous is not None:  # a resumed run keeps the record of how it started
         manifest = replace(manifest, weights=previous.weights, config=previous.config,
                            extra={**manifest.extra, **{k: previous.extra[k] for k in ("transfer", "freeze_layers")
@@ -267,7 +282,8 @@ def _postprocess(card: ModelCard) -> dict[str, Any]:
 
 
 def _manifest(cfg: TrainConfig, card: ModelCard, data: YoloDataset, pre: Letterbox,
-              weights: ResolvedWeights | None, transfer: dict | None, size: int, freeze: int | None) -> Manifest:
+              weights: ResolvedWeights | None, transfer: dict | None, size: dict[str, Any],
+              freeze: int | None) -> Manifest:
     ref = DataRef(root=str(data.root), yaml=str(data.yaml_path), layout="yolo", hash=data.fingerprint(), seed=cfg.seed,
                   details={"train_images": len(data.splits["train"]), "val_images": len(data.splits["val"]),
                            "train_boxes": int(sum(len(s.boxes) for s in data.splits["train"])),

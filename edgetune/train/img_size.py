@@ -1,4 +1,5 @@
-"""The classifier's input size, chosen from the data when `--img-size` is not given.
+"""The input size, chosen from the data when `--img-size` is not given (classifier: below;
+detector: `choose_detect_size`).
 
 Chosen on the suite's tuning half (benchmarks/suite.py, RESULTS.md "suite"; Fashion-MNIST 28 px
 and UCI digits 8 px, EfficientNet-Lite0, 30 images a class, 8 epochs): small images gain from
@@ -22,8 +23,9 @@ UPSAMPLE = 2.0
 SAMPLE = 64  # images whose headers are read (the median of a few dozen is stable)
 
 
-def native_side(paths: Sequence[Path]) -> int | None:
-    """Median shorter side of up to SAMPLE images (headers only); None when none can be read."""
+def native_side(paths: Sequence[Path], *, longer: bool = False) -> int | None:
+    """Median shorter (or `longer`) side of up to SAMPLE images (headers only); None when none
+    can be read."""
     from PIL import Image
 
     sides = []
@@ -31,7 +33,7 @@ def native_side(paths: Sequence[Path]) -> int | None:
     for p in list(paths)[::step][:SAMPLE]:
         try:
             with Image.open(p) as im:
-                sides.append(min(im.size))
+                sides.append(max(im.size) if longer else min(im.size))
         except Exception:  # noqa: BLE001 - any unreadable file (decode_split names them); ultralytics' Image.open
             continue       # patch raises ImportError (pi_heif) for unknown formats
     return int(sorted(sides)[len(sides) // 2]) if sides else None
@@ -46,3 +48,28 @@ def choose_img_size(card_size: int, paths: Sequence[Path]) -> tuple[int, dict[st
         size = min(card_size, max(MIN_SIZE, math.ceil(native * UPSAMPLE / STRIDE) * STRIDE))
     return size, {"chosen": size, "native_median_side": native, "card": card_size,
                   "rule": f"min(card, max({MIN_SIZE}, ceil({UPSAMPLE:g} x native / {STRIDE}) x {STRIDE}))"}
+
+
+def choose_detect_size(card_size: int, paths: Sequence[Path]) -> tuple[int, dict[str, Any]]:
+    """(size, record) for a detector: the images' median longer side (what a letterbox scales to
+    the input size) rounded up to the stride, at most the card's — a detector is not trained on
+    upsampled images unless `--img-size` asks for it.
+
+    Measured on the detection suite (benchmarks/RESULTS.md "detect-suite", yolo11n): the card's
+    640 px gained on the composed tuning set (480 px images: mAP50-95 0.870 vs 0.804 ± 0.020) but
+    lost on both real reporting sets (320 px aerial tiles 0.103 vs 0.119 ± 0.012; 256 px
+    microscopy tiles 0.062 vs 0.562 ± 0.066), at 1.8-3x the training time.
+    """
+    native = native_side(paths, longer=True)
+    size = card_size if native is None else min(card_size, math.ceil(native / STRIDE) * STRIDE)
+    return size, {"chosen": size, "native_median_side": native, "side": "longer", "card": card_size,
+                  "rule": f"min(card, ceil(native / {STRIDE}) x {STRIDE})"}
+
+
+def size_note(record: dict[str, Any]) -> str:
+    """How the size came about, for the training log ("" when --img-size gave it)."""
+    if record.get("given"):
+        return ""
+    if record["native_median_side"] is None:
+        return " (the card's: no image size could be read; --img-size overrides)"
+    return f" (from the images' {record['native_median_side']} px; --img-size overrides)"
