@@ -274,3 +274,26 @@ def test_detection_keeps_ultralytics_patience_unless_told(tmp_path, monkeypatch)
     seen.clear()
     training.finetune("yolo11n", tmp_path / "data", tmp_path / "c", patience=7)
     assert seen == {"d": 7}
+
+
+def test_detect_input_size_given_resumed_or_from_the_images(tmp_path):
+    from types import SimpleNamespace as NS
+
+    from PIL import Image
+
+    from edgetune.train.detector import _input_size
+
+    img = tmp_path / "a.jpg"
+    Image.new("RGB", (300, 200)).save(img)
+    card, data = NS(input=NS(size=640)), NS(splits={"train": [NS(image=img)]})
+    manifest = tmp_path / "edgetune.json"
+
+    def run(extra):
+        return NS(manifest_path=manifest, read_manifest=lambda: NS(extra=extra))
+
+    cfg = lambda **kw: NS(**{"img_size": None, "resume": False, **kw})  # noqa: E731
+    assert _input_size(cfg(img_size=416), card, data, run({}))["chosen"] == 416
+    assert _input_size(cfg(), card, data, run({}))["chosen"] == 320  # 300 px longer side → 320
+    manifest.write_text("{}")
+    assert _input_size(cfg(resume=True), card, data, run({"img_size": {"chosen": 640}}))["chosen"] == 640
+    assert _input_size(cfg(resume=True), card, data, run({"img_size": 640}))["chosen"] == 640  # runs from before

@@ -99,9 +99,10 @@ def _input_size(cfg: TrainConfig, card: ModelCard, data: YoloDataset, run: RunDi
     if cfg.img_size:
         return {"chosen": cfg.img_size, "given": True}
     if cfg.resume and run.manifest_path.is_file():
-        previous = run.read_manifest().extra.get("img_size")
-        if isinstance(previous, dict) and isinstance(previous.get("chosen"), int):
-            return {"chosen": previous["chosen"], "given": True}
+        previous = run.read_manifest().extra.get("img_size")  # a dict; an int in runs made before
+        chosen = previous.get("chosen") if isinstance(previous, dict) else previous
+        if isinstance(chosen, int) and not isinstance(chosen, bool):
+            return {"chosen": chosen, "given": True}
     return choose_detect_size(card.input.size, [s.image for s in data.splits["train"]])[1]
 
 
