@@ -30,7 +30,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
-    backbone_lr_factor: float = 1.0  # classify: the pretrained layers' lr relative to the new head's
+    backbone_lr_factor: float = 1.0  # classify: the pretrained layers' lr relative to the new head's (suite: 0.1 and 0.3 lost on the tuning half)
     head_init: str = "probe"  # "probe": fit the new head on cached features first (LP-FT); "random"
     threads: int | None = None
     pretrained: bool = True  # False: random init (the baseline that shows what pretraining buys)
