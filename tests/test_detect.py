@@ -276,24 +276,23 @@ def test_detection_keeps_ultralytics_patience_unless_told(tmp_path, monkeypatch)
     assert seen == {"d": 7}
 
 
-def test_detect_input_size_given_resumed_or_from_the_images(tmp_path):
+def test_input_size_given_resumed_or_from_the_images(tmp_path):
     from types import SimpleNamespace as NS
 
     from PIL import Image
 
-    from edgetune.train.detector import _input_size
+    from edgetune.errors import RunDirError
+    from edgetune.train.img_size import choose_detect_size, resolve_input_size
 
     img = tmp_path / "a.jpg"
     Image.new("RGB", (300, 200)).save(img)
-    card, data = NS(input=NS(size=640)), NS(splits={"train": [NS(image=img)]})
+    choose = lambda: choose_detect_size(640, [img])  # noqa: E731
     manifest = tmp_path / "edgetune.json"
-
-    def run(extra):
-        return NS(manifest_path=manifest, read_manifest=lambda: NS(extra=extra))
-
-    cfg = lambda **kw: NS(**{"img_size": None, "resume": False, **kw})  # noqa: E731
-    assert _input_size(cfg(img_size=416), card, data, run({}))["chosen"] == 416
-    assert _input_size(cfg(), card, data, run({}))["chosen"] == 320  # 300 px longer side → 320
+    run = lambda size: NS(manifest_path=manifest, read_manifest=lambda: NS(spec=NS(preprocessing={"size": size})))  # noqa: E731
+    assert resolve_input_size(416, None, choose)["chosen"] == 416
+    assert resolve_input_size(None, None, choose)["chosen"] == 320  # 300 px longer side → 320
+    assert resolve_input_size(None, run(640), choose)["chosen"] == 320  # no manifest written yet: chosen
     manifest.write_text("{}")
-    assert _input_size(cfg(resume=True), card, data, run({"img_size": {"chosen": 640}}))["chosen"] == 640
-    assert _input_size(cfg(resume=True), card, data, run({"img_size": 640}))["chosen"] == 640  # runs from before
+    assert resolve_input_size(None, run(640), choose) == {"chosen": 640, "given": True}  # resumed: the run's
+    with pytest.raises(RunDirError, match=r"field 'preprocessing.size' must be an integer in \[16, 1024\], got 'x'"):
+        resolve_input_size(None, run("x"), choose)

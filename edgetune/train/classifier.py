@@ -29,7 +29,7 @@ from edgetune.run import RunDir, versions
 from edgetune.tasks.names import METRIC_NAMES
 from edgetune.train import models as M
 from edgetune.train.config import TrainConfig, start_manifest
-from edgetune.train.img_size import choose_img_size, size_note
+from edgetune.train.img_size import choose_img_size, resolve_input_size, size_note
 from edgetune.train.loop import (
     FitState,
     fit,
@@ -111,7 +111,8 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
     if run.manifest_path.exists() and not cfg.resume:
         raise RunDirError(f"{run.path} already holds a run", hint="pass --resume to continue it, or a new --out")
     data = scan_imagefolder(cfg.data, val_split=cfg.val_split, seed=cfg.seed)
-    size = _input_size(cfg, card, data, run)
+    size = resolve_input_size(cfg.img_size, run if cfg.resume else None, lambda: choose_img_size(
+        card.input.size, [s.path for s in data.train.samples]))
     pre = preprocess_for(card, size["chosen"])
     weights = (resolve_weights(card, cfg.weights)
                if cfg.pretrained and (card.weights.pretrained or cfg.weights) else None)
@@ -210,20 +211,6 @@ def _probe_state(run: RunDir, model: nn.Module, probe: dict[str, Any], *, epoch:
     acc = probe["val_" + METRIC]
     return FitState(epoch=epoch, best_metric=acc, best_epoch=epoch,
                     history=[{"epoch": epoch, METRIC: acc, "mode": mode, "elapsed": probe["elapsed"]}])
-
-
-def _input_size(cfg: TrainConfig, card: ModelCard, data: ImageFolderData, run: RunDir) -> dict[str, Any]:
-    """--img-size; else, on --resume, the size the run started with (the data may have changed
-    since, and a run keeps one preprocessing); else the size the images call for (train.img_size)."""
-    if cfg.img_size:
-        return {"chosen": cfg.img_size, "given": True}
-    if cfg.resume and run.manifest_path.is_file():
-        size = run.read_manifest().spec.preprocessing.get("size")
-        if not isinstance(size, int) or isinstance(size, bool) or not 16 <= size <= 1024:
-            raise RunDirError(f"{run.manifest_path}: field 'preprocessing.size' must be an integer in [16, 1024], "
-                              f"got {size!r}", hint="resume with --img-size N, or start a new --out")
-        return {"chosen": size, "given": True}
-    return choose_img_size(card.input.size, [s.path for s in data.train.samples])[1]
 
 
 def _manifest(cfg: TrainConfig, card: ModelCard, data: ImageFolderData, pre: ImagePreprocess, data_hash: str,

@@ -13,7 +13,7 @@ most the card's size (larger images are resized down to it, as before).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,24 @@ def choose_detect_size(card_size: int, paths: Sequence[Path]) -> tuple[int, dict
     size = card_size if native is None else min(card_size, math.ceil(native / STRIDE) * STRIDE)
     return size, {"chosen": size, "native_median_side": native, "side": "longer", "card": card_size,
                   "rule": f"min(card, ceil(native / {STRIDE}) x {STRIDE})"}
+
+
+def resolve_input_size(given: int | None, resume_from: Any, choose: Callable[[], tuple[int, dict[str, Any]]]
+                       ) -> dict[str, Any]:
+    """The record of a fine-tune's input size: `given` (--img-size); else, when resuming
+    (`resume_from`: the run's RunDir), the size the run started with — the data may have changed
+    since, and a run keeps one preprocessing; else `choose()`'s, from the images."""
+    if given:
+        return {"chosen": given, "given": True}
+    if resume_from is not None and resume_from.manifest_path.is_file():
+        size = resume_from.read_manifest().spec.preprocessing.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or not 16 <= size <= 1024:
+            from edgetune.errors import RunDirError
+
+            raise RunDirError(f"{resume_from.manifest_path}: field 'preprocessing.size' must be an integer in "
+                              f"[16, 1024], got {size!r}", hint="resume with --img-size N, or start a new --out")
+        return {"chosen": size, "given": True}
+    return choose()[1]
 
 
 def size_note(record: dict[str, Any]) -> str:
