@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import invoke
 from hypothesis import HealthCheck, given, settings
@@ -137,3 +138,13 @@ def test_mutated_real_manifest_via_report(tmp_path_factory, tiny_run, tiny_expor
     assert res.exit_code in (0, 3), res.stderr
     if res.exit_code:
         assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+@pytest.mark.parametrize("entry", [True, [None], 3, {"a": 1}])
+def test_data_yaml_split_that_is_not_a_path_is_one_line(tmp_path, entry):
+    """Found by the fuzzer above: these raised TypeError (a traceback) instead of a DataError."""
+    from edgetune.data.yolo import load_yolo_dataset
+
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump({"train": entry, "val": "images/val", "names": ["a"]}))
+    with pytest.raises(DataError, match=r"'train' must be a path or a list of paths, got "):
+        load_yolo_dataset(tmp_path / "data.yaml")

@@ -96,7 +96,10 @@ def _names(spec: dict, where: Path) -> list[str]:
 
 
 def _images(entry: str | Sequence[str], root: Path, where: Path, split: str) -> tuple[list[Path], list[str]]:
-    entries = [entry] if isinstance(entry, str) else list(entry)
+    entries = [entry] if isinstance(entry, str) else entry
+    if not isinstance(entries, list) or not all(isinstance(e, str) and e for e in entries):
+        raise DataError(f"{where}: '{split}' must be a path or a list of paths, got {entry!r}",
+                        hint=f"e.g. `{split}: images/{split}` (a folder, or a .txt list of images)")
     files: list[Path] = []
     sources: list[str] = []
     for e in entries:
