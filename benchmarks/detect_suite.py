@@ -61,6 +61,11 @@ EXTRA = {"edgetune": [], "probe": ["--freeze", "backbone"], "random": ["--no-pre
          "patience-5": ["--patience", "5"]}  # the default before issue 17's suite (tuning evidence)
 
 
+def _known(value: str, known: tuple[str, ...] | dict, what: str) -> None:
+    if value not in known:
+        raise SystemExit(f"unknown {what} {value!r}; known: {', '.join(known)}")
+
+
 def data_yaml(name: str) -> Path:
     out = WORK / name / "data"
     if not (out / "data.yaml").is_file():
@@ -71,6 +76,8 @@ def data_yaml(name: str) -> Path:
 
 def run_one(name: str, method: str, size: int, seed: int = 0) -> dict:
     """Train one (set, method, size, seed) unless its result is saved; returns the result."""
+    _known(name, SETS, "set")  # both name the run folder that is cleared below
+    _known(method, METHODS, "method")
     key = f"{method}@{size}" + (f"s{seed}" if seed else "")
     saved = WORK / name / f"{key}.json"
     if saved.is_file():
@@ -178,8 +185,7 @@ def main() -> None:
     a = p.parse_args()
     sets = a.sets.split(",")
     for s in sets:
-        if s not in SETS:
-            raise SystemExit(f"unknown set {s!r}; known: {', '.join(SETS)}")
+        _known(s, SETS, "set")
     if not a.write:
         for name in sets:
             if a.int8:

@@ -10,6 +10,7 @@ synthetic stream and the real-voice stream (`edgetune data kws-real`). Writes RE
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,7 +33,7 @@ def train(rir_prob: float, seed: int) -> Path:
     out = WORK / f"rir{rir_prob:g}_s{seed}"
     if (out / "export" / "cpu-int8" / "export.json").is_file():
         return out
-    subprocess.run(["rm", "-rf", str(out)], check=True)
+    shutil.rmtree(out, ignore_errors=True)
     kws.RIR_PROB = rir_prob  # benchmark-only override of the module default
     finetune("speech_embedding_kws", DATA, out, freeze="backbone", epochs=20, seed=seed, quiet=True)
     subprocess.run([sys.executable, "-m", "edgetune.cli.main", "export", str(out), "--target", "cpu-int8", "--quiet"],

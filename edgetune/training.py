@@ -1,7 +1,7 @@
 """`edgetune.finetune(...)`: the fine-tune as a library call (the CLI is a thin layer over it).
 
 Resolves what the command line leaves open — the task from the model card, the card's freeze
-for pretrained weights, the task's batch size and early-stopping patience — and checks the run location and --resume before
+for pretrained weights, the task's batch size — and checks the run location and --resume before
 any data is read or any weight is loaded.
 """
 
@@ -43,7 +43,7 @@ def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None 
     runner = get_task(card.task)
     cfg = TrainConfig(task=card.task, model=model, data=data, out=out, epochs=epochs, lr=lr,
                       batch=batch or runner.default_batch, img_size=img_size, seed=seed, freeze=freeze,
-                      patience=runner.default_patience if patience is None else patience, val_split=val_split, weights=Path(weights) if weights else None,
+                      patience=patience, val_split=val_split, weights=Path(weights) if weights else None,
                       resume=resume, head_init=head_init, threads=threads, pretrained=pretrained, device=device, bn=bn,
                       verbose=verbose,
                       keywords=tuple(k.strip() for k in keywords if k.strip()) if keywords else None)

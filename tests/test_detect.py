@@ -274,6 +274,9 @@ def test_detection_keeps_ultralytics_patience_unless_told(tmp_path, monkeypatch)
     seen.clear()
     training.finetune("yolo11n", tmp_path / "data", tmp_path / "c", patience=7)
     assert seen == {"d": 7}
+    from edgetune.train.config import TrainConfig  # the default is resolved there, for library callers too
+
+    assert TrainConfig(task="detect", model="yolo11n", data=tmp_path, out=tmp_path / "d").patience == 100
 
 
 def test_input_size_given_resumed_or_from_the_images(tmp_path):

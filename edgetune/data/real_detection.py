@@ -34,7 +34,8 @@ MIN_VISIBLE = 0.5  # a box cut by a tile edge counts when this much of it is ins
 
 @dataclass(frozen=True)
 class Tile:
-    """One written image: its name, split, the source image and the window (x0, y0, side)."""
+    """One written image: its name, split, the source image and the window's corner (the side is
+    the writer's)."""
 
     name: str
     split: str
@@ -42,7 +43,6 @@ class Tile:
     boxes: np.ndarray  # xyxy, source pixels
     x0: int
     y0: int
-    side: int
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def _tree_tiles(side: int) -> Iterator[Tile]:
         split = "train" if split == "train" else "val"
         for y0 in _grid(img.height, side, side):
             for x0 in _grid(img.width, side, side):
-                yield Tile(name, split, img, boxes, x0, y0, side)
+                yield Tile(name, split, img, boxes, x0, y0)
 
 
 NUCLEI_CARRIER = "stardist==0.9.1"
@@ -118,12 +118,12 @@ def _nuclei_tiles(side: int) -> Iterator[Tile]:
         raise DataError(f"nuclei: tile side {side} exceeds the val quarter ({vx}x{vy} px)")
     for y0 in _grid(vy, side, side):
         for x0 in _grid(vx, side, side):
-            yield Tile("img2d", "val", rgb, boxes, vx + x0, vy + y0, side)
+            yield Tile("img2d", "val", rgb, boxes, vx + x0, vy + y0)
     for y0 in _grid(h, side, side // 4):
         for x0 in _grid(w, side, side // 4):
             if x0 + side > vx and y0 + side > vy:
                 continue  # would overlap the val quarter
-            yield Tile("img2d", "train", rgb, boxes, x0, y0, side)
+            yield Tile("img2d", "train", rgb, boxes, x0, y0)
 
 
 DET_SETS.register("aerial-trees", DetSet(

@@ -23,7 +23,7 @@ class TrainConfig:
     img_size: int | None = None  # None: chosen from the images (train.img_size), at most the card's
     seed: int = 0
     freeze: str = "none"  # "none" | "backbone" (cached-feature linear probe) | "<N>" first N stages
-    patience: int = 5  # epochs without a val improvement before stopping
+    patience: int | None = None  # epochs without a val gain before stopping; None: the task's default_patience
     val_split: float | None = None
     weights: Path | None = None
     resume: bool = False
@@ -40,6 +40,10 @@ class TrainConfig:
     verbose: bool = False  # detect: show ultralytics' own log (arguments, model table) on the terminal too
 
     def __post_init__(self) -> None:
+        if self.patience is None:
+            from edgetune.tasks import get_task
+
+            object.__setattr__(self, "patience", get_task(self.task).default_patience)
         checks = [
             (self.epochs >= 1, f"--epochs must be ≥ 1, got {self.epochs}"),
             (self.lr is None or self.lr > 0, f"--lr must be > 0, got {self.lr}"),

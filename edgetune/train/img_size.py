@@ -15,7 +15,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgetune.run import RunDir
 
 STRIDE = 32
 MIN_SIZE = 160
@@ -66,8 +69,8 @@ def choose_detect_size(card_size: int, paths: Sequence[Path]) -> tuple[int, dict
                   "rule": f"min(card, ceil(native / {STRIDE}) x {STRIDE})"}
 
 
-def resolve_input_size(given: int | None, resume_from: Any, choose: Callable[[], tuple[int, dict[str, Any]]]
-                       ) -> dict[str, Any]:
+def resolve_input_size(given: int | None, resume_from: RunDir | None,
+                       choose: Callable[[], tuple[int, dict[str, Any]]]) -> dict[str, Any]:
     """The record of a fine-tune's input size: `given` (--img-size); else, when resuming
     (`resume_from`: the run's RunDir), the size the run started with — the data may have changed
     since, and a run keeps one preprocessing; else `choose()`'s, from the images."""
