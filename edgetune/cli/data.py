@@ -216,3 +216,70 @@ def kws_synth(out: Path, words: str, per_word: int, val_per_word: int, engines: 
         f"wrote {r['train']} train + {r['val']} val clips ({len(r['classes'])} word classes; train voices: "
         f"{', '.join(r['train_engines'])}; val voices: {', '.join(r['val_engines'])}) to {r['out']}"
         + (f"; missing engines: {', '.join(f'{k} ({v})' for k, v in r['missing'].items())}" if r["missing"] else "")))
+
+
+def _fractions(val: float, test: float) -> tuple[tuple[str, float], ...]:
+    from edgetune.data.split import check_fractions
+
+    check_fractions({"val": val, "test": test})
+    return (("val", val),) + ((("test", test),) if test else ())
+
+
+_split_options = [
+    click.option("--val", "val", default=0.2, show_default=True, type=FINITE, help="Fraction held out for validation."),
+    click.option("--test", "test", default=0.0, show_default=True, type=FINITE,
+                 help="Fraction held out as test/ (finetune never reads it)."),
+    click.option("--seed", default=0, show_default=True, type=int),
+    click.option("--group-by", default=None, metavar="REGEX",
+                 help="Keep files whose names share REGEX's match (its first group, if any) in one split: "
+                      "frames of one video, clips of one speaker, e.g. '^([^_]+)_'."),
+    click.option("--link", is_flag=True, help="Symlink the images instead of copying them."),
+]
+
+
+def split_options(f):  # noqa: ANN001, ANN201 - a click decorator
+    for opt in reversed(_split_options):
+        f = opt(f)
+    return f
+
+
+@data.command("import")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("--from", "fmt", required=True, metavar="FORMAT",
+              help="coco | voc | cvat | labelstudio | yolo (boxes) ; coco | labelstudio | csv (classification).")
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--classes", default=None, metavar="SPEC",
+              help="Select, order and merge classes: 'cat,dog' keeps two in that order; 'vehicle=car+truck' merges. "
+                   "Boxes of classes left out are counted as skipped.")
+@click.option("--images", default=None, type=click.Path(path_type=Path, file_okay=False),
+              help="Folder the export's images are in [default: beside the export, or its images/].")
+@click.option("--strict", is_flag=True, help="An annotation whose image is missing is an error, not a skip.")
+@split_options
+@json_option
+@handle_errors()
+def import_(src: Path, fmt: str, out: Path, classes: str | None, images: Path | None, strict: bool, val: float,
+            test: float, seed: int, group_by: str | None, link: bool, as_json: bool) -> None:
+    """Import SRC (an annotation tool's export) as a checked YOLO data set (OUT/data.yaml) or
+    ImageFolder (classification). Exports already split into train/ and val/ (or valid/) folders
+    keep their split; otherwise a seeded, stratified split is made. Every skipped image or box is
+    listed, with where and why, in OUT/import.json."""
+    from edgetune.data.labels.importer import ImportOptions, import_labels
+
+    opts = ImportOptions(classes=classes, fractions=_fractions(val, test), seed=seed, group_by=group_by,
+                         link=link, strict=strict, images=images)
+    r = import_labels(fmt, src, out, opts).to_json()
+
+    def show(r: dict) -> None:
+        counts = ", ".join(f"{s} {n} images" + (f" / {r['boxes'][s]} boxes" if r["boxes"] else "")
+                           for s, n in r["images"].items())
+        click.echo(f"imported {counts} of {len(r['classes'])} classes ({r['class_order']}) into {out}"
+                   + (" (data.yaml)" if r["task"] == "detect" else " (ImageFolder)"))
+        for note in r["notes"]:
+            click.echo(f"  note: {note}")
+        if r["skipped"]:
+            click.echo(f"  skipped {r['skipped_images']} images and {r['skipped_boxes']} boxes:")
+            for s in r["skipped"][:5]:
+                click.echo(f"    {s['kind']} {s['where']}: {s['reason']}")
+            if len(r["skipped"]) > 5:
+                click.echo(f"    … {len(r['skipped']) - 5} more in {out / 'import.json'}")
+    emit(r, as_json, show)

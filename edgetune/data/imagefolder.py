@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetune.data.split import assign
 from edgetune.errors import DataError
 from edgetune.preprocess import ImagePreprocess
 from edgetune.untrusted import read_bytes
@@ -117,7 +118,7 @@ def scan_imagefolder(root: Path, *, val_split: float | None = None, seed: int = 
             raise DataError(f"--val-split must be between 0 and 1, got {val_split}")
         _check_class_count(classes, root)
         everything = _scan_split(root, classes, root, "all")
-        train, val = _split(everything, val_split, seed, len(classes))
+        train, val = _split(everything, val_split, seed)
         layout = f"split:{val_split}"
     for split, minimum in ((train, MIN_TRAIN_PER_CLASS), (val, MIN_VAL_PER_CLASS)):
         counts = np.bincount(split.labels, minlength=len(classes))
@@ -135,18 +136,11 @@ def _check_class_count(classes: list[str], folder: Path) -> None:
                         hint="one folder per class: ROOT/train/<class>/image.jpg")
 
 
-def _split(data: ImageSplit, fraction: float, seed: int, num_classes: int) -> tuple[ImageSplit, ImageSplit]:
+def _split(data: ImageSplit, fraction: float, seed: int) -> tuple[ImageSplit, ImageSplit]:
     """Stratified, seeded split: every class keeps at least one image on each side."""
-    rng = np.random.default_rng(seed)
-    labels = data.labels
-    train_idx, val_idx = [], []
-    for c in range(num_classes):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        n_val = min(max(1, round(len(idx) * fraction)), max(len(idx) - 1, 0))
-        val_idx.extend(idx[:n_val].tolist())
-        train_idx.extend(idx[n_val:].tolist())
-    return (ImageSplit("train", [data.samples[i] for i in sorted(train_idx)]),
-            ImageSplit("val", [data.samples[i] for i in sorted(val_idx)]))
+    where = assign(data.labels.tolist(), {"val": fraction}, seed)
+    return (ImageSplit("train", [s for s, w in zip(data.samples, where) if w == "train"]),
+            ImageSplit("val", [s for s, w in zip(data.samples, where) if w == "val"]))
 
 
 def decode_split(split: ImageSplit, pre: ImagePreprocess, root: Path, digest: hashlib._Hash | None = None,

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetune.data.audio import AUDIO_EXTS, SAMPLE_RATE, fit_length, read_audio
+from edgetune.data.split import assign
 from edgetune.errors import DataError
 from edgetune.untrusted import MAX_TEXT_BYTES, read_bytes, read_text
 
@@ -160,12 +161,7 @@ def _collect(folder: Path, mapping: dict[str, str], classes: list[str], root: Pa
 
 
 def _split_mask(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    mask = np.zeros(len(labels), dtype=bool)
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        mask[idx[: min(max(1, round(len(idx) * fraction)), max(len(idx) - 1, 0))]] = True
-    return mask
+    return np.array(assign(labels.tolist(), {"val": fraction}, seed)) == "val"
 
 
 def load_clips(files: list[Path], root: Path, samples: int = SAMPLE_RATE, digest: hashlib._Hash | None = None,
