@@ -283,3 +283,26 @@ def import_(src: Path, fmt: str, out: Path, classes: str | None, images: Path | 
             if len(r["skipped"]) > 5:
                 click.echo(f"    … {len(r['skipped']) - 5} more in {out / 'import.json'}")
     emit(r, as_json, show)
+
+
+@data.command("split")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="A new folder for the split set.")
+@split_options
+@json_option
+@handle_errors()
+def split(src: Path, out: Path, val: float, test: float, seed: int, group_by: str | None, link: bool,
+          as_json: bool) -> None:
+    """A new seeded, stratified train/val(/test) split of SRC (an ImageFolder, a Speech Commands
+    folder, or a YOLO data.yaml), written to OUT; SRC is left as it is. --group-by keeps the
+    frames of one video or the clips of one speaker in one split."""
+    from edgetune.data.labels.importer import ImportOptions
+    from edgetune.data.resplit import split_dataset
+
+    opts = ImportOptions(fractions=_fractions(val, test), seed=seed, group_by=group_by, link=link)
+    r = split_dataset(src, out, opts)
+    counts = r.get("files") or r.get("images")
+    emit(r, as_json, lambda r: click.echo(
+        f"split {src} into {', '.join(f'{s} {n}' for s, n in counts.items())} at {out}"
+        + (f" ({r['groups']} groups by {group_by!r}; {r['unmatched_names']} names unmatched)"
+           if r.get("groups") else "")))

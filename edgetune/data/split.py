@@ -76,9 +76,13 @@ def _grouped(strata: Sequence[object], groups: Sequence[str], fractions: dict[st
         vec = np.zeros(len(classes))
         for i in idx:
             vec[classes[strata[i]]] += 1
-        # squared distance to the targets (relative to each) after placing the group in split s
+        # squared distance to the targets (relative to each) after placing the group in split s,
+        # per class and, weighted as much as all classes together, per split size (when groups
+        # hold one class each, only the sizes can be balanced)
         place = np.eye(len(names))[:, :, None] * vec[None, None, :]  # [s] = the group put in split s
-        cost = (np.square(target - have - place) / np.maximum(target, 1)).sum(axis=(1, 2))
+        after = target - have - place
+        cost = ((np.square(after) / np.maximum(target, 1)).sum(axis=(1, 2))
+                + len(classes) * (np.square(after.sum(axis=2)) / np.maximum(target.sum(axis=1), 1)).sum(axis=1))
         s = int(np.argmin(cost))
         have[s] += vec
         for i in idx:

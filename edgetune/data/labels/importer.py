@@ -33,6 +33,7 @@ class ImportOptions:
     link: bool = False
     strict: bool = False
     images: Path | None = None
+    resplit: bool = False  # ignore the splits the export declares (`data split`)
 
 
 def parse_classes(spec: str, known: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -120,7 +121,7 @@ def _strata(ls: LabelSet) -> list[str]:
 
 def _splits(ls: LabelSet, opts: ImportOptions) -> tuple[list[str], str]:
     declared = [i.split for i in ls.images]
-    if all(declared):
+    if all(declared) and not opts.resplit:
         return [str(s) for s in declared], "as exported"
     keys, unmatched = group_keys([i.name for i in ls.images], opts.group_by)
     if keys is not None and unmatched == len(keys):
