@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -306,3 +307,46 @@ def split(src: Path, out: Path, val: float, test: float, seed: int, group_by: st
         f"split {src} into {', '.join(f'{s} {n}' for s, n in counts.items())} at {out}"
         + (f" ({r['groups']} groups by {group_by!r}; {r['unmatched_names']} names unmatched)"
            if r.get("groups") else "")))
+
+
+@data.command("check")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.option("--html", "html_out", default=None, type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write an HTML page: histograms and a contact sheet of the worst offenders.")
+@json_option
+@handle_errors()
+def check(root: Path, html_out: Path | None, as_json: bool) -> None:
+    """Audit a data set (ImageFolder, Speech Commands folder or YOLO data.yaml) before training:
+    class counts and imbalance, unreadable files, exact and near duplicates across splits (the
+    leak that inflates every metric), tiny boxes and boxes per image, clip lengths, rates and
+    clipping. Exit 3 when it finds an error (a leak, an unreadable file, a bad label)."""
+    from edgetune.data.check.audit import audit
+    from edgetune.errors import DataError
+
+    report = audit(root, quiet=as_json)
+    if html_out is not None:
+        from edgetune.data.check.html_page import write_html
+
+        write_html(report, html_out)
+    r = report.to_json()
+
+    def show(r: dict) -> None:
+        click.echo(f"{r['task']}: {', '.join(f'{s} {n}' for s, n in r['files'].items())} files, "
+                   f"{len(r['classes'])} classes" + (f", imbalance {r['imbalance']:.1f}×" if r["imbalance"] else "")
+                   + f"; duplicates: {r['near_duplicate_rule']}")
+        for f in r["findings"][:20]:
+            click.echo(f"  {f['severity']:7s} {f['kind']}: {f['where']}: {f['detail']}")
+        if len(r["findings"]) > 20:
+            click.echo(f"  … {len(r['findings']) - 20} more (--json or --html lists all)")
+        if html_out is not None:
+            click.echo(f"wrote {html_out}")
+
+    if report.errors:
+        kinds = Counter(f.kind for f in report.errors)
+        if not as_json:
+            show(r)
+        what = {"leak": "leaked pairs across splits", "unreadable": "unreadable files", "bad-label": "bad label files"}
+        raise DataError(f"data check: {', '.join(f'{n} {what.get(k, k)}' for k, n in kinds.items())} in {root}",
+                        hint="a leak: remove one file of each pair (or re-split with `edgetune data split "
+                             "--group-by`); unreadable files and bad labels: fix or delete them", payload=r)
+    emit(r, as_json, show)

@@ -21,6 +21,7 @@ from torchvision.transforms import v2
 from edgetune.assets import resolve_weights
 from edgetune.contract import DataRef, Manifest
 from edgetune.cpu import usable_cores
+from edgetune.data.check.leak import warn_if_leaked
 from edgetune.data.imagefolder import ImageFolderData, decode_split, scan_imagefolder
 from edgetune.errors import RunDirError, UsageError
 from edgetune.preprocess import ImagePreprocess
@@ -111,6 +112,8 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
     if run.manifest_path.exists() and not cfg.resume:
         raise RunDirError(f"{run.path} already holds a run", hint="pass --resume to continue it, or a new --out")
     data = scan_imagefolder(cfg.data, val_split=cfg.val_split, seed=cfg.seed)
+    warn_if_leaked({"train": [s.path for s in data.train.samples], "val": [s.path for s in data.val.samples]},
+                   data.root)
     size = resolve_input_size(cfg.img_size, run if cfg.resume else None, lambda: choose_img_size(
         card.input.size, [s.path for s in data.train.samples]))
     pre = preprocess_for(card, size["chosen"])

@@ -23,6 +23,7 @@ from typing import Any
 from edgetune.assets import ResolvedWeights, require_trusted_pickle, resolve_weights
 from edgetune.contract import DataRef, Manifest
 from edgetune.cpu import usable_cores
+from edgetune.data.check.leak import warn_if_leaked
 from edgetune.data.yolo import YoloDataset, load_yolo_dataset
 from edgetune.errors import CardError, RunDirError, UntrustedFileError, UsageError
 from edgetune.fsutil import atomic_path, sha256_file
@@ -148,6 +149,7 @@ def finetune_detector(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any
     elif run.manifest_path.exists() or (run.path / ULTRA_DIR).exists():
         raise RunDirError(f"{run.path} already holds a run", hint="pass --resume to continue it, or a new --out")
     data = load_yolo_dataset(cfg.data)
+    warn_if_leaked({split: [s.image for s in samples] for split, samples in data.splits.items()}, data.root)
     size_record = resolve_input_size(cfg.img_size, run if cfg.resume else None, lambda: choose_detect_size(
         card.input.size, [s.image for s in data.splits["train"]]))
     weights = (resolve_weights(card, cfg.weights)  # a resumed run continues from its own last.pt

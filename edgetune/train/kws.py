@@ -29,6 +29,7 @@ from edgetune.assets import resolve_weights
 from edgetune.contract import DataRef, Manifest
 from edgetune.cpu import usable_cores
 from edgetune.data import speech_commands as sc
+from edgetune.data.check.leak import warn_if_leaked
 from edgetune.errors import RunDirError, UsageError
 from edgetune.progress import log, track
 from edgetune.run import RunDir, versions
@@ -209,6 +210,7 @@ def evaluate_top1(model: nn.Module, clips: np.ndarray | torch.Tensor, labels: np
 def open_data(cfg: TrainConfig, quiet: bool) -> tuple[sc.KwsData, np.ndarray, np.ndarray, list[np.ndarray], str, int]:
     data = sc.scan_kws(cfg.data, keywords=list(cfg.keywords) if cfg.keywords else None,
                        val_split=cfg.val_split, seed=cfg.seed)
+    warn_if_leaked({"train": data.train.files, "val": data.val.files}, data.root, audio=True)
     digest = hashlib.sha256()
     n = len(data.train.files) + len(data.val.files)
     bar = iter(track(range(n), total=n, desc="read clips", quiet=quiet))
