@@ -148,3 +148,55 @@ def test_data_yaml_split_that_is_not_a_path_is_one_line(tmp_path, entry):
     (tmp_path / "data.yaml").write_text(yaml.safe_dump({"train": entry, "val": "images/val", "names": ["a"]}))
     with pytest.raises(DataError, match=r"'train' must be a path or a list of paths, got "):
         load_yolo_dataset(tmp_path / "data.yaml")
+
+
+COCO_BASE = {"images": [{"id": 1, "file_name": "a.jpg", "width": 8, "height": 8}],
+             "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]}],
+             "categories": [{"id": 1, "name": "car"}]}
+LS_BASE = [{"id": 1, "data": {"image": "/data/upload/1/a.jpg"}, "annotations": [{"result": [
+    {"type": "rectanglelabels", "original_width": 8, "original_height": 8,
+     "value": {"x": 10, "y": 10, "width": 50, "height": 50, "rectanglelabels": ["car"]}}]}]}]
+
+
+@FUZZ
+@given(fmt=st.sampled_from(["coco", "labelstudio", "csv"]), path=st.lists(st.integers(0, 30), min_size=1, max_size=5),
+       value=values)
+def test_annotation_readers(tmp_path_factory, fmt, path, value):
+    """A mutated COCO / Label Studio export, or a table of junk: a LabelSet or one DataError."""
+    from PIL import Image
+
+    from edgetune.data.labels.formats import FORMATS
+
+    folder = tmp_path_factory.mktemp("ann")
+    Image.new("RGB", (8, 8)).save(folder / "a.jpg")
+    if fmt == "csv":
+        src = folder / "t.csv"
+        src.write_text("file,label\n" + ",".join(str(v) for v in (value if isinstance(value, list) else [value])))
+    else:
+        src = folder / "export.json"
+        src.write_text(json.dumps(_mutate(COCO_BASE if fmt == "coco" else LS_BASE, path, value)))
+    try:
+        ls = FORMATS.get(fmt).read(src)
+    except DataError as exc:
+        assert exc.message and "\n" not in exc.message
+        return
+    for img in ls.images:
+        assert all(0 <= b.x0 < b.x1 <= img.width and 0 <= b.y0 < b.y1 <= img.height for b in img.boxes)
+
+
+@FUZZ
+@given(tags=st.lists(st.sampled_from(["<box", " label='car'", " xtl='1'", " ytl='x'", " xbr='5'", " ybr='9'",
+                                      " rotation='0'", " rotation='nan'", "/>", "<image name='a.jpg'", " width='8'",
+                                      " height='0'", ">", "</image>", "<polygon/>", "&amp;", "<", "'"]), max_size=25))
+def test_cvat_reader(tmp_path_factory, tags):
+    from PIL import Image
+
+    from edgetune.data.labels import cvat
+
+    folder = tmp_path_factory.mktemp("cvat")
+    Image.new("RGB", (8, 8)).save(folder / "a.jpg")
+    (folder / "annotations.xml").write_text("<annotations>" + "".join(tags) + "</annotations>")
+    try:
+        cvat.read(folder)
+    except DataError as exc:
+        assert exc.message and "\n" not in exc.message

@@ -61,6 +61,13 @@ def split_dataset(src: Path, out: Path, opts: ImportOptions) -> dict:
         raise UsageError(f"--group-by {opts.group_by!r} matches none of the {len(groups)} file names",
                          hint=f"e.g. a name here is {items[0][0].name!r}")
     where = assign([c for _, c, _ in items], dict(opts.fractions), opts.seed, groups=groups)
+    for split in ("train", *dict(opts.fractions)):
+        missing = sorted({c for _, c, _ in items} - {c for (_, c, _), w in zip(items, where) if w == split})
+        if missing and (split == "train" or dict(opts.fractions)[split] > 0):
+            raise DataError(f"the split left {split} without {', '.join(map(repr, missing[:5]))}"
+                            + (f" (every file of a class shares a group of --group-by {opts.group_by!r})"
+                               if groups else " (too few files)"),
+                            hint="a class needs files on every side: use a finer --group-by, or add files")
     audio = all(f.suffix.lower() in AUDIO_EXTS for f, _, _ in items)
     with atomic_dir(out) as tmp:
         for (f, cls, name), split in zip(items, where, strict=True):

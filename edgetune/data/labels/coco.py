@@ -40,9 +40,13 @@ def _list(data: dict, key: str, path: Path, required: bool = True) -> list:
 
 
 def _entry(item: Any, path: Path, kind: str, i: int) -> tuple[dict, str]:
-    if not isinstance(item, dict) or "id" not in item:
-        raise DataError(f"{path}: {kind} #{i} is {shown(item)}, not an object with an id")
+    if not isinstance(item, dict) or not _is_id(item.get("id")):
+        raise DataError(f"{path}: {kind} #{i} is {shown(item)}, not an object with an id (a number or a string)")
     return item, f"{path.name}: {kind} id {shown(item['id'])}"
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
 
 
 def read(src: Path, *, images: Path | None = None, strict: bool = False) -> LabelSet:
@@ -77,9 +81,9 @@ def read(src: Path, *, images: Path | None = None, strict: bool = False) -> Labe
     labels: dict[Any, set[str]] = {}
     for i, a in enumerate(anns):
         a, where = _entry(a, path, "annotation", i)
-        if a.get("image_id") not in by_id:
+        if not _is_id(a.get("image_id")) or a["image_id"] not in by_id:
             raise DataError(f"{where}: image_id {shown(a.get('image_id'))} is not in 'images'")
-        if a.get("category_id") not in cats:
+        if not _is_id(a.get("category_id")) or a["category_id"] not in cats:
             raise DataError(f"{where}: category_id {shown(a.get('category_id'))} is not in 'categories'")
         img, label = by_id[a["image_id"]], cats[a["category_id"]]
         if img is None:

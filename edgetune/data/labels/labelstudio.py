@@ -76,7 +76,10 @@ def read(src: Path, *, images: Path | None = None, strict: bool = False) -> Labe
         url = data.get("image", next(iter(data.values())) if len(data) == 1 else None)
         base = _base_name(url, where)
         file = locate(_find(finder, base, where), base, where, strict, ls.skip)
-        anns = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
+        anns = task.get("annotations") or []
+        if not isinstance(anns, list):
+            raise DataError(f"{where}: 'annotations' is {shown(anns)}, not a list")
+        anns = [a for a in anns if isinstance(a, dict) and not a.get("was_cancelled")]
         several += len(anns) > 1
         if file is None:
             continue
@@ -95,7 +98,10 @@ def read(src: Path, *, images: Path | None = None, strict: bool = False) -> Labe
             v, kind = r["value"], r.get("type")
             if kind == "choices":
                 kinds.add("classify")
-                choices += [c for c in v.get("choices") or [] if isinstance(c, str)]
+                found = v.get("choices")
+                if not isinstance(found, list) or not all(isinstance(c, str) for c in found):
+                    raise DataError(f"{at}: choices {shown(found)} is not a list of labels")
+                choices += found
             elif kind == "rectanglelabels":
                 kinds.add("detect")
                 if img.width is None:
