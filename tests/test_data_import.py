@@ -277,13 +277,13 @@ def test_split_is_stratified_and_groups_never_straddle(tmp_path):
     strata = [c for c in range(4) for _ in range(25)]
     where = assign(strata, {"val": 0.2, "test": 0.1}, seed=3)
     for c in range(4):
-        got = [w for s, w in zip(strata, where) if s == c]
+        got = [w for s, w in zip(strata, where, strict=True) if s == c]
         assert (got.count("val"), got.count("test")) == (5, 2) or (got.count("val"), got.count("test")) == (5, 3)
     assert where == assign(strata, {"val": 0.2, "test": 0.1}, seed=3)  # seeded
     groups = [f"speaker{i % 13}" for i in range(100)]
     where = assign(strata, {"val": 0.2}, seed=0, groups=groups)
     for g in set(groups):
-        assert len({w for w, gg in zip(where, groups) if gg == g}) == 1
+        assert len({w for w, gg in zip(where, groups, strict=True) if gg == g}) == 1
     assert 0.1 <= where.count("val") / 100 <= 0.3
 
 

@@ -139,8 +139,8 @@ def _check_class_count(classes: list[str], folder: Path) -> None:
 def _split(data: ImageSplit, fraction: float, seed: int) -> tuple[ImageSplit, ImageSplit]:
     """Stratified, seeded split: every class keeps at least one image on each side."""
     where = assign(data.labels.tolist(), {"val": fraction}, seed)
-    return (ImageSplit("train", [s for s, w in zip(data.samples, where) if w == "train"]),
-            ImageSplit("val", [s for s, w in zip(data.samples, where) if w == "val"]))
+    return (ImageSplit("train", [s for s, w in zip(data.samples, where, strict=True) if w == "train"]),
+            ImageSplit("val", [s for s, w in zip(data.samples, where, strict=True) if w == "val"]))
 
 
 def decode_split(split: ImageSplit, pre: ImagePreprocess, root: Path, digest: hashlib._Hash | None = None,

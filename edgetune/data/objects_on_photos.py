@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
+from edgetune.data.yolo import yolo_lines
 from edgetune.errors import AssetError
 from edgetune.fsutil import atomic_dir
 
@@ -207,14 +208,6 @@ def compose(rng: np.random.Generator, photo: Image.Image, instances: Sequence[In
                 labels.append((inst.cls, box))
                 break
     return canvas, labels
-
-
-def yolo_lines(labels: Sequence[tuple[int, np.ndarray]], width: int, height: int) -> list[str]:
-    out = []
-    for cls, (x0, y0, x1, y1) in labels:
-        out.append(f"{cls} {(x0 + x1) / 2 / width:.6f} {(y0 + y1) / 2 / height:.6f} "
-                   f"{(x1 - x0) / width:.6f} {(y1 - y0) / height:.6f}")
-    return out
 
 
 def write_dataset(out: Path, *, train: int = 240, val: int = 60, seed: int = 0, long_side: int = 480,

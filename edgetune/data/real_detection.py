@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edgetune.data.objects_on_photos import yolo_lines
 from edgetune.data.real_sets import TREES_CARRIER, tree_tiles
+from edgetune.data.yolo import yolo_lines
 from edgetune.errors import DataError
 from edgetune.fsutil import atomic_dir
 from edgetune.registry import Registry

@@ -62,7 +62,7 @@ def split_dataset(src: Path, out: Path, opts: ImportOptions) -> dict:
                          hint=f"e.g. a name here is {items[0][0].name!r}")
     where = assign([c for _, c, _ in items], dict(opts.fractions), opts.seed, groups=groups)
     for split in ("train", *dict(opts.fractions)):
-        missing = sorted({c for _, c, _ in items} - {c for (_, c, _), w in zip(items, where) if w == split})
+        missing = sorted({c for _, c, _ in items} - {c for (_, c, _), w in zip(items, where, strict=True) if w == split})
         if missing and (split == "train" or dict(opts.fractions)[split] > 0):
             raise DataError(f"the split left {split} without {', '.join(map(repr, missing[:5]))}"
                             + (f" (every file of a class shares a group of --group-by {opts.group_by!r})"
@@ -74,7 +74,7 @@ def split_dataset(src: Path, out: Path, opts: ImportOptions) -> dict:
             copy_image(f, tmp / split / cls / name, opts.link)
         for p in carried:
             (shutil.copytree if p.is_dir() else shutil.copyfile)(p, tmp / p.name)
-        counts = {s: dict(sorted(Counter(c for (_, c, _), w in zip(items, where) if w == s).items()))
+        counts = {s: dict(sorted(Counter(c for (_, c, _), w in zip(items, where, strict=True) if w == s).items()))
                   for s in SPLITS if s in where}
         result = {"source": str(src), "out": str(out), "kind": "speech commands" if audio else "imagefolder",
                   "seed": opts.seed, "group_by": opts.group_by, "groups": len(set(groups)) if groups else None,

@@ -68,6 +68,16 @@ class YoloDataset:
                 "names": dict(enumerate(self.names))}
 
 
+def yolo_lines(labels: Sequence[tuple[int, Sequence[float]]], width: int, height: int) -> list[str]:
+    """Label rows `class cx cy w h` (6 decimals, ultralytics' own precision) from pixel corners
+    (x0, y0, x1, y1): the one place every writer of YOLO labels formats them."""
+    out = []
+    for cls, (x0, y0, x1, y1) in labels:
+        out.append(f"{cls} {(x0 + x1) / 2 / width:.6f} {(y0 + y1) / 2 / height:.6f} "
+                   f"{(x1 - x0) / width:.6f} {(y1 - y0) / height:.6f}")
+    return out
+
+
 def label_path(image: Path) -> Path:
     """ultralytics' rule: the last `/images/` in the path becomes `/labels/`, the suffix `.txt`."""
     s = str(image)

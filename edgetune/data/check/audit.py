@@ -202,7 +202,7 @@ def _stats(lay: Layout, facts: list[FileFacts], rel: list[str], findings: list[F
     out: dict[str, Any] = {"image_short_sides": sides}
     if lay.task == "detect":
         per_image, box_sides = [], []
-        for i, (it, f) in enumerate(zip(lay.items, facts)):
+        for i, (it, f) in enumerate(zip(lay.items, facts, strict=True)):
             per_image.append(len(it.boxes))
             if not f.size:
                 continue

@@ -49,7 +49,7 @@ def near_pairs(a: np.ndarray, b: np.ndarray, max_distance: int, chunk: int = 204
     for s in range(0, len(a), chunk):
         d = np.bitwise_count(a[s:s + chunk, None] ^ b[None, :])
         ii, jj = np.nonzero(d <= max_distance)
-        out += [(int(i) + s, int(j), int(d[i, j])) for i, j in zip(ii, jj)]
+        out += [(int(i) + s, int(j), int(d[i, j])) for i, j in zip(ii, jj, strict=True)]
     return out
 
 

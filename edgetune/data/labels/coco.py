@@ -13,8 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from edgetune.data.labels.model import LabelledImage, LabelSet
-from edgetune.data.labels.source import (ImageFinder, image_size, load_json, locate, number, positive_size,
-                                         relative_name)
+from edgetune.data.labels.source import (
+    ImageFinder,
+    image_size,
+    load_json,
+    locate,
+    number,
+    positive_size,
+    relative_name,
+)
 from edgetune.errors import DataError
 from edgetune.untrusted import shown
 

@@ -142,9 +142,10 @@ def _check_class_names(ls: LabelSet) -> None:
 
 
 def _yolo_rows(img: LabelledImage, index: dict[str, int]) -> str:
-    w, h = img.width, img.height
-    return "".join(f"{index[b.label]} {(b.x0 + b.x1) / 2 / w:.6f} {(b.y0 + b.y1) / 2 / h:.6f} "
-                   f"{(b.x1 - b.x0) / w:.6f} {(b.y1 - b.y0) / h:.6f}\n" for b in img.boxes)
+    from edgetune.data.yolo import yolo_lines
+
+    rows = yolo_lines([(index[b.label], (b.x0, b.y0, b.x1, b.y1)) for b in img.boxes], img.width, img.height)
+    return "".join(r + "\n" for r in rows)
 
 
 def _write(ls: LabelSet, splits: list[str], tmp: Path, link: bool) -> None:
@@ -213,7 +214,7 @@ def import_labels(fmt: str, src: Path, out: Path, opts: ImportOptions) -> Import
         _verify(ls, tmp)
         report = ImportReport(
             source=str(src), format=fmt, task=ls.task, classes=ls.classes, class_order=ls.class_order,
-            images=dict(Counter(splits)), boxes={s: sum(len(i.boxes) for i, t in zip(ls.images, splits) if t == s)
+            images=dict(Counter(splits)), boxes={s: sum(len(i.boxes) for i, t in zip(ls.images, splits, strict=True) if t == s)
                                                   for s in dict(Counter(splits))} if ls.task == "detect" else {},
             per_class={s: {c: c_.get(c, 0) for c in ls.classes} for s, c_ in per_class.items()},
             skipped_images=sum(s.kind == "image" for s in ls.skipped),

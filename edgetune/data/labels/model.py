@@ -72,7 +72,7 @@ class LabelSet:
         c = (max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1))
         if c[2] <= c[0] or c[3] <= c[1]:
             return self.skip("box", where, f"entirely outside the {w}x{h} image")
-        if max(abs(a - b) for a, b in zip(c, (x0, y0, x1, y1))) > CLIP_TOLERANCE:
+        if max(abs(a - b) for a, b in zip(c, (x0, y0, x1, y1), strict=True)) > CLIP_TOLERANCE:
             self.clipped += 1
             image.boxes.append(Box(label, *c))
         else:  # a rounding hair past the edge: kept exactly, so a round trip changes no digit

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from edgetune.errors import DataError
-from edgetune.untrusted import MAX_JSON_BYTES, parse_json, read_bytes, read_text, shown
+from edgetune.untrusted import parse_json, read_bytes, read_text, shown
 
 # The largest public exports (COCO train2017's instances file) are ~450 MB; beyond 1 GiB it is
 # more likely the wrong file than a data set.

@@ -9,7 +9,7 @@ import io
 from pathlib import Path
 
 from edgetune.data.labels.model import LabelledImage, LabelSet
-from edgetune.data.labels.source import (MAX_ANNOTATION_BYTES, ImageFinder, load_json, locate, relative_name)
+from edgetune.data.labels.source import MAX_ANNOTATION_BYTES, ImageFinder, load_json, locate, relative_name
 from edgetune.errors import DataError
 from edgetune.untrusted import read_text, shown
 

@@ -13,8 +13,17 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from edgetune.data.labels.model import LabelledImage, LabelSet
-from edgetune.data.labels.source import (ImageFinder, coord, copy_image, image_size, load_xml, locate, number,
-                                         positive_size, relative_name)
+from edgetune.data.labels.source import (
+    ImageFinder,
+    coord,
+    copy_image,
+    image_size,
+    load_xml,
+    locate,
+    number,
+    positive_size,
+    relative_name,
+)
 from edgetune.errors import DataError
 
 
