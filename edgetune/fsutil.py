@@ -118,8 +118,14 @@ def ensure_writable_dir(path: Path, what: str) -> None:
     path = Path(path).absolute()
     created = [p for p in (path, *path.parents) if not p.exists()]
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".edgetune-write-probe.", dir=path)
+        for attempt in range(3):
+            path.mkdir(parents=True, exist_ok=True)
+            try:
+                fd, probe = tempfile.mkstemp(prefix=".edgetune-write-probe.", dir=path)
+                break
+            except FileNotFoundError:  # a concurrent edgetune removed the folder it had made for its own probe
+                if attempt == 2:
+                    raise
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:

@@ -112,8 +112,6 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
     if run.manifest_path.exists() and not cfg.resume:
         raise RunDirError(f"{run.path} already holds a run", hint="pass --resume to continue it, or a new --out")
     data = scan_imagefolder(cfg.data, val_split=cfg.val_split, seed=cfg.seed)
-    warn_if_leaked({"train": [s.path for s in data.train.samples], "val": [s.path for s in data.val.samples]},
-                   data.root)
     size = resolve_input_size(cfg.img_size, run if cfg.resume else None, lambda: choose_img_size(
         card.input.size, [s.path for s in data.train.samples]))
     pre = preprocess_for(card, size["chosen"])
@@ -128,6 +126,8 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
     tick = lambda _n: next(bar, None)  # noqa: E731
     train_sq = decode_split(data.train, pre, data.root, digest, tick)
     val_sq = decode_split(data.val, pre, data.root, digest, tick)
+    warn_if_leaked({"train": [s.path for s in data.train.samples], "val": [s.path for s in data.val.samples]},
+                   data.root)  # after decoding: a corrupt file is one error line, not a warning first
     train_y, val_y = data.train.labels, data.val.labels
 
     device = resolve_device(cfg.device)

@@ -210,13 +210,13 @@ def evaluate_top1(model: nn.Module, clips: np.ndarray | torch.Tensor, labels: np
 def open_data(cfg: TrainConfig, quiet: bool) -> tuple[sc.KwsData, np.ndarray, np.ndarray, list[np.ndarray], str, int]:
     data = sc.scan_kws(cfg.data, keywords=list(cfg.keywords) if cfg.keywords else None,
                        val_split=cfg.val_split, seed=cfg.seed)
-    warn_if_leaked({"train": data.train.files, "val": data.val.files}, data.root, audio=True)
     digest = hashlib.sha256()
     n = len(data.train.files) + len(data.val.files)
     bar = iter(track(range(n), total=n, desc="read clips", quiet=quiet))
     tick = lambda _n: next(bar, None)  # noqa: E731
     train, r1 = sc.load_clips(data.train.files, data.root, digest=digest, progress=tick)
     val, r2 = sc.load_clips(data.val.files, data.root, digest=digest, progress=tick)
+    warn_if_leaked({"train": data.train.files, "val": data.val.files}, data.root, audio=True)
     noises = sc.load_noise(data.noise_files, data.root) if data.noise_files else sc.generated_noise(cfg.seed)
     for note in data.notes:
         log(f"note: {note}", quiet=quiet)
