@@ -84,7 +84,7 @@ def test_small_images_get_exact_checks_and_label_conflicts(fm_data, tmp_path):
     assert res.exit_code == 3
     r = json.loads(res.stdout)
     kinds = [f["kind"] for f in r["findings"]]
-    assert kinds.count("leak") == 2 and "conflicting-labels" in kinds and "small-images" in kinds
+    assert kinds.count("leak") == 1 and "conflicting-labels" in kinds and "small-images" in kinds
 
 
 def test_imbalance_and_tiny_boxes_are_warnings(det_set, tmp_path, fm_data):

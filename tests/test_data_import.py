@@ -303,3 +303,18 @@ def test_data_split_imagefolder_grouped_and_yolo(source, tmp_path, fm_data):
     assert labels_text(tmp_path / "y").count("\n") == labels_text(tmp_path / "y2").count("\n")
     res = invoke("data", "split", tmp_path / "y", "--out", tmp_path / "y" / "inner")
     assert res.exit_code == 2 and "is inside SRC" in res.stderr
+
+
+def test_a_class_too_small_to_split_is_one_line_naming_the_output(tmp_path):
+    src = tmp_path / "cls"
+    src.mkdir()
+    rows = ["file,label"]
+    for i, tile in enumerate(real_tiles(7)):
+        tile.save(src / f"p{i}.png")
+        rows.append(f"p{i}.png,{'rare' if i == 0 else 'common'}")
+    (src / "labels.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    res = invoke("data", "import", src / "labels.csv", "--from", "csv", "--out", out)
+    assert res.exit_code == 3 and res.stderr.startswith(
+        f"edgetune: error: classes differ between train and val in {out} (only in train: rare)"), res.stderr
+    assert not out.exists()

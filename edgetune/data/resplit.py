@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgetune.data.audio import AUDIO_EXTS
-from edgetune.data.labels.importer import ImportOptions, import_labels
+from edgetune.data.labels.importer import ImportOptions, import_labels, verify_written
 from edgetune.data.labels.source import copy_image
 from edgetune.data.split import assign, group_keys
 from edgetune.errors import DataError, UsageError
@@ -80,13 +80,6 @@ def split_dataset(src: Path, out: Path, opts: ImportOptions) -> dict:
                   "seed": opts.seed, "group_by": opts.group_by, "groups": len(set(groups)) if groups else None,
                   "unmatched_names": unmatched, "files": dict(Counter(where)), "per_class": counts,
                   "carried": [p.name for p in carried]}
-        if audio:
-            from edgetune.data.speech_commands import scan_kws
-
-            scan_kws(tmp)
-        else:
-            from edgetune.data.imagefolder import scan_imagefolder
-
-            scan_imagefolder(tmp)
+        verify_written("kws" if audio else "classify", tmp, out)
         write_json(tmp / "split.json", result)
     return result

@@ -117,10 +117,12 @@ def leak_pairs(items: list[Item], facts: list[FileFacts]) -> tuple[list[tuple[in
         if f.sha256:
             by_sha.setdefault(f.sha256, []).append(i)
     cross, within = [], []
-    for idx in by_sha.values():
-        for k, a in enumerate(idx):
-            for b in idx[k + 1:]:
-                (cross.append((a, b, "exact")) if items[a].split != items[b].split else within.append((a, b)))
+    for idx in by_sha.values():  # each copy is paired with one anchor (a train file when there is one),
+        anchor = next((i for i in idx if items[i].split == "train"), idx[0])  # not with every other copy
+        for i in idx:
+            if i != anchor:
+                (cross.append((min(i, anchor), max(i, anchor), "exact")) if items[i].split != items[anchor].split
+                 else within.append((anchor, i)))
     exact = {(a, b) for a, b, _ in cross}
     splits = sorted({i.split for i in items})
     for s_i, sa in enumerate(splits):

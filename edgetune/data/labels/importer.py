@@ -173,16 +173,18 @@ def _write(ls: LabelSet, splits: list[str], tmp: Path, link: bool) -> None:
         write_text(tmp / "data.yaml", yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
 
 
-def _verify(ls: LabelSet, tmp: Path) -> None:
-    """The written set, read back by the loader `finetune` uses (every label row checked)."""
-    if ls.task == "detect":
-        from edgetune.data.yolo import load_yolo_dataset
+def verify_written(task: str, tmp: Path, out: Path) -> None:
+    """The written set, read back by the loader `finetune` uses (every label row checked); its
+    error names the final folder, not the temp one it was built in."""
+    from edgetune.data.imagefolder import scan_imagefolder
+    from edgetune.data.speech_commands import scan_kws
+    from edgetune.data.yolo import load_yolo_dataset
 
-        load_yolo_dataset(tmp / "data.yaml")
-    else:
-        from edgetune.data.imagefolder import scan_imagefolder
-
-        scan_imagefolder(tmp)
+    try:
+        {"detect": lambda: load_yolo_dataset(tmp / "data.yaml"), "classify": lambda: scan_imagefolder(tmp),
+         "kws": lambda: scan_kws(tmp)}[task]()
+    except DataError as exc:
+        raise DataError(exc.message.replace(str(tmp), str(out)), hint=exc.hint) from None
 
 
 def import_labels(fmt: str, src: Path, out: Path, opts: ImportOptions) -> ImportReport:
@@ -211,7 +213,7 @@ def import_labels(fmt: str, src: Path, out: Path, opts: ImportOptions) -> Import
         per_class.setdefault(s, Counter()).update([b.label for b in img.boxes] if ls.task == "detect" else [img.label])
     with atomic_dir(out) as tmp:
         _write(ls, splits, tmp, opts.link)
-        _verify(ls, tmp)
+        verify_written(ls.task, tmp, out)
         report = ImportReport(
             source=str(src), format=fmt, task=ls.task, classes=ls.classes, class_order=ls.class_order,
             images=dict(Counter(splits)), boxes={s: sum(len(i.boxes) for i, t in zip(ls.images, splits, strict=True) if t == s)
