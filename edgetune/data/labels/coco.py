@@ -15,6 +15,7 @@ from typing import Any
 from edgetune.data.labels.model import LabelledImage, LabelSet
 from edgetune.data.labels.source import (
     ImageFinder,
+    find_export,
     image_size,
     load_json,
     locate,
@@ -26,16 +27,6 @@ from edgetune.errors import DataError
 from edgetune.untrusted import shown
 
 ANNOTATION_GLOBS = ("*.json", "annotations/*.json")
-
-
-def find_export(src: Path) -> Path:
-    if src.is_file():
-        return src
-    found = [p for g in ANNOTATION_GLOBS for p in sorted(src.glob(g))]
-    if len(found) != 1:
-        raise DataError(f"{src}: expected one COCO JSON file (or annotations/*.json), found {len(found)}",
-                        hint="pass the JSON file itself as SRC")
-    return found[0]
 
 
 def _list(data: dict, key: str, path: Path, required: bool = True) -> list:
@@ -57,7 +48,7 @@ def _is_id(value: Any) -> bool:
 
 
 def read(src: Path, *, images: Path | None = None, strict: bool = False) -> LabelSet:
-    path = find_export(src)
+    path = find_export(src, ANNOTATION_GLOBS, "COCO JSON file")
     data = load_json(path)
     if not isinstance(data, dict):
         raise DataError(f"{path} is not a COCO file (a JSON object)", hint="is this the tool's COCO export?")

@@ -14,6 +14,7 @@ from edgetune.data.labels.source import (
     ImageFinder,
     coord,
     copy_image,
+    find_export,
     image_size,
     load_xml,
     locate,
@@ -26,18 +27,8 @@ from edgetune.errors import DataError
 NOT_BOXES = ("polygon", "polyline", "points", "cuboid", "ellipse", "mask", "skeleton", "tag")
 
 
-def find_export(src: Path) -> Path:
-    if src.is_file():
-        return src
-    found = sorted(src.glob("*.xml"))
-    if len(found) != 1:
-        raise DataError(f"{src}: expected one CVAT XML file (annotations.xml), found {len(found)}",
-                        hint="pass the XML file itself as SRC")
-    return found[0]
-
-
 def read(src: Path, *, images: Path | None = None, strict: bool = False) -> LabelSet:
-    path = find_export(src)
+    path = find_export(src, ("*.xml",), "CVAT XML file")
     root = load_xml(path)
     if root.tag != "annotations":
         raise DataError(f"{path}: root element is <{root.tag}>, not <annotations>",

@@ -18,21 +18,19 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from edgetune.data.labels.model import LabelledImage, LabelSet
-from edgetune.data.labels.source import ImageFinder, copy_image, image_size, load_json, locate, number
+from edgetune.data.labels.source import (
+    ImageFinder,
+    copy_image,
+    find_export,
+    image_size,
+    load_json,
+    locate,
+    number,
+)
 from edgetune.errors import DataError
 from edgetune.untrusted import shown
 
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
-
-
-def find_export(src: Path) -> Path:
-    if src.is_file():
-        return src
-    found = sorted(src.glob("*.json"))
-    if len(found) != 1:
-        raise DataError(f"{src}: expected one Label Studio JSON export, found {len(found)}",
-                        hint="pass the JSON file itself as SRC")
-    return found[0]
 
 
 def _base_name(url: Any, where: str) -> str:
@@ -58,7 +56,7 @@ def _find(finder: ImageFinder, base: str, where: str) -> Path | None:
 
 
 def read(src: Path, *, images: Path | None = None, strict: bool = False) -> LabelSet:
-    path = find_export(src)
+    path = find_export(src, ("*.json",), "Label Studio JSON export")
     tasks = load_json(path)
     if not isinstance(tasks, list):
         raise DataError(f"{path} is not a Label Studio JSON export (a list of tasks)",

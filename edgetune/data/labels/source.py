@@ -134,3 +134,15 @@ def coord(v: float) -> str:
     """A pixel coordinate as text for the XML writers: whole pixels as integers (what tools
     write), anything else to 1e-6 px, far below the 6 decimals of a YOLO label."""
     return str(int(v)) if float(v).is_integer() else f"{v:.6f}".rstrip("0")
+
+
+def find_export(src: Path, globs: tuple[str, ...], what: str) -> Path:
+    """SRC itself when it is a file, else the one file in SRC matching `globs` (an export folder
+    as the tool zips it); none or several is one line asking for the file."""
+    if src.is_file():
+        return src
+    found = list(dict.fromkeys(p for g in globs for p in sorted(src.glob(g))))
+    if len(found) != 1:
+        raise DataError(f"{src}: expected one {what} ({' or '.join(globs)}), found {len(found)}",
+                        hint="pass the export file itself as SRC")
+    return found[0]

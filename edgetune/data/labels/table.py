@@ -9,7 +9,14 @@ import io
 from pathlib import Path
 
 from edgetune.data.labels.model import LabelledImage, LabelSet
-from edgetune.data.labels.source import MAX_ANNOTATION_BYTES, ImageFinder, load_json, locate, relative_name
+from edgetune.data.labels.source import (
+    MAX_ANNOTATION_BYTES,
+    ImageFinder,
+    find_export,
+    load_json,
+    locate,
+    relative_name,
+)
 from edgetune.errors import DataError
 from edgetune.untrusted import read_text, shown
 
@@ -53,12 +60,7 @@ def _rows(path: Path) -> list[tuple[str, object, str]]:
 
 
 def read(src: Path, *, images: Path | None = None, strict: bool = False) -> LabelSet:
-    if src.is_dir():
-        found = sorted(p for p in src.iterdir() if p.suffix.lower() in (".csv", ".json"))
-        if len(found) != 1:
-            raise DataError(f"{src}: expected one .csv or .json label table, found {len(found)}",
-                            hint="pass the table file itself as SRC")
-        src = found[0]
+    src = find_export(src, ("*.csv", "*.json"), "label table")
     ls = LabelSet(task="classify", classes=[], class_order="sorted names", images=[])
     finder = ImageFinder([images] if images else [src.parent, src.parent / "images"])
     seen: set[str] = set()
