@@ -318,3 +318,16 @@ def test_a_class_too_small_to_split_is_one_line_naming_the_output(tmp_path):
     assert res.exit_code == 3 and res.stderr.startswith(
         f"edgetune: error: classes differ between train and val in {out} (only in train: rare)"), res.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("table, message", [
+    ("name,label\na.png,cat\n", "labels.csv: header ['name', 'label'] has no 'file' column"),
+    ("file,label\na.png,cat\na.png,dog\n", "labels.csv:3: a.png is listed twice"),
+    ("file,label\na.png,\n", "labels.csv:2: label '' is empty or not text"),
+    ("", "labels.csv is empty"),
+])
+def test_table_errors_name_the_row(tmp_path, table, message):
+    real_tiles(1)[0].save(tmp_path / "a.png")
+    (tmp_path / "labels.csv").write_text(table)
+    res = invoke("data", "import", tmp_path / "labels.csv", "--from", "csv", "--out", tmp_path / "o")
+    assert res.exit_code == 3 and message in res.stderr, res.stderr

@@ -124,3 +124,33 @@ def test_kws_end_to_end_offline(tmp_path):
     assert len(hits) >= len(events) // 2, (events, s["detections"])
     b = _offline_cli("bench", run, "--target", "cpu-int8", "--profile", "x86-64-avx512", "--runs", 100)
     assert b["stream"]["events"] == len(events) and b["stream"]["at_threshold"]["hits"] >= len(events) // 2
+
+
+def test_imported_labelstudio_export_trains_like_the_original(tmp_path):
+    """A real-photo detection set written as a Label Studio export (one per split folder) and
+    imported back trains to the very same metrics as the original (same seed, identical labels),
+    and exports to cpu-int8 within the default budget."""
+    from test_data_import import labels_text
+
+    from edgetune.data.labels import yolo_format
+    from edgetune.data.labels.formats import FORMATS
+    from edgetune.data.labels.model import LabelSet
+
+    data = tmp_path / "det"
+    invoke_json("data", "objects-on-photos", "--out", data, "--train", 60, "--val", 20, "--seed", 7,
+                "--long-side", 320)
+    ls = yolo_format.read(data / "data.yaml")
+    for split in ("train", "val"):
+        FORMATS.get("labelstudio").write(LabelSet(ls.task, ls.classes, ls.class_order,
+                                                  [i for i in ls.images if i.split == split]), tmp_path / "ls" / split)
+    r = invoke_json("data", "import", tmp_path / "ls", "--from", "labelstudio", "--out", tmp_path / "imported",
+                    "--classes", ",".join(ls.classes))
+    assert r["skipped"] == [] and labels_text(tmp_path / "imported") == labels_text(data)
+    runs = {}
+    for name, yaml_path in (("original", data / "data.yaml"), ("imported", tmp_path / "imported" / "data.yaml")):
+        runs[name] = invoke_json("finetune", "--model", "yolo11n", "--data", yaml_path, "--out", tmp_path / f"run-{name}",
+                                 "--epochs", 3, "--seed", 0)
+    assert runs["imported"]["metric"] == runs["original"]["metric"] and runs["original"]["metric"] > 0.05, runs
+    int8 = invoke_json("export", tmp_path / "run-imported", "--target", "cpu-int8")
+    meta = json.loads((tmp_path / "run-imported" / "export" / "cpu-int8" / "export.json").read_text())
+    assert (meta["max_drop"], meta["max_drop_source"]) == (0.01, "default") and int8["drop"] <= 0.01
