@@ -57,9 +57,6 @@ def split_dataset(src: Path, out: Path, opts: ImportOptions) -> dict:
         raise DataError(f"{src} has no class folders with files",
                         hint="expected SRC/<class>/files or SRC/train/<class>/ + SRC/val/<class>/")
     groups, unmatched = group_keys([f.name for f, _, _ in items], opts.group_by)
-    if groups is not None and unmatched == len(groups):
-        raise UsageError(f"--group-by {opts.group_by!r} matches none of the {len(groups)} file names",
-                         hint=f"e.g. a name here is {items[0][0].name!r}")
     where = assign([c for _, c, _ in items], dict(opts.fractions), opts.seed, groups=groups)
     for split in ("train", *dict(opts.fractions)):
         missing = sorted({c for _, c, _ in items} - {c for (_, c, _), w in zip(items, where, strict=True) if w == split})

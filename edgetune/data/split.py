@@ -92,8 +92,8 @@ def _grouped(strata: Sequence[object], groups: Sequence[str], fractions: dict[st
 
 def group_keys(names: Sequence[str], pattern: str | None) -> tuple[list[str] | None, int]:
     """Group key of each file name: `pattern`'s first capture group (or whole match). Names it
-    does not match form groups of their own; their count is returned, so a typo in the pattern
-    (nothing matches, nothing is grouped) is reported, not silent."""
+    does not match form groups of their own; their count is returned, and a pattern that matches
+    no name at all (a typo: nothing would be grouped) is a usage error."""
     if pattern is None:
         return None, 0
     try:
@@ -109,4 +109,7 @@ def group_keys(names: Sequence[str], pattern: str | None) -> tuple[list[str] | N
             keys.append(f"\0{n}")
         else:
             keys.append(m.group(1) if rx.groups else m.group(0))
+    if names and unmatched == len(names):
+        raise UsageError(f"--group-by {pattern!r} matches none of the {len(names)} file names",
+                         hint=f"e.g. a name here is {names[0]!r}")
     return keys, unmatched

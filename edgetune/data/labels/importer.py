@@ -124,9 +124,6 @@ def _splits(ls: LabelSet, opts: ImportOptions) -> tuple[list[str], str]:
     if all(declared) and not opts.resplit:
         return [str(s) for s in declared], "as exported"
     keys, unmatched = group_keys([i.name for i in ls.images], opts.group_by)
-    if keys is not None and unmatched == len(keys):
-        raise UsageError(f"--group-by {opts.group_by!r} matches none of the {len(keys)} file names",
-                         hint=f"e.g. a name here is {ls.images[0].name!r}")
     fractions = dict(opts.fractions)
     how = f"seeded ({opts.seed}), stratified" + (f", grouped by {opts.group_by!r}" if keys else "")
     if unmatched:
