@@ -61,6 +61,16 @@ def bench_remote(run_path: str | Path, target: str | None, profile_name: str, ho
                  threads: int | None = None, data: str | None = None, quiet: bool = False) -> dict[str, Any]:
     """Bench the export on `host` (anything `ssh` accepts: user@host, a Host alias) and keep the
     device's result locally. `data` is a val folder on the device."""
+    result, export = remote_result(run_path, target, profile_name, host, edgetune=edgetune, ssh_options=ssh_options,
+                                   runs=runs, threads=threads, data=data, quiet=quiet)
+    return keep_result(result, export.run, export.folder)
+
+
+def remote_result(run_path: str | Path, target: str | None, profile_name: str, host: str, *,
+                  edgetune: str = "edgetune", ssh_options: tuple[str, ...] = (), runs: int = 200,
+                  threads: int | None = None, data: str | None = None,
+                  quiet: bool = False) -> tuple[dict[str, Any], Any]:
+    """The device's checked bench JSON and the local export it measured (nothing written)."""
     check_runs(runs)  # bad arguments fail here, before any connection
     profile = get_profile(profile_name)
     export = open_export(run_path, target)
@@ -75,7 +85,7 @@ def bench_remote(run_path: str | Path, target: str | None, profile_name: str, ho
         raise _failure(rc, err.decode(errors="replace"), host, edgetune)
     _check_reply(result, host, profile.name, export.meta.target)
     result["remote"] = host
-    return keep_result(result, export.run, export.folder)
+    return result, export
 
 
 def _check_reply(result: dict[str, Any], host: str, profile: str, target: str) -> None:

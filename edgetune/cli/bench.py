@@ -25,17 +25,30 @@ from edgetune.cli.common import emit, handle_errors, json_option
               help="The edgetune command on the device, e.g. ~/edgetune/bin/edgetune.")
 @click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE",
               help="Passed to ssh as -o KEY=VALUE (Port=2222, IdentityFile=…); repeatable.")
+@click.option("--emulate", is_flag=True,
+              help="The metric as an aarch64 board computes it, from the emulated device of "
+                   "tools/emulated_device.py (qemu): metric only, no latency.")
 @click.option("--quiet", is_flag=True)
 @json_option
 @handle_errors()
 def bench(run: Path, target: str | None, profile: str, runs: int, threads: int | None, data: str | None,
-          estimate: bool, remote: str | None, remote_edgetune: str, ssh_options: tuple[str, ...], quiet: bool,
-          as_json: bool) -> None:
+          estimate: bool, remote: str | None, remote_edgetune: str, ssh_options: tuple[str, ...], emulate: bool,
+          quiet: bool, as_json: bool) -> None:
     """Latency p50/p90/p99, peak RSS, size and metric of an artefact here; pass/fail vs the profile.
 
     RUN is a run directory (with --target) or an export folder (RUN/export/T, or a copy of it on
     the device: only the light install is needed there). With --remote the same bench runs on
     the device over ssh (no estimate: it is measured there)."""
+    if emulate:
+        from edgetune.emulated import bench_emulated
+        from edgetune.errors import UsageError
+
+        if remote:
+            raise UsageError("--emulate and --remote are two different devices", hint="choose one")
+        result = bench_emulated(run, target, profile, data=data, quiet=quiet or as_json)
+        return emit(result, as_json, lambda r: click.echo(
+            f"{r['target']} on {r['profile']}, {r['measured_on']}: {r['metric_name']} {r['metric']:.4f} "
+            f"({r['metric_source']}); {r['size_mb']:.2f} MB"))
     if remote:
         from edgetune.remote import bench_remote
 

@@ -1,0 +1,96 @@
+"""`edgetune bench … --emulate`: the metric an aarch64 board computes, from an emulated one.
+
+ONNX Runtime's and OpenVINO's aarch64 int8 kernels are not this host's (x86 without VNNI
+saturates in U8S8, ARM's dot-product kernels do not), so an int8 drop measured here may differ
+on the board. `tools/emulated_device.py` builds a Debian arm64 userland run by qemu-user with the
+light install and an sshd on loopback; this module finds it and runs the real remote bench there
+on the same val data (host folders are shared read-only at the same paths inside). Latency under emulation
+is meaningless, so it is dropped from the result, which is kept apart from real benches
+(RUN/emulated/<profile>/<target>.json) and labelled as what it is.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgetune.bench import MIN_RUNS
+from edgetune.errors import AssetError
+from edgetune.fsutil import write_json
+from edgetune.untrusted import MAX_JSON_BYTES, inside, parse_json, read_text, safe_name
+
+LABEL = "emulated aarch64 (qemu): metric only, no latency"
+SETUP = "sudo python tools/emulated_device.py setup && sudo python tools/emulated_device.py start"
+DROPPED = ("latency_ms", "latency_e2e_ms", "throughput_per_s", "peak_rss_mb", "estimate", "runs", "warmup_runs",
+           "pinned_cores", "pass", "violations", "budgets")
+
+
+@dataclass(frozen=True)
+class EmulatedDevice:
+    host: str
+    port: int
+    ssh_options: tuple[str, ...]  # as `--ssh-option` takes them: KEY=VALUE
+    edgetune: str
+    shared: tuple[str, ...]  # host folders visible at the same path inside
+
+
+def device_dir() -> Path:
+    return Path(os.environ.get("EDGETUNE_EMU_DIR", Path.home() / ".cache" / "edgetune" / "emulated-aarch64"))
+
+
+def find_device() -> EmulatedDevice:
+    """The running emulated device, or one line (exit 7) naming the command that makes it."""
+    info_file = device_dir() / "device.json"
+    if not info_file.is_file():
+        raise AssetError(f"no emulated aarch64 device in {device_dir()}", hint=f"create and start it: {SETUP}")
+    info = parse_json(read_text(info_file, limit=MAX_JSON_BYTES, what="device file", error=AssetError),
+                      what=str(info_file), error=AssetError)
+    try:
+        opts = info["ssh_options"]
+        dev = EmulatedDevice(str(info["host"]), int(info["port"]), tuple(o for o in opts[1::2]), str(info["edgetune"]),
+                             tuple(str(p) for p in info.get("shared", [])))
+    except (KeyError, TypeError, ValueError):
+        raise AssetError(f"{info_file} is not a device file written by tools/emulated_device.py",
+                         hint=f"recreate it: {SETUP}") from None
+    if not _sshd_alive(info.get("pid_file")):  # a pid check, not a probe connection: no socket is opened
+        raise AssetError(f"the emulated aarch64 device is not running (its sshd for port {dev.port} is gone)",
+                         hint="start it: sudo python tools/emulated_device.py start")
+    return dev
+
+
+def _sshd_alive(pid_file: object) -> bool:
+    try:
+        pid = int(Path(str(pid_file)).read_text().strip())
+    except (OSError, ValueError):
+        return False
+    return Path(f"/proc/{pid}").exists()
+
+
+def bench_emulated(run_path: str | Path, target: str | None, profile: str, *, data: str | None = None,
+                   quiet: bool = False) -> dict[str, Any]:
+    """The remote bench on the emulated device, metric only; kept in RUN/emulated/ (or the export
+    folder's emulated/), never where real latency results live."""
+    from edgetune.artifact import open_export
+    from edgetune.remote import remote_result
+
+    dev = find_device()
+    export = open_export(run_path, target)
+    ref = export.data(data)
+    local = Path(ref.yaml or ref.root).resolve() if ref else None
+    if local is not None and not any(local.is_relative_to(p) for p in dev.shared):
+        raise AssetError(f"the val data {local} is not visible inside the emulated device (it shares "
+                         f"{', '.join(dev.shared) or 'nothing'})",
+                         hint=f"restart it sharing the folder: sudo python tools/emulated_device.py start --share {local.parent}")
+    result, export = remote_result(run_path, target, profile, dev.host, edgetune=dev.edgetune,
+                                   ssh_options=dev.ssh_options, runs=MIN_RUNS, data=str(local) if local else None,
+                                   quiet=quiet)
+    kept = {k: v for k, v in result.items() if k not in DROPPED}
+    kept |= {"measured_on": LABEL, "emulated": True, "data": str(local) if local else None}
+    base = export.run.path / "emulated" if export.run else export.folder / "emulated"
+    out = inside(base.parent, base.name, safe_name(kept["profile"], "profile"), f"{safe_name(kept['target'], 'target')}.json")
+    write_json(out, kept)
+    return kept
+
+
