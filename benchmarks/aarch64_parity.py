@@ -23,7 +23,7 @@ from _results import write_section
 REPO = Path(__file__).resolve().parents[1]
 ET = str(Path(sys.executable).with_name("edgetune"))
 RUNS = [REPO / "runs/demo/run", REPO / "runs/demo/det", REPO / "runs/demo/kws"]
-TARGETS = ("cpu-fp32", "cpu-int8", "openvino-int8")
+TARGETS = ("cpu-int8", "openvino-int8")
 
 
 def cli(*args: object) -> dict:

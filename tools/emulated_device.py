@@ -41,6 +41,13 @@ REGISTRATION = (r":qemu-aarch64:M::\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\
                 r":\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:" + QEMU + ":OCF")
 VENV = "/opt/edgetune"  # inside the rootfs
 MOUNTS = ("proc", "sys", "dev")  # ONNX Runtime's cpuinfo reads /proc and /sys
+# qemu-user shows the host's x86 /proc/cpuinfo, on which ONNX Runtime's aarch64 cpuinfo crashes
+# (SIGSEGV on import). The device gets a Raspberry Pi 5's instead: 4 × Cortex-A76 (implementer
+# 0x41, part 0xd0b) with the dot-product extension (asimddp), which selects the int8 kernels a
+# Pi 5 runs; qemu's default "max" CPU executes them.
+CPUINFO_BLOCK = ("processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 "
+                 "atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\n"
+                 "CPU architecture: 8\nCPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n")
 
 
 class HostCannot(SystemExit):
@@ -82,7 +89,12 @@ def mount_all(d: Path) -> None:
         target = rootfs(d) / m
         if str(target.resolve()) not in have:
             subprocess.run(["mount", "--rbind", f"/{m}", str(target)], check=True)
-            subprocess.run(["mount", "--make-rslave", str(target)], check=True)
+            subprocess.run(["mount", "--make-rslave", str(target)], check=True)  # nothing leaks back to the host
+    cpuinfo = rootfs(d) / "proc" / "cpuinfo"
+    if str(cpuinfo) not in mounted(d):
+        fake = d / "cpuinfo"
+        fake.write_text("\n".join(CPUINFO_BLOCK.format(i=i) for i in range(4)))
+        subprocess.run(["mount", "--bind", str(fake), str(cpuinfo)], check=True)
 
 
 def umount_all(d: Path) -> None:
@@ -105,6 +117,19 @@ def build_wheel(d: Path) -> Path:
     return next(out.glob("edgetune-*.whl"))
 
 
+def _content_hash(wheel: Path, extras: str) -> str:
+    """The wheel's files, not its zip bytes (zip timestamps change on every build): an unchanged
+    edgetune is not reinstalled."""
+    import zipfile
+
+    h = hashlib.sha256(extras.encode())
+    with zipfile.ZipFile(wheel) as z:
+        for name in sorted(z.namelist()):
+            h.update(name.encode())
+            h.update(z.read(name))
+    return h.hexdigest()[:16]
+
+
 def setup(d: Path, extras: str) -> dict:
     check_host()
     d.mkdir(parents=True, exist_ok=True)
@@ -119,7 +144,7 @@ def setup(d: Path, extras: str) -> dict:
     shutil.copy("/etc/resolv.conf", rootfs(d) / "etc/resolv.conf")
     shutil.copy("/etc/ssl/certs/ca-certificates.crt", rootfs(d) / "etc/ssl/certs/host-ca.crt")
     wheel = build_wheel(d)
-    stamp = hashlib.sha256(wheel.read_bytes() + extras.encode()).hexdigest()[:16]
+    stamp = _content_hash(wheel, extras)
     marker = rootfs(d) / "opt" / f".edgetune-installed-{stamp}"
     if not marker.is_file():
         t = time.perf_counter()
@@ -224,7 +249,7 @@ def status(d: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=["setup", "start", "stop", "status", "run"])
-    ap.add_argument("rest", nargs=argparse.REMAINDER)
+    ap.add_argument("rest", nargs="*", help="run: the command, after --")
     ap.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     ap.add_argument("--extras", default="", help="edgetune extras for the device, e.g. litert")
     ap.add_argument("--share", type=Path, action="append", default=None,
