@@ -87,7 +87,10 @@ def test_base_dependencies_have_aarch64_wheels(tmp_path):
     on the package index (reaches the index)."""
     import tomllib
 
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    # the base install, and the device-side runtimes of the LiteRT and NCNN targets (not their converters)
+    deps = [*project["dependencies"], *extras["litert"], *(d for d in extras["ncnn"] if d.startswith("ncnn=="))]
     platforms = [a for v in range(17, 37) for a in ("--platform", f"manylinux_2_{v}_aarch64")]  # pip 23 lists each
     p = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(tmp_path), "--only-binary",
                         ":all:", *platforms, "--platform", "manylinux2014_aarch64",
@@ -97,3 +100,4 @@ def test_base_dependencies_have_aarch64_wheels(tmp_path):
     wheels = [w.name for w in tmp_path.glob("*.whl")]
     assert any(w.startswith("onnxruntime-") and "aarch64" in w for w in wheels), wheels
     assert any(w.startswith("openvino-") and "aarch64" in w for w in wheels), wheels
+    assert any(w.startswith("ai_edge_litert-") and "aarch64" in w for w in wheels), wheels
