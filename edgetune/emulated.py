@@ -49,9 +49,11 @@ def find_device() -> EmulatedDevice:
                       what=str(info_file), error=AssetError)
     try:
         opts = info["ssh_options"]
+        if not isinstance(opts, list) or not all(isinstance(o, str) for o in opts):
+            raise TypeError
         dev = EmulatedDevice(str(info["host"]), int(info["port"]), tuple(o for o in opts[1::2]), str(info["edgetune"]),
                              tuple(str(p) for p in info.get("shared", [])))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         raise AssetError(f"{info_file} is not a device file written by tools/emulated_device.py",
                          hint=f"recreate it: {SETUP}") from None
     if not _sshd_alive(info.get("pid_file")):  # a pid check, not a probe connection: no socket is opened

@@ -35,9 +35,10 @@ def test_stopped_device_and_a_hand_edited_device_file(tmp_path, monkeypatch):
                                                       "pid_file": str(tmp_path / "sshd.pid")}))
     res = invoke("bench", tmp_path, "--profile", "raspberry-pi-5", "--emulate")
     assert res.exit_code == 7 and f"its sshd for port {port} is gone" in res.stderr
-    (tmp_path / "device.json").write_text(json.dumps({"port": "x"}))
-    res = invoke("bench", tmp_path, "--profile", "raspberry-pi-5", "--emulate")
-    assert res.exit_code == 7 and "is not a device file written by tools/emulated_device.py" in res.stderr
+    for bad in ({"port": "x"}, [1, 2], {"host": "h", "port": 1, "edgetune": "e", "ssh_options": "-o Port=1"}):
+        (tmp_path / "device.json").write_text(json.dumps(bad))
+        res = invoke("bench", tmp_path, "--profile", "raspberry-pi-5", "--emulate")
+        assert res.exit_code == 7 and "is not a device file written by tools/emulated_device.py" in res.stderr
 
 
 def test_emulate_and_remote_together_is_a_usage_error(tmp_path):
