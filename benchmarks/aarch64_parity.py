@@ -3,7 +3,10 @@ emulated aarch64 device (tools/emulated_device.py; qemu-user runs the aarch64 bu
 Runtime and OpenVINO, so their ARM kernels compute the metric). RESULTS.md "aarch64-parity".
 
     sudo python tools/emulated_device.py setup && sudo python tools/emulated_device.py start
-    python benchmarks/aarch64_parity.py [RUN ...]      # default: make demo's three runs
+    python benchmarks/aarch64_parity.py [RUN ...] [--targets cpu-int8,openvino-int8]   # default: make demo's runs
+
+Each row is saved in benchmarks/_work/aarch64_parity.json as it is measured, and the table is
+written from every saved row, so a long run can be done in parts.
 
 x86 = the metric `export` measured on the val split (export.json); aarch64 = `edgetune bench
 --emulate` on the same val files. Emulated wall time is reported only as the cost of the check:
@@ -24,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 ET = str(Path(sys.executable).with_name("edgetune"))
 RUNS = [REPO / "runs/demo/run", REPO / "runs/demo/det", REPO / "runs/demo/kws"]
 TARGETS = ("cpu-int8", "openvino-int8")
+SAVED = REPO / "benchmarks" / "_work" / "aarch64_parity.json"
 
 
 def cli(*args: object) -> dict:
@@ -34,20 +38,30 @@ def cli(*args: object) -> dict:
 
 
 def main() -> None:
-    runs = [Path(a) for a in sys.argv[1:]] or RUNS
-    rows = []
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("runs", nargs="*", type=Path)
+    ap.add_argument("--targets", default=",".join(TARGETS))
+    args = ap.parse_args()
+    runs, targets = args.runs or RUNS, args.targets.split(",")
+    SAVED.parent.mkdir(parents=True, exist_ok=True)
+    saved = json.loads(SAVED.read_text()) if SAVED.is_file() else {}
     for run in runs:
         task = json.loads((run / "edgetune.json").read_text())["task"]
-        for target in TARGETS:
+        for target in targets:
             meta_file = run / "export" / target / "export.json"
             if not meta_file.is_file():
                 cli("export", run, "--target", target)
             meta = json.loads(meta_file.read_text())
             t = time.perf_counter()
             emu = cli("bench", run, "--target", target, "--profile", "raspberry-pi-5", "--emulate")
-            rows.append({"task": task, "target": target, "metric_name": emu["metric_name"], "x86": meta["metric"],
-                         "aarch64": emu["metric"], "source": emu["metric_source"], "seconds": time.perf_counter() - t})
-            print(rows[-1], flush=True)
+            row = {"task": task, "target": target, "metric_name": emu["metric_name"], "x86": meta["metric"],
+                   "aarch64": emu["metric"], "source": emu["metric_source"], "seconds": time.perf_counter() - t}
+            saved[f"{run}:{target}"] = row
+            SAVED.write_text(json.dumps(saved, indent=1))
+            print(row, flush=True)
+    rows = list(saved.values())
     lines = ["Command: `python benchmarks/aarch64_parity.py` (make demo's runs; aarch64 = `edgetune bench --emulate`, "
              "Debian bookworm arm64 under qemu-user with edgetune's light install; same val files).", "",
              "| task | target | metric | x86 (export.json) | aarch64 (emulated) | aarch64 − x86 | emulated eval s |",

@@ -93,7 +93,10 @@ def file_facts(path: Path, audio: bool) -> FileFacts:
 
             from PIL import Image
 
+            from edgetune.preprocess import check_image_size
+
             with Image.open(io.BytesIO(raw)) as im:
+                check_image_size(*im.size)  # the loaders' pixel bound, before decoding
                 im.load()
                 facts.size = im.size
                 if min(im.size) >= MIN_SIDE:
