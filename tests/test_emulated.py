@@ -34,7 +34,7 @@ def test_stopped_device_and_a_hand_edited_device_file(tmp_path, monkeypatch):
                                                       "ssh_options": ["-o", f"Port={port}"], "shared": ["/work"],
                                                       "pid_file": str(tmp_path / "sshd.pid")}))
     res = invoke("bench", tmp_path, "--profile", "raspberry-pi-5", "--emulate")
-    assert res.exit_code == 7 and f"its sshd for port {port} is gone" in res.stderr
+    assert res.exit_code == 7 and f"the emulated aarch64 device is not running (its sshd for port {port} is gone)" in res.stderr
     for bad in ({"port": "x"}, [1, 2], {"host": "h", "port": 1, "edgetune": "e", "ssh_options": "-o Port=1"}):
         (tmp_path / "device.json").write_text(json.dumps(bad))
         res = invoke("bench", tmp_path, "--profile", "raspberry-pi-5", "--emulate")
