@@ -24,7 +24,7 @@ from edgetune.untrusted import MAX_JSON_BYTES, inside, parse_json, read_text, sa
 LABEL = "emulated aarch64 (qemu): metric only, no latency"
 SETUP = "sudo python tools/emulated_device.py setup && sudo python tools/emulated_device.py start"
 DROPPED = ("latency_ms", "latency_e2e_ms", "throughput_per_s", "peak_rss_mb", "estimate", "runs", "warmup_runs",
-           "pinned_cores", "pass", "violations", "budgets")
+           "pinned_cores", "pass", "violations", "budgets", "note")  # note: the device's "measured on this host…"
 
 
 @dataclass(frozen=True)
