@@ -74,7 +74,7 @@ def test_emulated_metric_matches_x86_for_a_float_artefact(tiny_run, tiny_exports
         pytest.skip(f"no emulated aarch64 device running in {device_dir()} ({SETUP})")
     if not any(Path(str(tiny_run)).resolve().is_relative_to(p) for p in
                json.loads((device_dir() / "device.json").read_text())["shared"]):
-        pytest.skip("the test's run folder is not shared with the emulated device (start it with --share /tmp)")
+        pytest.skip("the test's run folder is not shared with the emulated device (start it with --share /tmp/pytest-of-$USER)")
     r = invoke_json("bench", tiny_run, "--target", "cpu-fp32", "--profile", "raspberry-pi-5", "--emulate")
     assert r["measured_on"] == "emulated aarch64 (qemu): metric only, no latency" and "latency_ms" not in r
     assert r["metric_source"] == "measured"

@@ -175,6 +175,8 @@ def share(d: Path, folders: list[Path]) -> list[str]:
     out = []
     for f in folders:
         f = f.resolve()
+        if str(f) in ("/", "/tmp", "/proc", "/sys", "/dev"):
+            raise HostCannot(f"--share {f} would hide the device's own {f} (read-only); share a folder inside it")
         target = rootfs(d) / str(f).lstrip("/")
         if str(target.resolve()) not in have:
             target.mkdir(parents=True, exist_ok=True)
