@@ -62,7 +62,8 @@ def main() -> None:
             SAVED.write_text(json.dumps(saved, indent=1))
             print(row, flush=True)
     rows = list(saved.values())
-    lines = ["Command: `python benchmarks/aarch64_parity.py` (make demo's runs; aarch64 = `edgetune bench --emulate`, "
+    command = " ".join(["python benchmarks/aarch64_parity.py", *sys.argv[1:]])
+    lines = [f"Command: `{command}` (make demo's runs; aarch64 = `edgetune bench --emulate`, "
              "Debian bookworm arm64 under qemu-user with edgetune's light install; same val files).", "",
              "| task | target | metric | x86 (export.json) | aarch64 (emulated) | aarch64 − x86 | emulated eval s |",
              "|---|---|---|---|---|---|---|"]
