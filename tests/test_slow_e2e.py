@@ -78,7 +78,13 @@ def test_yolo11n_end_to_end_offline(tmp_path):
     fp32 = _offline_cli("export", run, "--target", "cpu-fp32")
     assert fp32["max_abs_diff"] < 1e-3 and fp32["metric"] >= 0.30
     int8 = _offline_cli("export", run, "--target", "cpu-int8", "--max-drop", "0.02")
-    assert int8["drop"] <= 0.02 and int8["size_mb"] < fp32["size_mb"] / 2.5
+    assert int8["drop"] <= 0.02
+    searched = int8.get("accuracy_aware")
+    if searched:  # plain int8 missed the budget here (an x86 host without VNNI saturates U8S8: plain drop
+        # 2.4 pt on a 2-core AVX2-only EPYC, 2026-12-02), so layers went back to float until it fit
+        assert searched["plain_drop"] > 0.02 and searched["met"] and int8["size_mb"] < fp32["size_mb"]
+    else:
+        assert int8["size_mb"] < fp32["size_mb"] / 2.5
     lite = _offline_cli("export", run, "--target", "litert-int8", "--max-drop", "0.01")  # converter offline too
     assert lite["drop"] <= 0.01 and lite["size_mb"] < fp32["size_mb"] / 2.5
     img = sorted((data / "images" / "val").glob("*.jpg"))[0]
