@@ -135,6 +135,9 @@ def setup(d: Path, extras: str) -> dict:
     d.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
     if not (rootfs(d) / ".edgetune-debootstrap-done").is_file():
+        umount_all(d)  # a half-made rootfs may still have the host's /proc, /sys, /dev or shares bound in it:
+        if mounted(d):  # deleting through them would delete the host's files
+            raise HostCannot(f"cannot unmount {', '.join(mounted(d))}; unmount them before set-up starts over")
         shutil.rmtree(rootfs(d), ignore_errors=True)
         t = time.perf_counter()
         subprocess.run(["debootstrap", "--arch=arm64", "--variant=minbase", f"--include={PACKAGES}", SUITE,
