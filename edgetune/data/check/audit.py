@@ -72,14 +72,17 @@ class CheckReport:
         return {**asdict(self), "errors": len(self.errors), "warnings": len(self.findings) - len(self.errors)}
 
 
-def file_facts(path: Path, audio: bool) -> FileFacts:
-    """Hash, decode and measure one file; an unreadable one is recorded, not raised."""
+def file_facts(path: Path, audio: bool, *, decode_audio: bool = True) -> FileFacts:
+    """Hash, decode and measure one file; an unreadable one is recorded, not raised.
+    `decode_audio=False`: a clip is only hashed (audio leaks are exact-byte ones anyway)."""
     facts = FileFacts()
     try:
         raw = read_bytes(path, what="file")
     except Exception as exc:  # noqa: BLE001 - any failure to read is a finding
         return FileFacts(readable=False, why=_why(exc))
     facts.sha256 = hashlib.sha256(raw).hexdigest()
+    if audio and not decode_audio:
+        return facts
     try:
         if audio:
             from edgetune.data.audio import read_audio
@@ -114,7 +117,8 @@ def _why(exc: Exception) -> str:
 
 def leak_pairs(items: list[Item], facts: list[FileFacts]) -> tuple[list[tuple[int, int, str]], list[tuple[int, int]]]:
     """Pairs (a, b, how) in different splits that are the same file ('exact') or within the pHash
-    rule ('near, d bits'); and pairs inside one split that are byte-identical."""
+    rule ('near, d bits'), the held-out file first (the one to remove); and pairs inside one
+    split that are byte-identical."""
     by_sha: dict[str, list[int]] = {}
     for i, f in enumerate(facts):
         if f.sha256:
@@ -138,7 +142,8 @@ def leak_pairs(items: list[Item], facts: list[FileFacts]) -> tuple[list[tuple[in
                 a, b = sorted((ia[x], ib[y]))
                 if (a, b) not in exact:
                     cross.append((a, b, f"near, {d} bits"))
-    return cross, within
+    held_out_first = [(b, a, how) if items[a].split == "train" else (a, b, how) for a, b, how in cross]
+    return held_out_first, within
 
 
 def _rel(item: Item, root: Path) -> str:
@@ -156,8 +161,6 @@ def audit(root: Path, *, quiet: bool = False) -> CheckReport:
     findings += [Finding("error", "unreadable", rel[i], f.why) for i, f in enumerate(facts) if not f.readable]
     cross, within = leak_pairs(lay.items, facts)
     for a, b, how in cross:
-        if lay.items[a].split == "train":  # name the held-out file first: that is the one to remove
-            a, b = b, a
         sa, sb = lay.items[a].split, lay.items[b].split
         findings.append(Finding("error", "leak", f"{rel[a]} ({sa}) ≈ {rel[b]} ({sb})",
                                 f"the same {'clip' if audio else 'image'} in two splits ({how})",

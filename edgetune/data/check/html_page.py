@@ -40,11 +40,14 @@ def _histograms(stats: dict[str, Any]) -> list[tuple[str, bytes]]:
     return out
 
 
-def _thumb(path: str, boxes: bool = False) -> Any:
+def _thumb(path: str) -> Any:
     from PIL import Image, ImageDraw
+
+    from edgetune.preprocess import check_image_size
 
     try:
         with Image.open(path) as im:
+            check_image_size(*im.size)  # the loaders' pixel bound, before decoding
             im = im.convert("RGB")
             im.thumbnail((THUMB, THUMB))
             return im
