@@ -140,3 +140,10 @@ def test_finetune_warns_about_a_leak(fm_data, tmp_path):
     res = invoke("finetune", "--model", "test_tinynet", "--data", root, "--out", tmp_path / "run", "--epochs", 1,
                  "--quiet")
     assert res.exit_code == 0 and "warning: 4 validation files duplicate training files" in res.stderr
+
+
+def test_check_on_a_broken_data_yaml_is_one_line(tmp_path):
+    (tmp_path / "data.yaml").write_text("train: [images/train\nval: :\n")
+    res = invoke("data", "check", tmp_path)
+    assert res.exit_code == 3 and res.stderr.startswith(f"edgetune: error: {tmp_path / 'data.yaml'} is not valid YAML")
+    assert len(res.stderr.strip().splitlines()) == 1

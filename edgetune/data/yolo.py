@@ -195,8 +195,9 @@ def _check_image(path: Path) -> None:
         raise DataError(f"{path} is {w}x{h} pixels: too small to hold objects")
 
 
-def load_yolo_dataset(yaml_path: Path) -> YoloDataset:
-    """Read and check a data.yaml and every label of its train and val splits."""
+def read_data_yaml(yaml_path: Path) -> tuple[Path, dict, list[str], Path]:
+    """A data.yaml (or the folder holding one), checked: (its path, the mapping, class names,
+    the resolved root). Shared by the loader and `data check`."""
     import yaml
 
     yaml_path = Path(yaml_path)
@@ -221,6 +222,12 @@ def load_yolo_dataset(yaml_path: Path) -> YoloDataset:
         root = (yaml_path.parent / root).resolve()
     if not root.is_dir():
         raise DataError(f"{yaml_path}: path {root} does not exist", hint="fix 'path:' (absolute, or relative to the YAML)")
+    return yaml_path, spec, names, root
+
+
+def load_yolo_dataset(yaml_path: Path) -> YoloDataset:
+    """Read and check a data.yaml and every label of its train and val splits."""
+    yaml_path, spec, names, root = read_data_yaml(yaml_path)
     ds = YoloDataset(yaml_path=yaml_path.resolve(), root=root, names=names)
     for split in ("train", "val"):
         images, sources = _images(spec[split], root, yaml_path, split)

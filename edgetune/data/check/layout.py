@@ -33,17 +33,9 @@ class Layout:
 
 
 def _yolo(root: Path) -> Layout:
-    from edgetune.data.yolo import IMAGE_SUFFIXES, _images, _names, label_path, parse_label_file
-    from edgetune.untrusted import MAX_YAML_BYTES, load_yaml, read_text
+    from edgetune.data.yolo import IMAGE_SUFFIXES, _images, label_path, parse_label_file, read_data_yaml
 
-    yaml_path = root if root.is_file() else root / "data.yaml"
-    spec = load_yaml(read_text(yaml_path, limit=MAX_YAML_BYTES, what="data YAML", error=DataError),
-                     what=str(yaml_path), error=DataError)
-    if not isinstance(spec, dict):
-        raise DataError(f"{yaml_path} must be a mapping with train, val and names")
-    names = _names(spec, yaml_path)
-    base = Path(str(spec.get("path") or "."))
-    base = base if base.is_absolute() else (yaml_path.parent / base).resolve()
+    yaml_path, spec, names, base = read_data_yaml(root)
     out = Layout("detect", yaml_path, names, [])
     for split in SPLITS:
         if not spec.get(split):
