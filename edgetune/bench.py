@@ -81,6 +81,25 @@ def bench_run(run_path: str | Path, target: str | None, profile_name: str, *, ru
     return keep_result(result, export.run, export.folder)
 
 
+def measure_metric(run_path: str | Path, target: str | None, profile_name: str, *,
+                   data: str | None = None) -> dict[str, Any]:
+    """`bench --metric-only`: the artefact's metric on val data here, without the latency runs —
+    for a device too slow to time (an emulated one), where only its arithmetic is worth reading.
+    Nothing is written: the caller keeps the result."""
+    profile = get_profile(profile_name)
+    export = open_export(run_path, target)
+    meta, task = export.meta, get_task(export.meta.task)
+    data_ref = export.data(data)
+    if data_ref is None:
+        raise UsageError("--metric-only measures on val data, and none is known here", hint="pass --data VALDIR")
+    session = export.open_session()
+    evaluation, source, _ = _evaluate(task, session, meta, data_ref, explicit=True)
+    return {"profile": profile.name, "target": meta.target, "task": meta.task, "model": meta.spec.model,
+            "metric_name": task.metric_name, "metric": evaluation[task.metric_name], "metric_source": source,
+            "size_mb": round(TARGETS.get(meta.target).size_mb(export.folder), 4), "runtime": session.runtime,
+            "measured_on": _host_description(), "curves": {k: evaluation[k] for k in CURVES if k in evaluation}}
+
+
 def _estimate(profile: DeviceProfile, spec: Any, artifact: Path, example: np.ndarray, threads: int, task: str,
               quiet: bool) -> dict[str, Any] | None:
     """The device estimate, an optional extra: when it fails (no cache, no reference build) the

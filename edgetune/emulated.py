@@ -4,9 +4,10 @@ ONNX Runtime's and OpenVINO's aarch64 int8 kernels are not this host's (x86 with
 saturates in U8S8, ARM's dot-product kernels do not), so an int8 drop measured here may differ
 on the board. `tools/emulated_device.py` builds a Debian arm64 userland run by qemu-user with the
 light install and an sshd on loopback; this module finds it and runs the real remote bench there
-on the same val data (host folders are shared read-only at the same paths inside). Latency under emulation
-is meaningless, so it is dropped from the result, which is kept apart from real benches
-(RUN/emulated/<profile>/<target>.json) and labelled as what it is.
+on the same val data (host folders are shared read-only at the same paths inside). Latency under
+emulation is meaningless, so the device runs `bench --metric-only` (no timed runs: they would only
+cost minutes), and the result is kept apart from real benches (RUN/emulated/<profile>/<target>.json)
+and labelled as what it is. `export --emulate` judges int8 candidates here too (device_metric).
 """
 
 from __future__ import annotations
@@ -16,15 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgetune.bench import MIN_RUNS
-from edgetune.errors import AssetError
+from edgetune.contract import DataRef
+from edgetune.errors import AssetError, UsageError
 from edgetune.fsutil import write_json
 from edgetune.untrusted import MAX_JSON_BYTES, inside, parse_json, read_text, safe_name
 
 LABEL = "emulated aarch64 (qemu): metric only, no latency"
 SETUP = "sudo python tools/emulated_device.py setup && sudo python tools/emulated_device.py start"
-DROPPED = ("latency_ms", "latency_e2e_ms", "throughput_per_s", "peak_rss_mb", "estimate", "runs", "warmup_runs",
-           "pinned_cores", "pass", "violations", "budgets", "note")  # note: the device's "measured on this host…"
+PROFILE = "raspberry-pi-5"  # the board the device imitates (its /proc/cpuinfo): export --emulate's profile
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,35 @@ def _sshd_alive(pid_file: object) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
+def device_data(dev: EmulatedDevice, ref: DataRef | None) -> str | None:
+    """The val data as the device names it (the host path: shared folders keep their paths), or
+    one line when the device cannot see it or could not re-make the split."""
+    if ref is None:
+        return None
+    if ref.val_split is not None:
+        raise UsageError(f"the emulated device measures on a val folder, and this run split its val "
+                         f"{ref.val_split:g} of {ref.root} itself (layout {ref.layout})",
+                         hint="write train/ and val/ folders with `edgetune data split`, fine-tune on them, "
+                              "and export again")
+    local = Path(ref.yaml or ref.root).resolve()
+    if not any(local.is_relative_to(p) for p in dev.shared):
+        raise AssetError(f"the val data {local} is not visible inside the emulated device (it shares "
+                         f"{', '.join(dev.shared) or 'nothing'})",
+                         hint=f"restart it sharing the folder: sudo python tools/emulated_device.py start --share {local.parent}")
+    return str(local)
+
+
+def device_metric(folder: Path, data: DataRef, *, quiet: bool = False) -> dict[str, Any]:
+    """The metric of the export folder `folder` (export.json and its files) on `data`, computed
+    inside the emulated device: its result JSON (metric only)."""
+    from edgetune.remote import remote_result
+
+    dev = find_device()
+    result, _ = remote_result(folder, None, PROFILE, dev.host, edgetune=dev.edgetune, ssh_options=dev.ssh_options,
+                              data=device_data(dev, data), metric_only=True, quiet=quiet)
+    return result | {"measured_on": LABEL, "emulated": True}
+
+
 def bench_emulated(run_path: str | Path, target: str | None, profile: str, *, data: str | None = None,
                    quiet: bool = False) -> dict[str, Any]:
     """The remote bench on the emulated device, metric only; kept in RUN/emulated/ (or the export
@@ -79,20 +108,11 @@ def bench_emulated(run_path: str | Path, target: str | None, profile: str, *, da
 
     dev = find_device()
     export = open_export(run_path, target)
-    ref = export.data(data)
-    local = Path(ref.yaml or ref.root).resolve() if ref else None
-    if local is not None and not any(local.is_relative_to(p) for p in dev.shared):
-        raise AssetError(f"the val data {local} is not visible inside the emulated device (it shares "
-                         f"{', '.join(dev.shared) or 'nothing'})",
-                         hint=f"restart it sharing the folder: sudo python tools/emulated_device.py start --share {local.parent}")
+    local = device_data(dev, export.data(data))
     result, export = remote_result(run_path, target, profile, dev.host, edgetune=dev.edgetune,
-                                   ssh_options=dev.ssh_options, runs=MIN_RUNS, data=str(local) if local else None,
-                                   quiet=quiet)
-    kept = {k: v for k, v in result.items() if k not in DROPPED}
-    kept |= {"measured_on": LABEL, "emulated": True, "data": str(local) if local else None}
+                                   ssh_options=dev.ssh_options, data=local, metric_only=True, quiet=quiet)
+    kept = result | {"measured_on": LABEL, "emulated": True, "data": local}
     base = export.run.path / "emulated" if export.run else export.folder / "emulated"
     out = inside(base.parent, base.name, safe_name(kept["profile"], "profile"), f"{safe_name(kept['target'], 'target')}.json")
     write_json(out, kept)
     return kept
-
-

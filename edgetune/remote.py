@@ -25,6 +25,7 @@ from edgetune.profiles import get_profile
 from edgetune.progress import log
 from edgetune.run import check_bench_result
 from edgetune.untrusted import shown
+from edgetune.yamlio import FieldReader
 
 # BatchMode: fail with a message instead of waiting for a password prompt in CI.
 SSH = ("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=15")
@@ -58,37 +59,40 @@ def remote_script(edgetune: str, bench_args: list[str]) -> str:
 
 def bench_remote(run_path: str | Path, target: str | None, profile_name: str, host: str, *,
                  edgetune: str = "edgetune", ssh_options: tuple[str, ...] = (), runs: int = 200,
-                 threads: int | None = None, data: str | None = None, quiet: bool = False) -> dict[str, Any]:
+                 threads: int | None = None, data: str | None = None, metric_only: bool = False,
+                 quiet: bool = False) -> dict[str, Any]:
     """Bench the export on `host` (anything `ssh` accepts: user@host, a Host alias) and keep the
-    device's result locally. `data` is a val folder on the device."""
+    device's result locally. `data` is a val folder on the device. `metric_only`: the device's
+    metric alone, returned and not kept (no latency to keep beside the host's benches)."""
     result, export = remote_result(run_path, target, profile_name, host, edgetune=edgetune, ssh_options=ssh_options,
-                                   runs=runs, threads=threads, data=data, quiet=quiet)
-    return keep_result(result, export.run, export.folder)
+                                   runs=runs, threads=threads, data=data, metric_only=metric_only, quiet=quiet)
+    return result if metric_only else keep_result(result, export.run, export.folder)
 
 
 def remote_result(run_path: str | Path, target: str | None, profile_name: str, host: str, *,
                   edgetune: str = "edgetune", ssh_options: tuple[str, ...] = (), runs: int = 200,
-                  threads: int | None = None, data: str | None = None,
+                  threads: int | None = None, data: str | None = None, metric_only: bool = False,
                   quiet: bool = False) -> tuple[dict[str, Any], Any]:
     """The device's checked bench JSON and the local export it measured (nothing written)."""
     check_runs(runs)  # bad arguments fail here, before any connection
     profile = get_profile(profile_name)
     export = open_export(run_path, target)
-    args = ["--runs", str(runs), "--no-estimate", "--json"]
-    args += (["--threads", str(threads)] if threads else []) + (["--data", data] if data else [])
+    args = ["--metric-only", "--json"] if metric_only else ["--runs", str(runs), "--no-estimate", "--json"]
+    args += (["--threads", str(threads)] if threads and not metric_only else []) + (["--data", data] if data else [])
     script = remote_script(edgetune, args)
     cmd = [*SSH, *(a for o in ssh_options for a in ("-o", o)), host, "--", "sh -c " + shlex.quote(script)]
-    log(f"bench {export.meta.target} on {host} over ssh (profile {profile.name}, {runs} runs)", quiet=quiet)
+    log(f"bench {export.meta.target} on {host} over ssh (profile {profile.name}, "
+        f"{'metric only' if metric_only else f'{runs} runs'})", quiet=quiet)
     rc, out, err = _run_bounded(cmd, _bundle(export.folder, Path(profile.source_file)), MAX_REPLY_BYTES, host)
     result = _parse(out.decode(errors="replace")) if rc in (ExitCode.OK, ExitCode.BUDGET_GATE) else None
     if result is None:
         raise _failure(rc, err.decode(errors="replace"), host, edgetune)
-    _check_reply(result, host, profile.name, export.meta.target)
+    _check_reply(result, host, profile.name, export.meta.target, metric_only=metric_only)
     result["remote"] = host
     return result, export
 
 
-def _check_reply(result: dict[str, Any], host: str, profile: str, target: str) -> None:
+def _check_reply(result: dict[str, Any], host: str, profile: str, target: str, *, metric_only: bool) -> None:
     """The device's JSON names where its result is kept: it must be the bench asked for, with
     the fields a report reads (a device is not trusted to choose paths on the host)."""
     if result.get("profile") != profile or result.get("target") != target:
@@ -96,7 +100,10 @@ def _check_reply(result: dict[str, Any], host: str, profile: str, target: str) -
                           f"{shown(result.get('target'))}; asked for {profile}, {target}",
                           hint="check --remote-edgetune points at edgetune itself; nothing was written")
     try:
-        check_bench_result(result, f"{host}'s bench result")
+        if metric_only:
+            FieldReader(result, f"{host}'s metric", RunDirError).get("metric", (int, float))
+        else:
+            check_bench_result(result, f"{host}'s bench result")
     except RunDirError as exc:
         raise RemoteError(exc.message, hint="install the same edgetune version on the device; nothing was written") from None
 

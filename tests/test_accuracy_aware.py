@@ -89,7 +89,8 @@ def test_ort_search_returns_exactly_the_sensitive_layer(sensitive, tmp_path):
     plain = tmp_path / "plain.onnx"
     q.quantize(plain)
     surgeon = OrtSurgeon(plain, q.prepped, q.candidates(), tmp_path)
-    result = search(surgeon, sensitive["ranking"], Gate(sensitive["acc_fp32"], BUDGET), sensitive["accuracy"], quiet=True)
+    result = search(surgeon, sensitive["ranking"], Gate(sensitive["acc_fp32"], BUDGET),
+                    lambda layers: sensitive["accuracy"](surgeon.session(layers)), quiet=True)
     assert result.ranking[0]["layer"] == sensitive["conv2"]
     assert result.met and result.float_layers == [sensitive["conv2"]], result
     final = tmp_path / "final.onnx"
@@ -127,7 +128,8 @@ def test_openvino_search_returns_exactly_the_sensitive_layer(sensitive, tmp_path
                                  onnx_nodes=names)
     surgeon = ovx.OpenVinoSurgeon(plain, ovx.convert(sensitive["fp32"]))
     assert sensitive["acc_fp32"] - sensitive["accuracy"](surgeon.session([])) > 0.2
-    result = search(surgeon, sensitive["ranking"], Gate(sensitive["acc_fp32"], BUDGET), sensitive["accuracy"], quiet=True)
+    result = search(surgeon, sensitive["ranking"], Gate(sensitive["acc_fp32"], BUDGET),
+                    lambda layers: sensitive["accuracy"](surgeon.session(layers)), quiet=True)
     assert [n.split("/WithoutBiases")[0] for n in result.float_layers] == [sensitive["conv2"]], result
     xml = tmp_path / "model.xml"
     surgeon.save(result.float_layers, xml)

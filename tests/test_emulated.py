@@ -57,6 +57,74 @@ def test_tool_refuses_a_host_that_cannot_in_one_line(tmp_path):
     assert p.returncode == 7 and p.stderr.strip().startswith("emulated_device: needs root")
 
 
+def test_export_emulate_takes_one_int8_target(tiny_run):
+    res = invoke("export", tiny_run, "--target", "cpu-fp32", "--emulate")
+    assert res.exit_code == 2 and res.stderr.strip() == (
+        "edgetune: error: --emulate judges int8 targets by the metric an aarch64 board computes; cpu-fp32 is fp32, "
+        "checked against PyTorch instead (hint: use it with cpu-int8 or openvino-int8, or run `edgetune bench "
+        "--emulate` on this target)")
+    res = invoke("export", tiny_run, "--target", "auto", "--profile", "raspberry-pi-5", "--emulate")
+    assert res.exit_code == 2 and "--target auto also measures latency, which emulation cannot" in res.stderr
+
+
+def test_export_emulate_without_a_device_fails_before_building(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGETUNE_EMU_DIR", str(tmp_path / "none"))
+    res = invoke("export", tiny_run, "--target", "cpu-int8", "--emulate")
+    assert res.exit_code == 7 and f"no emulated aarch64 device in {tmp_path / 'none'}" in res.stderr
+    assert not (Path(tiny_run) / "export-failed" / "cpu-int8").exists()
+
+
+def test_emulated_device_refuses_a_val_split_it_cannot_remake(tmp_path):
+    from edgetune.contract import DataRef
+    from edgetune.emulated import EmulatedDevice, device_data
+    from edgetune.errors import AssetError, UsageError
+
+    dev = EmulatedDevice("root@127.0.0.1", 2222, (), "edgetune", (str(tmp_path / "shared"),))
+    with pytest.raises(UsageError, match=r"this run split its val 0.2 of /d itself \(layout split:0.2\)"):
+        device_data(dev, DataRef(root="/d", layout="split:0.2"))
+    with pytest.raises(AssetError, match="is not visible inside the emulated device"):
+        device_data(dev, DataRef(root=str(tmp_path / "elsewhere")))
+    assert device_data(dev, DataRef(root=str(tmp_path / "shared" / "set"))) == str(tmp_path / "shared" / "set")
+
+
+def test_bench_metric_only_measures_here_and_writes_nothing(tiny_run, tiny_exports):
+    r = invoke_json("bench", tiny_run, "--target", "cpu-int8", "--profile", "raspberry-pi-5", "--metric-only")
+    assert r["metric"] == tiny_exports["cpu-int8"]["metric"] and r["metric_source"] == "measured"
+    assert "latency_ms" not in r and not (Path(tiny_run) / "bench" / "raspberry-pi-5" / "cpu-int8.json").exists()
+
+
+def test_export_emulate_gates_on_the_device_metric(tiny_run, tiny_exports, monkeypatch):
+    """The plumbing of `export --emulate` with the device replaced by one that evaluates here but
+    reports plain int8 five points lower (as if the board's kernels lost accuracy): the gate,
+    the search and export.json follow the device, this host's metric is recorded beside it. (The
+    real device is exercised by the slow tests below.)"""
+    import edgetune.emulated as emulated
+    from edgetune.artifact import open_export
+    from edgetune.tasks import get_task
+
+    calls: list[str] = []
+
+    def fake_device(folder, data, *, quiet=False):
+        export = open_export(folder)
+        metric = get_task(export.meta.task).evaluate(export.open_session(), export.meta.spec, data)[export.meta.spec.metric_name]
+        calls.append(export.meta.target)
+        plain = export.meta.target == "cpu-int8" and calls.count("cpu-int8") == 1
+        return {"metric": metric - 0.05 if plain else metric}
+
+    monkeypatch.setattr(emulated, "device_metric", fake_device)
+    monkeypatch.setattr(emulated, "find_device", lambda: None)
+    monkeypatch.setattr(emulated, "device_data", lambda dev, ref: None)
+    r = invoke_json("export", tiny_run, "--target", "cpu-int8", "--calib-size", 100, "--emulate")
+    host = tiny_exports["cpu-int8"]
+    assert calls[:2] == ["cpu-fp32", "cpu-int8"] and len(calls) >= 3  # reference, plain, then searched variants
+    e = r["emulated_aarch64"]
+    assert r["accuracy_aware"]["plain_drop"] == pytest.approx(host["drop"] + 0.05)
+    assert r["accuracy_aware"]["met"] and r["drop"] <= 0.01 and r["metric"] == e["metric"]
+    assert e["metric_fp32"] == r["metric_fp32"] == host["metric_fp32"] and e["host_metric_fp32"] == host["metric_fp32"]
+    meta = json.loads((Path(tiny_run) / "export" / "cpu-int8" / "export.json").read_text())
+    assert meta["emulated_aarch64"]["measured_on"] == emulated.LABEL and meta["metric"] == e["metric"]
+
+
 def _device_running() -> bool:
     from edgetune.emulated import find_device
 

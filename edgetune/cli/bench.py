@@ -28,32 +28,41 @@ from edgetune.cli.common import emit, handle_errors, json_option
 @click.option("--emulate", is_flag=True,
               help="The metric as an aarch64 board computes it, from the emulated device of "
                    "tools/emulated_device.py (qemu): metric only, no latency.")
+@click.option("--metric-only", is_flag=True,
+              help="Only the metric on the val data (no latency runs, nothing written): for a device too slow "
+                   "to time, such as the emulated one.")
 @click.option("--quiet", is_flag=True)
 @json_option
 @handle_errors()
 def bench(run: Path, target: str | None, profile: str, runs: int, threads: int | None, data: str | None,
           estimate: bool, remote: str | None, remote_edgetune: str, ssh_options: tuple[str, ...], emulate: bool,
-          quiet: bool, as_json: bool) -> None:
+          metric_only: bool, quiet: bool, as_json: bool) -> None:
     """Latency p50/p90/p99, peak RSS, size and metric of an artefact here; pass/fail vs the profile.
 
     RUN is a run directory (with --target) or an export folder (RUN/export/T, or a copy of it on
     the device: only the light install is needed there). With --remote the same bench runs on
     the device over ssh (no estimate: it is measured there)."""
+    show_metric = lambda r: click.echo(  # noqa: E731
+        f"{r['target']} on {r['profile']}, {r['measured_on']}: {r['metric_name']} {r['metric']:.4f} "
+        f"({r['metric_source']}); {r['size_mb']:.2f} MB")
     if emulate:
         from edgetune.emulated import bench_emulated
         from edgetune.errors import UsageError
 
         if remote:
             raise UsageError("--emulate and --remote are two different devices", hint="choose one")
-        result = bench_emulated(run, target, profile, data=data, quiet=quiet or as_json)
-        return emit(result, as_json, lambda r: click.echo(
-            f"{r['target']} on {r['profile']}, {r['measured_on']}: {r['metric_name']} {r['metric']:.4f} "
-            f"({r['metric_source']}); {r['size_mb']:.2f} MB"))
+        return emit(bench_emulated(run, target, profile, data=data, quiet=quiet or as_json), as_json, show_metric)
+    if metric_only and not remote:
+        from edgetune.bench import measure_metric
+
+        return emit(measure_metric(run, target, profile, data=data), as_json, show_metric)
     if remote:
         from edgetune.remote import bench_remote
 
         result = bench_remote(run, target, profile, remote, edgetune=remote_edgetune, ssh_options=ssh_options,
-                              runs=runs, threads=threads, data=data, quiet=quiet or as_json)
+                              runs=runs, threads=threads, data=data, metric_only=metric_only, quiet=quiet or as_json)
+        if metric_only:
+            return emit(result, as_json, show_metric)
     else:
         from edgetune.bench import bench_run
 

@@ -35,19 +35,23 @@ from edgetune.export.backends import calib_methods
 @click.option("--slim", is_flag=True, help="Simplify the ONNX graph with onnxslim before every target.")
 @click.option("--dynamic-batch", is_flag=True, help="Dynamic batch dimension (default: static batch 1).")
 @click.option("--no-search", is_flag=True, help="With --max-drop: only gate, never return layers to float.")
+@click.option("--emulate", is_flag=True,
+              help="int8: judge by the metric an aarch64 board computes, from the emulated device of "
+                   "tools/emulated_device.py — the gate, the accuracy-aware search and export.json's metric and "
+                   "drop. Each evaluation there takes minutes.")
 @click.option("--quiet", is_flag=True)
 @json_option
 @handle_errors()
 def export(run: Path, target: str, profile: str | None, max_drop: float | str | None, calib_size: int | None,
            calib_method: str | None, per_tensor: bool, preset: str, model_type: str, int8_io: bool, slim: bool, dynamic_batch: bool,
-           no_search: bool, quiet: bool, as_json: bool) -> None:
+           no_search: bool, emulate: bool, quiet: bool, as_json: bool) -> None:
     """Export RUN to a target artefact, validated against PyTorch and measured on the val split."""
     from edgetune.export.context import Options
     from edgetune.export.pipeline import export_run
 
     options = Options(max_drop=max_drop, calib_size=calib_size, calib_method=calib_method, per_channel=not per_tensor,
                       preset=preset, model_type=None if model_type == "cnn" else model_type, slim=slim,
-                      dynamic_batch=dynamic_batch, search=not no_search, int8_io=int8_io)
+                      dynamic_batch=dynamic_batch, search=not no_search, int8_io=int8_io, emulate=emulate)
     result = export_run(run, target, options=options, profile=profile, quiet=quiet or as_json)
     emit(result, as_json, _human)
 
@@ -59,6 +63,10 @@ def _human(r: dict) -> None:
         click.echo(f"auto on {r['auto']['profile']} ({r['auto']['threads']} thread(s)): chose {r['target']}")
     click.echo(f"{r['target']}: {r['artifact']}\n  {r['metric_name']} {r['metric']:.4f} (fp32 {r['metric_fp32']:.4f}, "
                f"drop {r['drop']:+.4f}){extra}; max |Δ| vs PyTorch {r['max_abs_diff']:.2g}; {r['size_mb']:.2f} MB")
+    if "emulated_aarch64" in r:
+        e = r["emulated_aarch64"]
+        click.echo(f"  judged on the {e['measured_on']}: {r['metric_name']} {e['metric']:.4f} (fp32 there "
+                   f"{e['metric_fp32']:.4f}); this host: {e['host_metric']:.4f} (fp32 {e['host_metric_fp32']:.4f})")
     if "accuracy_aware" in r:
         aa = r["accuracy_aware"]
         lat = aa["latency_p50_ms_1thread"]

@@ -119,11 +119,13 @@ def output_error(session: Any, inputs: Sequence[np.ndarray], refs: Sequence[list
     return total / max(len(inputs), 1)
 
 
-def search(surgeon: Surgeon, ranking_inputs: Sequence[np.ndarray], gate: Gate, evaluate: Callable[[Any], float], *,
-           scale: np.ndarray | None = None, quiet: bool = False) -> SearchResult:
+def search(surgeon: Surgeon, ranking_inputs: Sequence[np.ndarray], gate: Gate,
+           evaluate: Callable[[list[str]], float], *, scale: np.ndarray | None = None,
+           quiet: bool = False) -> SearchResult:
     """Rank the surgeon's quantised layers by sensitivity, then find the fewest to float.
 
-    `evaluate(session)` is the task metric of a runtime Session on the whole val split."""
+    `evaluate(layers)` is the task metric on the whole val split of the variant with `layers` in
+    float (a session here, or the variant's files on the emulated device)."""
     from edgetune.progress import track
 
     t0 = time.perf_counter()
@@ -135,7 +137,7 @@ def search(surgeon: Surgeon, ranking_inputs: Sequence[np.ndarray], gate: Gate, e
                          lambda layers: output_error(surgeon.session(layers), ranking_inputs, refs, scale))
 
     def metric_of(layers: list[str]) -> float:
-        m = evaluate(surgeon.session(layers))
+        m = evaluate(layers)
         log(f"  {len(layers):3d} layer(s) in float: metric {m:.4f} (drop {gate.drop(m):+.4f})", quiet=quiet)
         return m
 
@@ -167,9 +169,12 @@ def restore_until_within(ctx: Any, target: Any, path: Path, meta: dict[str, Any]
     is (None after a search: the new artefact is evaluated by the caller)."""
     metrics = ctx.evaluate(path)
     gate = ctx.gate(target)
-    if gate.passes(metrics[ctx.task.metric_name]) or not ctx.options.search:
+    judged = ctx.judged_metric(target, path.parent, metrics[ctx.task.metric_name])
+    if ctx.options.emulate:
+        _record_device(meta, judged, gate, metrics, ctx)
+    if gate.passes(judged) or not ctx.options.search:
         return metrics
-    plain_drop = gate.drop(metrics[ctx.task.metric_name])
+    plain_drop = gate.drop(judged)
     log(f"{target.id}: plain int8 drops {plain_drop:.4f} > {gate.describe()}: "
         f"searching for the fewest layers to keep in float", quiet=ctx.quiet)
     plain = ctx.work / f"{target.id}-plain"
@@ -178,11 +183,32 @@ def restore_until_within(ctx: Any, target: Any, path: Path, meta: dict[str, Any]
         shutil.copyfile(path.parent / f, plain / f)
     s = surgeon()
     ranking = ctx.task.export_inputs(ctx.spec, ctx.data, count=RANKING_INPUTS)
-    result = search(s, ranking, gate, ctx.metric, scale=ctx.scale, quiet=ctx.quiet)
+    candidate = ctx.work / f"{target.id}-candidate"
+    candidate.mkdir()
+
+    def on_device(layers: list[str]) -> float:
+        s.save(layers, candidate / target.artifact)
+        return ctx.device_metric(target, candidate)
+
+    evaluate = on_device if ctx.options.emulate else (lambda layers: ctx.metric(s.session(layers)))
+    result = search(s, ranking, gate, evaluate, scale=ctx.scale, quiet=ctx.quiet)
     s.save(result.float_layers, path)
+    if ctx.options.emulate:
+        _record_device(meta, result.metric, gate, None, ctx)
     meta["quantization"]["float_layers_after_search"] = result.float_layers
     meta["accuracy_aware"] = {"plain_drop": plain_drop, **_record(result, plain / target.artifact, path, ctx.inputs[0])}
     return None
+
+
+def _record_device(meta: dict[str, Any], metric: float, gate: Gate, host: dict[str, Any] | None, ctx: Any) -> None:
+    """--emulate: the device's metric, which the gate and export.json's metric and drop use, with
+    this host's beside it (None after a search: the caller evaluates the final artefact here)."""
+    from edgetune.emulated import LABEL
+
+    key = ctx.task.metric_name
+    meta["emulated_aarch64"] = {"measured_on": LABEL, "metric": metric, "metric_fp32": gate.reference,
+                                "drop": gate.drop(metric), "host_metric_fp32": float(ctx.metrics_fp32[key]),
+                                "host_metric": float(host[key]) if host else None}
 
 
 def _record(result: SearchResult, plain: Path, final: Path, x: np.ndarray) -> dict[str, Any]:

@@ -45,6 +45,7 @@ class Options:
     dynamic_batch: bool = False
     search: bool = True  # accuracy-aware search when plain int8 misses --max-drop
     int8_io: bool = False  # LiteRT: int8 input/output tensors (NPU delegates, MCUs)
+    emulate: bool = False  # int8 judged by the emulated aarch64 device's metric (edgetune.emulated)
 
     def quantizer_choices(self) -> list[tuple[str, str]]:
         """(option, as typed) for each quantiser option set away from its default: a backend that
@@ -78,6 +79,7 @@ class Context:
     base: dict[str, Any] = field(default_factory=dict)  # what every export.json of this session records
     auto: bool = False  # `--target auto`: the gate falls back to auto's default budget
     _metrics_fp32: dict | None = None
+    _device_fp32: float | None = None
     _calib: tuple | None = None
 
     @property
@@ -110,10 +112,51 @@ class Context:
 
     def gate(self, target: Target | None = None) -> Gate:
         """The one interpretation of --max-drop for `target` in this export (edgetune.export.gate);
-        auto's choice among candidates passes no target."""
+        auto's choice among candidates passes no target. With --emulate an int8 target's drop is
+        measured on the emulated device from both ends: its fp32 metric there is the reference."""
         int8 = target is not None and target.precision == "int8"
-        return Gate.for_target(float(self.metrics_fp32[self.task.metric_name]), self.options.max_drop, int8=int8,
-                               auto=self.auto)
+        reference = self.device_fp32 if int8 and self.options.emulate else self.metrics_fp32[self.task.metric_name]
+        return Gate.for_target(float(reference), self.options.max_drop, int8=int8, auto=self.auto)
+
+    @property
+    def device_fp32(self) -> float:
+        """--emulate: the fp32 graph's metric computed inside the emulated aarch64 device."""
+        if self._device_fp32 is None:
+            from edgetune.export.targets import get_target
+
+            self._device_fp32 = self.device_metric(get_target("cpu-fp32"), self.fp32.parent, {"model.onnx": self.fp32})
+        return self._device_fp32
+
+    def device_metric(self, target: Target, folder: Path, files: dict[str, Path] | None = None) -> float:
+        """--emulate: the task metric of `target`'s artefact files in `folder` (or `files`: name →
+        path), computed by the emulated aarch64 device. They travel as an export folder of their
+        own with a provisional export.json (`bench --metric-only` opens nothing else)."""
+        import shutil
+
+        from edgetune.contract import ExportMeta
+        from edgetune.emulated import LABEL, device_metric
+        from edgetune.fsutil import sha256_file, write_json
+        from edgetune.run import EXPORT_META
+
+        out = self.work / "emulated" / target.id
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        for name in target.files:
+            shutil.copyfile((files or {}).get(name, folder / name), out / name)
+        digests = {name: sha256_file(out / name) for name in target.files}
+        write_json(out / EXPORT_META, ExportMeta(
+            spec=self.spec, target=target.id, artifact=str(out / target.artifact), metric=0.0, metric_fp32=0.0,
+            drop=0.0, size_mb=0.0, passed=False, files=digests, sha256=digests[target.artifact],
+            extra={"candidate": "judged on the emulated aarch64 device; not an artefact"}).to_dict())
+        t = time.perf_counter()
+        metric = float(device_metric(out, self.data, quiet=True)["metric"])
+        log(f"  {target.id} on the {LABEL}: {self.task.metric_name} {metric:.4f} ({time.perf_counter() - t:.0f} s)",
+            quiet=self.quiet)
+        return metric
+
+    def judged_metric(self, target: Target, folder: Path, host_metric: float) -> float:
+        """The int8 metric the gate reads: this host's, or with --emulate the emulated device's."""
+        return self.device_metric(target, folder) if self.options.emulate else host_metric
 
     @property
     def metrics_fp32(self) -> dict[str, Any]:

@@ -45,14 +45,30 @@ def export_run(run_path: str | Path, target_id: str, *, options: Options | None 
     if target_id != AUTO:
         target = get_target(target_id)  # unknown names and options the backend cannot honour fail before any work
         target.backend.check_options(target, options)
+    if options.emulate:
+        _check_emulate(target_id)
     with work_dir("export") as work:
         ctx = open_export_context(run_path, Path(work), options, quiet)
+        if options.emulate:  # the device runs and sees the val data, before minutes of building
+            from edgetune.emulated import device_data, find_device
+
+            device_data(find_device(), ctx.data)
         ctx.auto = target_id == AUTO
         if target_id == AUTO:
             from edgetune.export.auto import export_auto
 
             return export_auto(ctx, profile, build=build_target, commit=commit, measure=measure)
         return commit(ctx, build_target(ctx, get_target(target_id)))
+
+
+def _check_emulate(target_id: str) -> None:
+    if target_id == AUTO:
+        raise UsageError("--emulate judges one int8 target; --target auto also measures latency, which "
+                         "emulation cannot", hint="export the int8 target --target auto chose, with --emulate")
+    if get_target(target_id).precision != "int8":
+        raise UsageError(f"--emulate judges int8 targets by the metric an aarch64 board computes; {target_id} is "
+                         f"{get_target(target_id).precision}, checked against PyTorch instead",
+                         hint="use it with cpu-int8 or openvino-int8, or run `edgetune bench --emulate` on this target")
 
 
 @dataclass
@@ -102,7 +118,10 @@ def commit(ctx: Context, built: Built, extra: dict[str, Any] | None = None) -> d
     """Write export/<target>/ atomically with export.json, then apply the accuracy gate."""
     target, key = built.target, ctx.task.metric_name
     m_fp32, gate = ctx.metrics_fp32, ctx.gate(target)
-    metric = float(built.metrics[key])
+    device = built.meta.get("emulated_aarch64")  # --emulate: the gate reads the device's metric
+    if device is not None:
+        device["host_metric"] = float(built.metrics[key])
+    metric = float(device["metric"] if device else built.metrics[key])
     passed = gate.passes(metric)
     scalars = lambda m: {k: v for k, v in m.items() if isinstance(v, (int, float))}  # noqa: E731
     # A build that fails its gate never replaces a good artefact: it is kept for inspection beside,
@@ -116,7 +135,7 @@ def commit(ctx: Context, built: Built, extra: dict[str, Any] | None = None) -> d
         files = {f: sha256_file(out / f) for f in target.files}  # predict/bench verify every file
         meta = ExportMeta(
             spec=ctx.spec, target=target.id, artifact=str((final / target.artifact).resolve()),
-            metric=metric, metric_fp32=float(m_fp32[key]), drop=gate.drop(metric), size_mb=built.size_mb,
+            metric=metric, metric_fp32=gate.reference, drop=gate.drop(metric), size_mb=built.size_mb,
             passed=passed, max_drop=gate.max_drop, max_drop_source=gate.source, max_abs_diff=records.pop("max_abs_diff", None), files=files,
             sha256=files[target.artifact], curves={k: built.metrics[k] for k in CURVES if k in built.metrics},
             extra={**records, "eval_images": built.metrics["n"], "metrics_fp32": scalars(m_fp32),
@@ -148,6 +167,7 @@ def _result(meta: ExportMeta) -> dict[str, Any]:
         aa = meta.extra["accuracy_aware"]
         result["accuracy_aware"] = {k: aa[k] for k in ("met", "plain_drop", "float_layers", "drop",
                                                        "latency_p50_ms_1thread") if k in aa}
-    if "auto" in meta.extra:
-        result["auto"] = meta.extra["auto"]
+    for key in ("auto", "emulated_aarch64"):
+        if key in meta.extra:
+            result[key] = meta.extra[key]
     return result
