@@ -80,8 +80,10 @@ def test_emulated_device_refuses_a_val_split_it_cannot_remake(tmp_path):
     from edgetune.errors import AssetError, UsageError
 
     dev = EmulatedDevice("root@127.0.0.1", 2222, (), "edgetune", (str(tmp_path / "shared"),))
-    with pytest.raises(UsageError, match=r"this run split its val 0.2 of /d itself \(layout split:0.2\)"):
+    with pytest.raises(UsageError) as e:
         device_data(dev, DataRef(root="/d", layout="split:0.2"))
+    assert e.value.message == ("the emulated device measures on a val folder, and this run split its val 0.2 of /d "
+                               "itself (layout split:0.2)")
     with pytest.raises(AssetError, match="is not visible inside the emulated device"):
         device_data(dev, DataRef(root=str(tmp_path / "elsewhere")))
     assert device_data(dev, DataRef(root=str(tmp_path / "shared" / "set"))) == str(tmp_path / "shared" / "set")
@@ -125,28 +127,48 @@ def test_export_emulate_gates_on_the_device_metric(tiny_run, tiny_exports, monke
     assert meta["emulated_aarch64"]["measured_on"] == emulated.LABEL and meta["metric"] == e["metric"]
 
 
-def _device_running() -> bool:
+def _device_sharing(*paths: Path):
+    """The running emulated device that sees `paths`, or skip with the reason (CI has none)."""
     from edgetune.emulated import find_device
 
     try:
-        find_device()
+        dev = find_device()
     except Exception:  # noqa: BLE001
-        return False
-    return True
+        pytest.skip(f"no emulated aarch64 device running in {device_dir()} ({SETUP})")
+    if not all(any(Path(str(p)).resolve().is_relative_to(s) for s in dev.shared) for p in paths):
+        pytest.skip("the test's folders are not shared with the emulated device (start it with "
+                    "--share /tmp/pytest-of-$USER as well)")
+    return dev
 
 
 @pytest.mark.slow
 def test_emulated_metric_matches_x86_for_a_float_artefact(tiny_run, tiny_exports):
     """The real remote path into the emulated board: a float artefact's metric there equals x86's."""
-    if not _device_running():
-        pytest.skip(f"no emulated aarch64 device running in {device_dir()} ({SETUP})")
-    if not any(Path(str(tiny_run)).resolve().is_relative_to(p) for p in
-               json.loads((device_dir() / "device.json").read_text())["shared"]):
-        pytest.skip("the test's run folder is not shared with the emulated device (start it with --share /tmp/pytest-of-$USER)")
+    _device_sharing(tiny_run)
     r = invoke_json("bench", tiny_run, "--target", "cpu-fp32", "--profile", "raspberry-pi-5", "--emulate")
     assert r["measured_on"] == "emulated aarch64 (qemu): metric only, no latency" and "latency_ms" not in r
     assert r["metric_source"] == "measured"
     assert abs(r["metric"] - tiny_exports["cpu-fp32"]["metric"]) <= 0.002
+
+
+@pytest.mark.slow
+def test_remote_bench_on_the_emulated_board_for_all_three_tasks(tiny_run, tiny_exports, fm_data, det_run, det_data,
+                                                                 kws_run, kws_data):
+    """`bench --remote` into the emulated aarch64 board, the real path (tar over ssh, the board's
+    own `edgetune bench` on its ARM kernels, the result kept in the run) for each task's int8
+    artefact; the board measures the metric on the shared val data."""
+    dev = _device_sharing(tiny_run, det_run[0], kws_run[0], fm_data, det_data, kws_data)
+    ssh = [a for o in dev.ssh_options for a in ("--ssh-option", o)]
+    for run, data in ((tiny_run, fm_data), (det_run[0], det_data), (kws_run[0], kws_data)):
+        host = tiny_exports["cpu-int8"] if run == tiny_run else invoke_json("export", run, "--target", "cpu-int8",
+                                                                            "--max-drop", "none")
+        r = invoke_json("bench", run, "--target", "cpu-int8", "--profile", "raspberry-pi-5", "--runs", 100,
+                        "--data", data, "--remote", dev.host, "--remote-edgetune", dev.edgetune, *ssh)
+        assert r["remote"] == dev.host and r["measured_on"].endswith("aarch64)"), r["measured_on"]
+        assert r["metric_source"] == "measured" and abs(r["metric"] - host["metric"]) <= 0.05, (run, r, host)
+        assert r["runs"] == 100 and r["latency_ms"]["p50"] > 0
+        kept = json.loads((Path(run) / "bench" / "raspberry-pi-5" / "cpu-int8.json").read_text())
+        assert kept["remote"] == dev.host and kept["metric"] == r["metric"]
 
 
 @pytest.mark.slow
