@@ -176,12 +176,15 @@ def test_base_dependencies_have_aarch64_wheels(tmp_path):
     """`pip install edgetune` on a Raspberry Pi must not need a compiler: every base dependency
     has a wheel for aarch64 with glibc 2.36 (Debian bookworm = Raspberry Pi OS) and CPython 3.11
     on the package index (reaches the index)."""
+    import importlib.util
+
     import tomllib
 
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    extras = project["optional-dependencies"]
-    # the base install, and the device-side runtimes of the LiteRT and NCNN targets (not their converters)
-    deps = [*project["dependencies"], *extras["litert"], *(d for d in extras["ncnn"] if d.startswith("ncnn=="))]
+    spec = importlib.util.spec_from_file_location("emulated_device", REPO / "tools" / "emulated_device.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    # the base install, and the device-side runtimes of the LiteRT and NCNN targets (what the emulated device installs)
+    deps = [*tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"], *tool.device_runtimes()]
     platforms = [a for v in range(17, 37) for a in ("--platform", f"manylinux_2_{v}_aarch64")]  # pip 23 lists each
     p = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(tmp_path), "--only-binary",
                         ":all:", *platforms, "--platform", "manylinux2014_aarch64",

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """An emulated aarch64 device on this x86 host: Debian bookworm arm64 (Raspberry Pi OS's base)
-run through qemu-user, with edgetune's wheel and only its light dependencies, and an sshd on a
-loopback port with a throw-away key, so `edgetune bench --remote` takes the real remote path.
+run through qemu-user, with edgetune's wheel and only its light dependencies (plus the LiteRT and
+NCNN runtimes, as on a board), and an sshd on a loopback port with a throw-away key, so
+`edgetune bench --remote` takes the real remote path.
 
     python tools/emulated_device.py setup     # idempotent: debootstrap once, reinstall the wheel when it changes
     python tools/emulated_device.py start     # sshd on 127.0.0.1:PORT; prints the bench --remote options
@@ -117,6 +118,15 @@ def build_wheel(d: Path) -> Path:
     return next(out.glob("edgetune-*.whl"))
 
 
+def device_runtimes() -> list[str]:
+    """The LiteRT and NCNN runtimes a board runs (the `litert` extra and NCNN's own wheel; not
+    their converters, which stay on the host), as pyproject.toml pins them."""
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    return [*extras["litert"], *(d for d in extras["ncnn"] if d.startswith("ncnn=="))]
+
+
 def _content_hash(wheel: Path, extras: str) -> str:
     """The wheel's files, not its zip bytes (zip timestamps change on every build): an unchanged
     edgetune is not reinstalled."""
@@ -147,7 +157,8 @@ def setup(d: Path, extras: str) -> dict:
     shutil.copy("/etc/resolv.conf", rootfs(d) / "etc/resolv.conf")
     shutil.copy("/etc/ssl/certs/ca-certificates.crt", rootfs(d) / "etc/ssl/certs/host-ca.crt")
     wheel = build_wheel(d)
-    stamp = _content_hash(wheel, extras)
+    runtimes = device_runtimes()
+    stamp = _content_hash(wheel, extras + " ".join(runtimes))
     marker = rootfs(d) / "opt" / f".edgetune-installed-{stamp}"
     if not marker.is_file():
         t = time.perf_counter()
@@ -155,7 +166,7 @@ def setup(d: Path, extras: str) -> dict:
         spec = f"/tmp/{wheel.name}" + (f"[{extras}]" if extras else "")
         chroot(d, f"test -x {VENV}/bin/python || python3 -m venv {VENV}; "
                   f"{VENV}/bin/pip install --quiet --force-reinstall --no-deps /tmp/{wheel.name} && "
-                  f"{VENV}/bin/pip install --quiet '{spec}'")
+                  f"{VENV}/bin/pip install --quiet '{spec}' " + " ".join(f"'{r}'" for r in runtimes))
         for old in (rootfs(d) / "opt").glob(".edgetune-installed-*"):
             old.unlink()
         marker.write_text(wheel.name)
