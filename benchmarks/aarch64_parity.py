@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("runs", nargs="*", type=Path)
     ap.add_argument("--targets", default=",".join(TARGETS))
     args = ap.parse_args()
-    runs, targets = args.runs or RUNS, args.targets.split(",")
+    runs, targets = [r.resolve() for r in args.runs] or RUNS, args.targets.split(",")
     command = " ".join(["python benchmarks/aarch64_parity.py", *sys.argv[1:]])
     SAVED.parent.mkdir(parents=True, exist_ok=True)
     saved = json.loads(SAVED.read_text()) if SAVED.is_file() else {}
