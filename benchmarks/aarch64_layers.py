@@ -22,11 +22,13 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS = [REPO / "runs/demo/run", REPO / "runs/demo/det", REPO / "runs/demo/kws"]
 WORK = REPO / "benchmarks" / "_work" / "aarch64_layers"
 DEVICE_PYTHON = "/opt/edgetune/bin/python"  # tools/emulated_device.py's VENV
+PARITY = REPO / "benchmarks" / "_work" / "aarch64_parity.json"  # benchmarks/aarch64_parity.py's rows
 
 
 def probe_model(src: Path, dst: Path) -> tuple[list[dict], str]:
@@ -161,17 +163,44 @@ def analyse(run: Path, images: int) -> dict:
                           for k, d in enumerate(r["per_input"]))
         if r["origin"]:
             r["exactness"] = exactness(model, work, r, x86, work / "inputs.npz")
-    return {"run": str(run), "task": manifest.task, "images": len(x), "layers": rows, "output": diff[output]}
+    return {"run": str(run), "task": manifest.task, "images": len(x), "layers": rows, "output": diff[output],
+            "metric_name": task.metric_name, "metric_fused": host_metric(task, manifest, model, fused=True),
+            "metric_exact": host_metric(task, manifest, model, fused=False)}
+
+
+def host_metric(task: Any, manifest: Any, model: Path, *, fused: bool) -> float:
+    """The artefact's val metric here, with ORT's fused int8 kernels or the exact (unfused) arithmetic."""
+    import onnxruntime as ort
+
+    from edgetune.runtime import Session
+
+    so = ort.SessionOptions()
+    if not fused:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    s = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    name = s.get_inputs()[0].name
+    session = Session(model, None, "onnxruntime", lambda x: s.run(None, {name: x}), input_name=name,
+                      input_shape=(), output_shape=())
+    return float(task.evaluate(session, manifest.spec, manifest.data)[task.metric_name])
 
 
 def markdown(results: list[dict]) -> str:
     command = " ".join(["python benchmarks/aarch64_layers.py", *sys.argv[1:]])
-    lines = [f"Command: `{command}`. cpu-int8 (ORT QDQ, u8 activations / s8 per-channel weights); every uint8 "
+    parity = json.loads(PARITY.read_text()) if PARITY.is_file() else {}
+    origins = [x["exactness"] for r in results for x in r["layers"] if x["origin"]]
+    lines = ["## aarch64-layers: where x86 and aarch64 int8 differ, and which one is exact (issue 21)", "",
+             f"Command: `{command}`. cpu-int8 (ORT QDQ, u8 activations / s8 per-channel weights); every uint8 "
              "tensor between fused int8 kernels compared, x86 (this AVX2 host) vs the emulated aarch64 device "
              "(Cortex-A76 features, dot-product kernels), same real val inputs. *Origin*: inputs equal on both, "
              "output differs on some input (there the two builds' kernels compute differently).", "",
+             f"Over all {len(origins)} origins, fed identical int8 inputs: x86's fused kernels differ from the exact "
+             f"arithmetic in {sum(e['x86_vs_exact_count'] for e in origins):,} elements (up to "
+             f"{max((e['x86_vs_exact_max'] for e in origins), default=0):.0f} steps), aarch64's in "
+             f"{sum(e['arm_vs_exact_count'] for e in origins):,} (up to "
+             f"{max((e['arm_vs_exact_max'] for e in origins), default=0):.0f}).", "",
              "| task | int8 tensors | differ anywhere | origins (by op) | largest origin Δ (steps) | "
-             "final output max abs Δ |", "|---|---|---|---|---|---|"]
+             "final output max abs Δ | metric x86 fused | x86 exact (unfused) | aarch64 (aarch64-parity) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         layers = r["layers"]
         origins = [x for x in layers if x["origin"]]
@@ -179,7 +208,8 @@ def markdown(results: list[dict]) -> str:
         worst = max((x["max"] for x in origins), default=0)
         lines.append(f"| {r['task']} ({r['images']} val inputs) | {len(layers)} | "
                      f"{sum(x['max'] > 0 for x in layers)} | {len(origins)}: {ops} | {worst:.0f} | "
-                     f"{r['output']['max']:.3g} (of {r['output']['scale']:.3g}) |")
+                     f"{r['output']['max']:.3g} (of {r['output']['scale']:.3g}) | {r['metric_fused']:.4f} | "
+                     f"{r['metric_exact']:.4f} | {arm(parity, r)} |")
     for r in results:
         origins = sorted((x for x in r["layers"] if x["origin"]), key=lambda x: -x["exactness"]["x86_vs_exact_count"])
         if origins:
@@ -193,6 +223,11 @@ def markdown(results: list[dict]) -> str:
                 lines.append(f"| `{x['layer']}` | {x['op']} | {e['elements']:,} | {e['x86_vs_exact_count']:,} "
                              f"({e['x86_vs_exact_max']:.0f}) | {e['arm_vs_exact_count']:,} ({e['arm_vs_exact_max']:.0f}) |")
     return "\n".join(lines)
+
+
+def arm(parity: dict, r: dict) -> str:
+    row = parity.get(f"{r['run']}:cpu-int8")
+    return f"{row['aarch64']:.4f}" if row else "not measured"
 
 
 def main() -> None:
