@@ -12,15 +12,20 @@ from edgetune.cli.common import emit, handle_errors, json_option
 @click.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--target", default=None, help="An exported target of RUN (not needed when RUN is an export folder).")
-@click.option("--profile", "profile", required=True, help="Device profile name (`edgetune profiles`) or YAML path.")
+@click.option("--profile", "profile", default=None,
+              help="Device profile name (`edgetune profiles`) or YAML path (with --fleet: each device's own).")
 @click.option("--runs", default=200, show_default=True, type=int, help="Timed runs after warm-up (≥100).")
 @click.option("--threads", type=int, default=None, help="Override the profile's thread count.")
 @click.option("--data", type=str, default=None, help="Val data folder, when not at the run's recorded path.")
 @click.option("--estimate/--no-estimate", default=True, show_default=True,
               help="Also estimate the profile's device latency from its published reference latencies.")
-@click.option("--remote", metavar="USER@HOST", default=None,
+@click.option("--remote", metavar="USER@HOST", multiple=True,
               help="Bench on the device over ssh (key or agent login; the light install there) and keep its "
-                   "result here. --data is then a folder on the device.")
+                   "result here. --data is then a folder on the device. Repeat it for several devices at once "
+                   "(a fleet, as with --fleet).")
+@click.option("--fleet", "fleet_file", type=click.Path(path_type=Path), default=None,
+              help="A fleet file (hosts, each with its profile; docs/DEVICE.md): bench every device in parallel, "
+                   "one table, one exit code.")
 @click.option("--remote-edgetune", default="edgetune", show_default=True, metavar="CMD",
               help="The edgetune command on the device, e.g. ~/edgetune/bin/edgetune.")
 @click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE",
@@ -35,19 +40,27 @@ from edgetune.cli.common import emit, handle_errors, json_option
 @json_option
 @handle_errors()
 def bench(run: Path, target: str | None, profile: str, runs: int, threads: int | None, data: str | None,
-          estimate: bool, remote: str | None, remote_edgetune: str, ssh_options: tuple[str, ...], emulate: bool,
-          metric_only: bool, quiet: bool, as_json: bool) -> None:
+          estimate: bool, remote: tuple[str, ...], fleet_file: Path | None, remote_edgetune: str,
+          ssh_options: tuple[str, ...], emulate: bool, metric_only: bool, quiet: bool, as_json: bool) -> None:
     """Latency p50/p90/p99, peak RSS, size and metric of an artefact here; pass/fail vs the profile.
 
     RUN is a run directory (with --target) or an export folder (RUN/export/T, or a copy of it on
     the device: only the light install is needed there). With --remote the same bench runs on
     the device over ssh (no estimate: it is measured there)."""
+    from edgetune.errors import UsageError
+
+    if fleet_file is not None or len(remote) > 1:
+        return _fleet(run, target, profile, runs, data, remote, fleet_file, remote_edgetune, ssh_options,
+                      emulate or metric_only, quiet, as_json)
+    if not profile:
+        raise UsageError("--profile is needed: the device whose budgets and threads to bench against",
+                         hint="`edgetune profiles` lists them, e.g. --profile raspberry-pi-5")
+    remote = remote[0] if remote else None
     show_metric = lambda r: click.echo(  # noqa: E731
         f"{r['target']} on {r['profile']}, {r['measured_on']}: {r['metric_name']} {r['metric']:.4f} "
         f"({r['metric_source']}); {r['size_mb']:.2f} MB")
     if emulate:
         from edgetune.emulated import bench_emulated
-        from edgetune.errors import UsageError
 
         if remote:
             raise UsageError("--emulate and --remote are two different devices", hint="choose one")
@@ -69,6 +82,35 @@ def bench(run: Path, target: str | None, profile: str, runs: int, threads: int |
         result = bench_run(run, target, profile, runs=runs, threads=threads, data=data, estimate=estimate,
                            quiet=quiet or as_json)
     emit(result, as_json, _human)
+
+
+def _fleet(run: Path, target: str | None, profile: str | None, runs: int, data: str | None, remote: tuple[str, ...],
+           fleet_file: Path | None, remote_edgetune: str, ssh_options: tuple[str, ...], metric_mode: bool, quiet: bool,
+           as_json: bool) -> None:
+    from edgetune.errors import ExitCode, RemoteError, UsageError
+    from edgetune.fleet import bench_fleet, fleet_from_options
+
+    if metric_mode:
+        raise UsageError("--emulate and --metric-only bench one device, not a fleet", hint="drop --fleet/--remote")
+    fleet = fleet_from_options(fleet_file, remote, profile, remote_edgetune, ssh_options, data)
+    targets = [target] if target else list(fleet.targets) or [None]
+    summary = bench_fleet(run, fleet, targets, runs=runs, quiet=quiet or as_json)
+    emit(summary, as_json, _fleet_table)
+    if summary["exit_code"]:  # after the table: every device's row is printed whatever failed
+        raise RemoteError(f"{summary['errors']} of {len(summary['rows'])} device bench(es) failed and "
+                          f"{summary['failed']} missed budgets",
+                          hint="each row says which and why; the others' results are kept in RUN/fleet/",
+                          exit_code=ExitCode(summary["exit_code"]))
+
+
+def _fleet_table(s: dict) -> None:
+    from edgetune.cli.common import table
+
+    rows = [[r["host"], r["profile"], r["target"] or "", r["status"].upper(),
+             f"{r['latency_p50_ms']:.2f}" if "latency_p50_ms" in r else "",
+             f"{r['metric_name']} {r['metric']:.4f}" if "metric" in r else "",
+             r.get("error") or "; ".join(r.get("violations", []))] for r in s["rows"]]
+    click.echo(table(rows, ["host", "profile", "target", "status", "p50 ms", "metric", "why"]))
 
 
 def _human(r: dict) -> None:
