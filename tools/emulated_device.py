@@ -41,6 +41,11 @@ QEMU = "/usr/bin/qemu-aarch64-static"
 REGISTRATION = (r":qemu-aarch64:M::\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00"
                 r":\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:" + QEMU + ":OCF")
 VENV = "/opt/edgetune"  # inside the rootfs
+# The CPU qemu emulates: a Raspberry Pi 5's. qemu's default "max" CPU also has SVE, SME and i8mm,
+# which a Pi 5 lacks, and the runtimes pick kernels by those features: under "max", LiteRT's
+# int8 classifier answered the same class for every image (top-1 0.10 vs 0.848 on x86; under
+# cortex-a76 its outputs equal x86's). qemu-user reads it from QEMU_CPU at every exec.
+CPU = "cortex-a76"
 MOUNTS = ("proc", "sys", "dev")  # ONNX Runtime's cpuinfo reads /proc and /sys
 # qemu-user shows the host's x86 /proc/cpuinfo, on which ONNX Runtime's aarch64 cpuinfo crashes
 # (SIGSEGV on import). The device gets a Raspberry Pi 5's instead: 4 × Cortex-A76 (implementer
@@ -105,7 +110,7 @@ def umount_all(d: Path) -> None:
 
 def chroot(d: Path, command: str, *, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
     mount_all(d)
-    env = {"PATH": f"{VENV}/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
+    env = {"PATH": f"{VENV}/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8", "QEMU_CPU": CPU,
            "PIP_CERT": "/etc/ssl/certs/host-ca.crt", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     return subprocess.run(["chroot", str(rootfs(d)), "/bin/sh", "-c", command], env=env, check=check,
                           capture_output=capture, text=True)
@@ -173,7 +178,17 @@ def setup(d: Path, extras: str) -> dict:
         times["pip_install_s"] = round(time.perf_counter() - t, 1)
     arch = chroot(d, "uname -m", capture=True).stdout.strip()
     version = chroot(d, "edgetune --version", capture=True).stdout.strip()
-    return {"dir": str(d), "arch": arch, "edgetune": version, "wheel": wheel.name, **times}
+    return {"dir": str(d), "arch": arch, "cpu": CPU, "features": cpu_features(d), "edgetune": version,
+            "wheel": wheel.name, **times}
+
+
+def cpu_features(d: Path) -> dict:
+    """What the runtimes inside see (the kernel's HWCAP bits through qemu): a Pi 5 has the
+    dot-product extension and neither i8mm nor SVE."""
+    probe = ("import ctypes; g = ctypes.CDLL(None).getauxval; g.restype = ctypes.c_ulong; "
+             "h, h2 = g(16), g(26); print(h >> 20 & 1, h2 >> 13 & 1, h >> 22 & 1)")
+    bits = chroot(d, f'python3 -c "{probe}"', capture=True).stdout.split()
+    return dict(zip(("asimddp", "i8mm", "sve"), (b == "1" for b in bits), strict=True))
 
 
 def free_port() -> int:
@@ -221,8 +236,8 @@ def start(d: Path, folders: list[Path]) -> dict:
     chroot(d, "mkdir -p /run/sshd && ssh-keygen -A >/dev/null && "
               f"/usr/sbin/sshd -p {port} -o ListenAddress=127.0.0.1 -o PermitRootLogin=prohibit-password "
               "-o PasswordAuthentication=no -o PidFile=/run/sshd-edgetune.pid "
-              f"-o SetEnv=PATH={VENV}/bin:/usr/bin:/bin")
-    info = {"host": "root@127.0.0.1", "port": port, "key": str(keys / "client"), "shared": shared,
+              f"-o 'SetEnv=PATH={VENV}/bin:/usr/bin:/bin QEMU_CPU={CPU}'")
+    info = {"host": "root@127.0.0.1", "port": port, "key": str(keys / "client"), "shared": shared, "cpu": CPU,
             "pid_file": str(rootfs(d) / "run" / "sshd-edgetune.pid"),
             "edgetune": f"{VENV}/bin/edgetune",
             "ssh_options": ["-o", f"Port={port}", "-o", f"IdentityFile={keys / 'client'}",
