@@ -55,24 +55,24 @@ def bench(run: Path, target: str | None, profile: str, runs: int, threads: int |
     if not profile:
         raise UsageError("--profile is needed: the device whose budgets and threads to bench against",
                          hint="`edgetune profiles` lists them, e.g. --profile raspberry-pi-5")
-    remote = remote[0] if remote else None
+    host = remote[0] if remote else None
     show_metric = lambda r: click.echo(  # noqa: E731
         f"{r['target']} on {r['profile']}, {r['measured_on']}: {r['metric_name']} {r['metric']:.4f} "
         f"({r['metric_source']}); {r['size_mb']:.2f} MB")
     if emulate:
         from edgetune.emulated import bench_emulated
 
-        if remote:
+        if host:
             raise UsageError("--emulate and --remote are two different devices", hint="choose one")
         return emit(bench_emulated(run, target, profile, data=data, quiet=quiet or as_json), as_json, show_metric)
-    if metric_only and not remote:
+    if metric_only and not host:
         from edgetune.bench import measure_metric
 
         return emit(measure_metric(run, target, profile, data=data), as_json, show_metric)
-    if remote:
+    if host:
         from edgetune.remote import bench_remote
 
-        result = bench_remote(run, target, profile, remote, edgetune=remote_edgetune, ssh_options=ssh_options,
+        result = bench_remote(run, target, profile, host, edgetune=remote_edgetune, ssh_options=ssh_options,
                               runs=runs, threads=threads, data=data, metric_only=metric_only, quiet=quiet or as_json)
         if metric_only:
             return emit(result, as_json, show_metric)

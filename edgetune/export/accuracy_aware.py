@@ -184,9 +184,9 @@ def restore_until_within(ctx: Any, target: Any, path: Path, meta: dict[str, Any]
     s = surgeon()
     ranking = ctx.task.export_inputs(ctx.spec, ctx.data, count=RANKING_INPUTS)
     candidate = ctx.work / f"{target.id}-candidate"
-    candidate.mkdir()
 
     def on_device(layers: list[str]) -> float:
+        candidate.mkdir(exist_ok=True)
         s.save(layers, candidate / target.artifact)
         return ctx.device_metric(target, candidate)
 
