@@ -89,13 +89,24 @@ def test_emulated_device_refuses_a_val_split_it_cannot_remake(tmp_path):
     assert device_data(dev, DataRef(root=str(tmp_path / "shared" / "set"))) == str(tmp_path / "shared" / "set")
 
 
+def _files(folder: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
 def test_bench_metric_only_measures_here_and_writes_nothing(tiny_run, tiny_exports):
+    before = _files(Path(tiny_run))
     r = invoke_json("bench", tiny_run, "--target", "cpu-int8", "--profile", "raspberry-pi-5", "--metric-only")
     assert r["metric"] == tiny_exports["cpu-int8"]["metric"] and r["metric_source"] == "measured"
-    assert "latency_ms" not in r and not (Path(tiny_run) / "bench" / "raspberry-pi-5" / "cpu-int8.json").exists()
+    assert "latency_ms" not in r and _files(Path(tiny_run)) == before
 
 
-def test_export_emulate_gates_on_the_device_metric(tiny_run, tiny_exports, monkeypatch):
+def _copy(run: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(run, tmp_path / Path(run).name, ignore=shutil.ignore_patterns("bench", "fleet")))
+
+
+def test_export_emulate_gates_on_the_device_metric(tiny_run, tiny_exports, monkeypatch, tmp_path):
     """The plumbing of `export --emulate` with the device replaced by one that evaluates here but
     reports plain int8 five points lower (as if the board's kernels lost accuracy): the gate,
     the search and export.json follow the device, this host's metric is recorded beside it. (The
@@ -116,14 +127,15 @@ def test_export_emulate_gates_on_the_device_metric(tiny_run, tiny_exports, monke
     monkeypatch.setattr(emulated, "device_metric", fake_device)
     monkeypatch.setattr(emulated, "find_device", lambda: None)
     monkeypatch.setattr(emulated, "device_data", lambda dev, ref: None)
-    r = invoke_json("export", tiny_run, "--target", "cpu-int8", "--calib-size", 100, "--emulate")
+    run = _copy(tiny_run, tmp_path)  # the session's tiny_run keeps the artefact other tests compare with
+    r = invoke_json("export", run, "--target", "cpu-int8", "--calib-size", 100, "--emulate")
     host = tiny_exports["cpu-int8"]
     assert calls[:2] == ["cpu-fp32", "cpu-int8"] and len(calls) >= 3  # reference, plain, then searched variants
     e = r["emulated_aarch64"]
     assert r["accuracy_aware"]["plain_drop"] == pytest.approx(host["drop"] + 0.05)
     assert r["accuracy_aware"]["met"] and r["drop"] <= 0.01 and r["metric"] == e["metric"]
     assert e["metric_fp32"] == r["metric_fp32"] == host["metric_fp32"] and e["host_metric_fp32"] == host["metric_fp32"]
-    meta = json.loads((Path(tiny_run) / "export" / "cpu-int8" / "export.json").read_text())
+    meta = json.loads((run / "export" / "cpu-int8" / "export.json").read_text())
     assert meta["emulated_aarch64"]["measured_on"] == emulated.LABEL and meta["metric"] == e["metric"]
 
 
@@ -152,16 +164,16 @@ def test_emulated_metric_matches_x86_for_a_float_artefact(tiny_run, tiny_exports
 
 
 @pytest.mark.slow
-def test_remote_bench_on_the_emulated_board_for_all_three_tasks(tiny_run, tiny_exports, fm_data, det_run, det_data,
-                                                                 kws_run, kws_data):
+def test_remote_bench_on_the_emulated_board_for_all_three_tasks(tiny_run, fm_data, det_run, det_data, kws_run,
+                                                                 kws_data, tmp_path):
     """`bench --remote` into the emulated aarch64 board, the real path (tar over ssh, the board's
     own `edgetune bench` on its ARM kernels, the result kept in the run) for each task's int8
     artefact; the board measures the metric on the shared val data."""
-    dev = _device_sharing(tiny_run, det_run[0], kws_run[0], fm_data, det_data, kws_data)
+    dev = _device_sharing(tmp_path, fm_data, det_data, kws_data)
     ssh = [a for o in dev.ssh_options for a in ("--ssh-option", o)]
     for run, data in ((tiny_run, fm_data), (det_run[0], det_data), (kws_run[0], kws_data)):
-        host = tiny_exports["cpu-int8"] if run == tiny_run else invoke_json("export", run, "--target", "cpu-int8",
-                                                                            "--max-drop", "none")
+        run = _copy(run, tmp_path)  # the session's runs keep their artefacts for other tests
+        host = invoke_json("export", run, "--target", "cpu-int8", "--max-drop", "none")
         r = invoke_json("bench", run, "--target", "cpu-int8", "--profile", "raspberry-pi-5", "--runs", 100,
                         "--data", data, "--remote", dev.host, "--remote-edgetune", dev.edgetune, *ssh)
         assert r["remote"] == dev.host and r["measured_on"].endswith("aarch64)"), r["measured_on"]
