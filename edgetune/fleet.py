@@ -58,11 +58,14 @@ def read_fleet(path: Path) -> Fleet:
     is_strs = lambda v: all(isinstance(x, str) for x in v)  # noqa: E731
     targets = r.get("targets", list, [], check=is_strs, expect="a list of target names")
     entries = r.get("devices", list, check=lambda v: len(v) > 0, expect="a non-empty list of devices")
-    devices = []
+    devices: list[FleetDevice] = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise DataError(f"{path}: field 'devices[{i}]' must be a mapping (host, profile, …)")
         d = FieldReader(entry, str(path), DataError, prefix=f"devices[{i}].")
+        if any(dev.host == entry.get("host") for dev in devices):  # their results would share one folder
+            raise DataError(f"{path}: field 'devices[{i}].host' lists {entry['host']} a second time",
+                            hint="one entry per board; list several targets under 'targets'")
         devices.append(FleetDevice(d.get("host", str), d.get("profile", str), d.get("edgetune", str, "edgetune"),
                                    tuple(d.get("ssh_options", list, [], check=is_strs, expect="a list of KEY=VALUE")),
                                    d.get("data", str, None)))

@@ -61,8 +61,8 @@ def test_export_emulate_takes_one_int8_target(tiny_run):
     res = invoke("export", tiny_run, "--target", "cpu-fp32", "--emulate")
     assert res.exit_code == 2 and res.stderr.strip() == (
         "edgetune: error: --emulate judges int8 targets by the metric an aarch64 board computes; cpu-fp32 is fp32, "
-        "checked against PyTorch instead (hint: use it with cpu-int8 or openvino-int8, or run `edgetune bench "
-        "--emulate` on this target)")
+        "checked against PyTorch instead (hint: use it with an int8 target (cpu-int8, openvino-int8, litert-int8), "
+        "or run `edgetune bench --emulate` on this one)")
     res = invoke("export", tiny_run, "--target", "auto", "--profile", "raspberry-pi-5", "--emulate")
     assert res.exit_code == 2 and "--target auto also measures latency, which emulation cannot" in res.stderr
 

@@ -70,6 +70,9 @@ def test_fleet_mistakes_are_one_line(tiny_run, tiny_exports, tmp_path):
     bad.write_text("devices:\n  - host: pi@a\n    profile: raspbery-pi-5\n")
     res = invoke("bench", tiny_run, "--target", "cpu-int8", "--fleet", bad)
     assert res.exit_code == 2 and "raspberry-pi-5" in res.stderr  # unknown profile, with its close match, before any ssh
+    bad.write_text("devices:\n  - {host: pi@a, profile: raspberry-pi-5}\n  - {host: pi@a, profile: raspberry-pi-4}\n")
+    res = invoke("bench", tiny_run, "--target", "cpu-int8", "--fleet", bad)
+    assert res.exit_code == 3 and f"{bad}: field 'devices[1].host' lists pi@a a second time" in res.stderr
     res = invoke("bench", tiny_run, "--target", "cpu-int8", "--remote", "pi@a", "--remote", "pi@b")
     assert res.exit_code == 2 and res.stderr.strip() == (
         "edgetune: error: several --remote hosts need --profile (the same for each), or a fleet file with one "

@@ -68,7 +68,8 @@ def _check_emulate(target_id: str) -> None:
     if get_target(target_id).precision != "int8":
         raise UsageError(f"--emulate judges int8 targets by the metric an aarch64 board computes; {target_id} is "
                          f"{get_target(target_id).precision}, checked against PyTorch instead",
-                         hint="use it with cpu-int8 or openvino-int8, or run `edgetune bench --emulate` on this target")
+                         hint="use it with an int8 target (cpu-int8, openvino-int8, litert-int8), or run `edgetune bench "
+                              "--emulate` on this one")
 
 
 @dataclass
