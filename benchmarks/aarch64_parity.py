@@ -44,12 +44,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="*", type=Path)
     ap.add_argument("--targets", default=",".join(TARGETS))
+    ap.add_argument("--table", action="store_true", help="only rewrite RESULTS.md's table from the saved rows")
     args = ap.parse_args()
     runs, targets = [r.resolve() for r in args.runs] or RUNS, args.targets.split(",")
     command = " ".join(["python benchmarks/aarch64_parity.py", *sys.argv[1:]])
     SAVED.parent.mkdir(parents=True, exist_ok=True)
     saved = json.loads(SAVED.read_text()) if SAVED.is_file() else {}
-    for run in runs:
+    for run in [] if args.table else runs:
         task = json.loads((run / "edgetune.json").read_text())["task"]
         for target in targets:
             meta_file = run / "export" / target / "export.json"
@@ -67,14 +68,20 @@ def main() -> None:
     rows = list(saved.values())
     commands = "`, `".join(dict.fromkeys(r.get("command", "python benchmarks/aarch64_parity.py --targets cpu-int8")
                                          for r in rows))
-    lines = [f"Commands: `{commands}` (make demo's runs; aarch64 = `edgetune bench --emulate`, "
+    lines = ["## aarch64-parity: int8 metrics on x86 vs the emulated Cortex-A76 (issue 21)", "",
+             f"Commands: `{commands}` (make demo's runs; aarch64 = `edgetune bench --emulate`, "
              "Debian bookworm arm64 under qemu-user with edgetune's light install; same val files).", "",
              "| task | target | metric | x86 (export.json) | aarch64 (emulated) | aarch64 − x86 | emulated eval s |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['task']} | {r['target']} | {r['metric_name']} | {r['x86']:.4f} | {r['aarch64']:.4f} | "
               f"{r['aarch64'] - r['x86']:+.4f} | {r['seconds']:.0f}{'*' if r.get('timed_runs', True) else ''} |"
               for r in rows]
-    lines += ["", "\\* measured before `bench --metric-only`: includes 100 discarded timed runs under emulation."]
+    if any(r.get("timed_runs", True) for r in rows):
+        lines += ["", "\\* measured before `bench --metric-only`: includes 100 discarded timed runs under emulation."]
+    missing = [f"{json.loads((run / 'edgetune.json').read_text())['task']} {t}" for run in RUNS for t in TARGETS
+               if f"{run}:{t}" not in saved]
+    if missing:
+        lines += ["", f"No row yet: {', '.join(missing)} (docs/DEVICE.md §6 says why)."]
     write_section("aarch64-parity", "\n".join(lines))
     print("\n".join(lines))
 
