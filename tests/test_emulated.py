@@ -174,8 +174,11 @@ def test_remote_bench_on_the_emulated_board_for_all_three_tasks(tiny_run, fm_dat
     for run, data in ((tiny_run, fm_data), (det_run[0], det_data), (kws_run[0], kws_data)):
         run = _copy(run, tmp_path)  # the session's runs keep their artefacts for other tests
         host = invoke_json("export", run, "--target", "cpu-int8", "--max-drop", "none")
-        r = invoke_json("bench", run, "--target", "cpu-int8", "--profile", "raspberry-pi-5", "--runs", 100,
-                        "--data", data, "--remote", dev.host, "--remote-edgetune", dev.edgetune, *ssh)
+        res = invoke("bench", run, "--target", "cpu-int8", "--profile", "raspberry-pi-5", "--runs", 100,
+                     "--data", data, "--remote", dev.host, "--remote-edgetune", dev.edgetune, *ssh, "--json")
+        # latency under emulation is ~100x a Pi's, so its budgets may fail (6): the result still comes back
+        assert res.exit_code in (0, 6), res.stderr
+        r = json.loads(res.stdout)
         assert r["remote"] == dev.host and r["measured_on"].endswith("aarch64)"), r["measured_on"]
         assert r["metric_source"] == "measured" and abs(r["metric"] - host["metric"]) <= 0.05, (run, r, host)
         assert r["runs"] == 100 and r["latency_ms"]["p50"] > 0
