@@ -74,7 +74,7 @@ def bench_run(run_path: str | Path, target: str | None, profile_name: str, *, ru
         "size_mb": round(size_mb, 4), "peak_rss_mb": round(lat["peak_rss_mb"], 1),
         "budgets": profile.budgets_for(meta.task), "pass": not violations, "violations": violations,
         "estimate": est, "measured_on": _host_description(),
-        "note": _note(profile), "runs": lat["runs"], "warmup_runs": lat["warmup_runs"],
+        "note": _note(profile, threads), "runs": lat["runs"], "warmup_runs": lat["warmup_runs"],
         "pinned_cores": lat["pinned_cores"], "runtime": lat["runtime"],
         "curves": {k: evaluation[k] for k in CURVES if k in evaluation}, **extra,
     }
@@ -185,9 +185,10 @@ def _host_description() -> str:
     return f"{cpu} ({os.cpu_count()} cores, {host_arch()})"
 
 
-def _note(profile: DeviceProfile) -> str:
+def _note(profile: DeviceProfile, threads: int) -> str:
     if host_arch() != profile.arch:
         return (f"measured on this {host_arch()} host, not on a {profile.name} ({profile.arch}); "
                 f"budgets are checked against host numbers — run `edgetune bench` on the device itself "
                 f"(light install) for device numbers")
-    return f"measured on this host with the {profile.name} profile's {profile.threads} thread(s)"
+    differ = f" (the profile says {profile.threads}: --threads, or fewer usable cores here)" if threads != profile.threads else ""
+    return f"measured on this host with {threads} thread(s){differ}, against the {profile.name} profile's budgets"
