@@ -89,18 +89,17 @@ def bench_fleet(run_path: str | Path, fleet: Fleet, targets: list[str | None], *
     check_runs(runs)
     for dev in fleet.devices:  # a typo in a profile fails before any device is contacted
         get_profile(dev.profile)
-    for target in targets:  # so does a target that was never exported
-        open_export(run_path, target)
+    exports = [open_export(run_path, target) for target in targets]  # so does a target never exported
+    home = exports[0].run.path if exports[0].run else exports[0].folder  # where fleet/ is kept
 
     def one(dev: FleetDevice, target: str | None) -> dict[str, Any]:
         row: dict[str, Any] = {"host": dev.host, "profile": dev.profile, "target": target}
         try:
-            result, export = remote_result(run_path, target, dev.profile, dev.host, edgetune=dev.edgetune,
-                                           ssh_options=dev.ssh_options, runs=runs, data=dev.data, quiet=quiet)
+            result, _ = remote_result(run_path, target, dev.profile, dev.host, edgetune=dev.edgetune,
+                                      ssh_options=dev.ssh_options, runs=runs, data=dev.data, quiet=quiet)
         except EdgetuneError as exc:
             return row | {"status": "error", "error": exc.one_line(), "exit_code": int(exc.exit_code)}
-        base = export.run.path if export.run else export.folder
-        out = inside(base, "fleet", host_folder(dev.host), result["profile"], f"{result['target']}.json")
+        out = inside(home, "fleet", host_folder(dev.host), result["profile"], f"{result['target']}.json")
         write_json(out, result)
         return row | {"target": result["target"], "status": "pass" if result["pass"] else "fail",
                       "latency_p50_ms": result["latency_ms"]["p50"], "metric_name": result["metric_name"],
@@ -114,8 +113,7 @@ def bench_fleet(run_path: str | Path, fleet: Fleet, targets: list[str | None], *
     code = errors[0] if errors else ExitCode.BUDGET_GATE if any(r["status"] == "fail" for r in rows) else ExitCode.OK
     summary = {"rows": rows, "exit_code": int(code), "devices": len(fleet.devices),
                "errors": len(errors), "failed": sum(r["status"] == "fail" for r in rows)}
-    export = open_export(run_path, targets[0])
-    write_json(inside(export.run.path if export.run else export.folder, "fleet", "fleet.json"), summary)
+    write_json(inside(home, "fleet", "fleet.json"), summary)
     return summary
 
 
