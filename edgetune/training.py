@@ -25,6 +25,7 @@ def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None 
     from edgetune.run import check_run_location
     from edgetune.tasks import get_task
     from edgetune.train.config import TrainConfig
+    from edgetune.train.launcher import launched_by_torchrun, secondary_rank
     from edgetune.zoo import get_card
 
     card = get_card(model)
@@ -39,7 +40,8 @@ def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None 
     check_run_location(out, data)
     if resume:
         _check_resumable(out, model)
-    ensure_writable_dir(out, "--out folder")  # before data checks and training, for every task
+    if not secondary_rank():  # rank 0 alone writes the run (a distributed job ends with it)
+        ensure_writable_dir(out, "--out folder")  # before data checks and training, for every task
     runner = get_task(card.task)
     cfg = TrainConfig(task=card.task, model=model, data=data, out=out, epochs=epochs, lr=lr,
                       batch=batch or runner.default_batch, img_size=img_size, seed=seed, freeze=freeze,
@@ -47,7 +49,15 @@ def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None 
                       resume=resume, head_init=head_init, threads=threads, pretrained=pretrained, device=device, bn=bn,
                       verbose=verbose,
                       keywords=tuple(k.strip() for k in keywords if k.strip()) if keywords else None)
-    return runner.finetune(cfg, quiet=quiet)
+    if launched_by_torchrun() and not runner.data_parallel:
+        raise UsageError(f"{card.task} does not train under torchrun",
+                         hint="run it as one process; detect uses ultralytics' own multi-GPU DDP: --device 0,1")
+    result = runner.finetune(cfg, quiet=quiet)
+    if launched_by_torchrun():
+        from edgetune.train.distributed import finish
+
+        finish()
+    return result
 
 
 def _check_resumable(out: Path, model: str) -> None:

@@ -69,7 +69,13 @@ def emit(result: Any, as_json: bool, human: Callable[[Any], None] | None = None)
         click.echo(json.dumps(result, indent=2, default=str))
 
 
-def fail(message: str, code: int) -> None:
+def fail(message: str, code: int, exc: BaseException | None = None) -> None:
+    if exc is not None and "RANK" in os.environ:  # a process of a distributed fine-tune (torchrun)
+        from edgetune.train.launcher import rank_prefix, silent_here
+
+        if silent_here(exc):
+            sys.exit(code)
+        message = rank_prefix() + message
     click.echo(f"edgetune: error: {message}", err=True)
     sys.exit(code)
 
@@ -126,10 +132,10 @@ def handle_errors(as_json_param: str = "as_json") -> Callable:
             except EdgetuneError as exc:
                 if as_json and exc.payload is not None:
                     _echo_json(exc.payload)
-                fail(exc.one_line(), int(exc.exit_code))
+                fail(exc.one_line(), int(exc.exit_code), exc)
             except KeyboardInterrupt as exc:
                 code = interruption_code(exc)
-                fail("terminated (SIGTERM)" if code == ExitCode.TERMINATED else "interrupted", int(code))
+                fail("terminated (SIGTERM)" if code == ExitCode.TERMINATED else "interrupted", int(code), exc)
             except OSError as exc:
                 where = f": {exc.filename}" if exc.filename else ""
                 if exc.errno in _OUTPUT_ERRNOS:  # writes are atomic, so nothing half-written stays
@@ -149,3 +155,19 @@ def table(rows: list[list[Any]], headers: list[str]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
     return "\n".join([line(cells[0]), line(["-" * w for w in widths])] + [line(r) for r in cells[1:]])
+
+
+def argv_without(ctx: click.Context, *skip: str) -> list[str]:
+    """The command line of `ctx`'s command rebuilt from its parsed options, less `skip`: what a
+    launcher passes on to the processes it starts (options left at their default are left out)."""
+    argv: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if not isinstance(param, click.Option) or param.name in skip or value is None or value == param.default:
+            continue
+        if param.is_flag:
+            flag = param.opts[0] if value else (param.secondary_opts or [None])[0]
+            argv += [flag] if flag else []
+        else:
+            argv += [param.opts[0], str(value)]
+    return argv

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from edgetune.cli.common import FINITE, emit, handle_errors, json_option
+from edgetune.cli.common import FINITE, argv_without, emit, handle_errors, json_option
+from edgetune.errors import UsageError
+from edgetune.tasks import get_task
 from edgetune.tasks.names import TASK_NAMES
+from edgetune.train.launcher import secondary_rank
 
 
 @click.command()
@@ -44,6 +48,10 @@ from edgetune.tasks.names import TASK_NAMES
 @click.option("--pretrained/--no-pretrained", default=True, show_default=True,
               help="Start from the card's pretrained weights, or from random init (baseline).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+@click.option("--nproc", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="classify, kws: data-parallel processes on this machine (torchrun's launcher, DDP: gloo on CPU, "
+                   "NCCL on CUDA, one GPU each); --batch stays the global batch. Several machines: torchrun "
+                   "(docs/DISTRIBUTED.md).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--verbose", is_flag=True,
               help="detect: also show ultralytics' own log (its arguments, model table, data scans) on the terminal; "
@@ -52,15 +60,30 @@ from edgetune.tasks.names import TASK_NAMES
 @handle_errors()
 def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, lr: float | None, batch: int | None, img_size: int | None,
              seed: int, freeze: str | None, keywords: str | None, patience: int | None, val_split: float | None, weights: Path | None, head_init: str,
-             threads: int | None, bn: str, device: str, pretrained: bool, resume: bool, quiet: bool, verbose: bool, as_json: bool) -> None:
+             threads: int | None, bn: str, device: str, pretrained: bool, resume: bool, nproc: int, quiet: bool, verbose: bool,
+             as_json: bool) -> None:
     """Fine-tune a pretrained model on your data into a run directory."""
     from edgetune.training import finetune as run_finetune
+
+    if nproc > 1:
+        from edgetune.train.launcher import launch
+        from edgetune.zoo import get_card
+
+        if not get_task(get_card(model).task).data_parallel:
+            raise UsageError(f"--nproc: {get_card(model).task} does not train as several processes",
+                             hint="drop --nproc; detect uses ultralytics' own multi-GPU DDP: --device 0,1")
+        code = launch(["finetune", *argv_without(click.get_current_context(), "nproc")], nproc, out)
+        if code:
+            sys.exit(code)
+        return
 
     result = run_finetune(model, data, out, task=task, epochs=epochs, lr=lr, batch=batch, img_size=img_size, seed=seed,
                           freeze=freeze, keywords=keywords.split(",") if keywords is not None else None,
                           patience=patience, val_split=val_split, weights=weights, head_init=head_init,
                           threads=threads, bn=bn, device=device, pretrained=pretrained, resume=resume,
                           quiet=quiet or as_json, verbose=verbose)
+    if secondary_rank():
+        return  # rank 0 reports the job's result
     emit(result, as_json, lambda r: click.echo(
         f"{r['run']}: best val {r['metric_name']} {r['metric']:.4f} at epoch {r['best']['epoch']} "
         f"({r['epochs']} epochs, {r['seconds']:.0f}s)"))

@@ -32,6 +32,8 @@ class Task(ABC):
     default_batch: int  # finetune --batch when not given
     # finetune --patience when not given: epochs without a val gain before stopping early.
     default_patience: int = 5
+    # finetune runs as N data-parallel processes under torchrun (edgetune.train.distributed)
+    data_parallel: bool = False
     layout: str  # DataRef.layout of a data folder passed by a user
     # Parts of the model that stay float under int8, by name, for backends that find them in their
     # own graph ("front-end": the signal front end and the first convolution that reads it;
@@ -109,6 +111,8 @@ class Task(ABC):
 class LabelTask(Task):
     """A task with one label per input (classify, kws): top-1, confusion matrix, softmax top-k,
     calibration stratified per class."""
+
+    data_parallel = True
 
     @abstractmethod
     def split(self, spec: ModelSpec, data: DataRef, name: str) -> tuple[Any, list[Path], np.ndarray]:

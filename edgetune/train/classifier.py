@@ -30,6 +30,7 @@ from edgetune.run import RunDir, versions
 from edgetune.tasks.names import METRIC_NAMES
 from edgetune.train import models as M
 from edgetune.train.config import TrainConfig, start_manifest
+from edgetune.train.distributed import Dist, job
 from edgetune.train.img_size import choose_img_size, resolve_input_size, size_note
 from edgetune.train.loop import (
     FitState,
@@ -100,38 +101,43 @@ def evaluate_top1(model: nn.Module, squares: np.ndarray, labels: np.ndarray, pre
 
 
 def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
+    """One process, or one rank of a data-parallel job (edgetune.train.distributed)."""
     t_start = time.perf_counter()
-    torch.set_num_threads(cfg.threads or usable_cores())
+    dist = job(cfg.device)
+    quiet = quiet or not dist.is_main
+    torch.set_num_threads(cfg.threads or max(1, usable_cores() // dist.local_world))
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    card = get_card(cfg.model)
-    if card.task != "classify":
-        raise UsageError(f"model {card.name} is a {card.task} model, not classify",
-                         hint="`edgetune models --task classify` lists the classifiers")
-    run = RunDir(cfg.out)
-    if run.manifest_path.exists() and not cfg.resume:
-        raise RunDirError(f"{run.path} already holds a run", hint="pass --resume to continue it, or a new --out")
-    data = scan_imagefolder(cfg.data, val_split=cfg.val_split, seed=cfg.seed)
-    size = resolve_input_size(cfg.img_size, run if cfg.resume else None, lambda: choose_img_size(
-        card.input.size, [s.path for s in data.train.samples]))
-    pre = preprocess_for(card, size["chosen"])
-    weights = (resolve_weights(card, cfg.weights)
-               if cfg.pretrained and (card.weights.pretrained or cfg.weights) else None)
-    digest = hashlib.sha256()
-    n_total = len(data.train.samples) + len(data.val.samples)
-    log(f"{card.name}: {len(data.classes)} classes, {len(data.train.samples)} train / "
-        f"{len(data.val.samples)} val images, {pre.size} px{size_note(size)}; weights: "
-        f"{weights.source + ' ' + weights.path.name if weights else 'none (random init)'}", quiet=quiet)
-    bar = iter(track(range(n_total), total=n_total, desc="decode", quiet=quiet))
-    tick = lambda _n: next(bar, None)  # noqa: E731
-    train_sq = decode_split(data.train, pre, data.root, digest, tick)
-    val_sq = decode_split(data.val, pre, data.root, digest, tick)
-    warn_if_leaked({"train": [s.path for s in data.train.samples], "val": [s.path for s in data.val.samples]},
-                   data.root)  # after decoding: a corrupt file is one error line, not a warning first
+    with dist.together():  # every input check, on every rank alike: one job, one message
+        card = get_card(cfg.model)
+        if card.task != "classify":
+            raise UsageError(f"model {card.name} is a {card.task} model, not classify",
+                             hint="`edgetune models --task classify` lists the classifiers")
+        run = RunDir(cfg.out)
+        if run.manifest_path.exists() and not cfg.resume:
+            raise RunDirError(f"{run.path} already holds a run", hint="pass --resume to continue it, or a new --out")
+        data = scan_imagefolder(cfg.data, val_split=cfg.val_split, seed=cfg.seed)
+        size = resolve_input_size(cfg.img_size, run if cfg.resume else None, lambda: choose_img_size(
+            card.input.size, [s.path for s in data.train.samples]))
+        pre = preprocess_for(card, size["chosen"])
+        weights = (resolve_weights(card, cfg.weights)
+                   if cfg.pretrained and (card.weights.pretrained or cfg.weights) else None)
+        digest = hashlib.sha256()
+        n_total = len(data.train.samples) + len(data.val.samples)
+        log(f"{card.name}: {len(data.classes)} classes, {len(data.train.samples)} train / "
+            f"{len(data.val.samples)} val images, {pre.size} px{size_note(size)}; weights: "
+            f"{weights.source + ' ' + weights.path.name if weights else 'none (random init)'}"
+            f"{f'; {dist.world} processes' if dist.active else ''}", quiet=quiet)
+        bar = iter(track(range(n_total), total=n_total, desc="decode", quiet=quiet))
+        tick = lambda _n: next(bar, None)  # noqa: E731
+        train_sq = decode_split(data.train, pre, data.root, digest, tick)
+        val_sq = decode_split(data.val, pre, data.root, digest, tick)
+        if dist.is_main:  # after decoding: a corrupt file is one error line, not a warning first
+            warn_if_leaked({"train": [s.path for s in data.train.samples],
+                            "val": [s.path for s in data.val.samples]}, data.root)
+        device = dist.device(resolve_device(cfg.device))
+        model = build_model(card, len(data.classes), weights).to(device, memory_format=torch.channels_last)
     train_y, val_y = data.train.labels, data.val.labels
-
-    device = resolve_device(cfg.device)
-    model = build_model(card, len(data.classes), weights).to(device, memory_format=torch.channels_last)
     net = model.model
     frozen_modules: list[nn.Module] = []
     probe_info: dict[str, Any] = {}
@@ -139,19 +145,23 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
 
     # LP-FT only helps when the backbone already has useful features (pretrained weights).
     if (cfg.freeze == "backbone" or (cfg.head_init == "probe" and weights is not None)) and not cfg.resume:
-        feats = lambda sq: extract_features(model, "model." + card.classifier,  # noqa: E731
-                                            lambda: list(_center_batches(sq, pre, 64, device)))
-        t0 = time.perf_counter()
-        f_train, f_val = feats(train_sq).cpu(), feats(val_sq).cpu()
-        head_sd, acc, l2 = fit_linear(f_train, torch.from_numpy(train_y), f_val, torch.from_numpy(val_y),
-                                      len(data.classes), label_smoothing=cfg.label_smoothing)
+        def probe() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+            feats = lambda sq: extract_features(model, "model." + card.classifier,  # noqa: E731
+                                                lambda: list(_center_batches(sq, pre, 64, device)))
+            t0 = time.perf_counter()
+            f_train, f_val = feats(train_sq).cpu(), feats(val_sq).cpu()
+            head_sd, acc, l2 = fit_linear(f_train, torch.from_numpy(train_y), f_val, torch.from_numpy(val_y),
+                                          len(data.classes), label_smoothing=cfg.label_smoothing)
+            return head_sd, {"val_" + METRIC: round(acc, 5), "l2": l2, "seconds": round(time.perf_counter() - t0, 2),
+                             "elapsed": round(time.perf_counter() - t_start, 2)}
+
+        head_sd, probe_info = dist.on_main(probe)  # once, on rank 0: every rank gets the same head
         M.head_of(net, card).load_state_dict(head_sd)
-        probe_info = {"val_" + METRIC: round(acc, 5), "l2": l2, "seconds": round(time.perf_counter() - t0, 2),
-                      "elapsed": round(time.perf_counter() - t_start, 2)}
-        log(f"linear probe on cached features: val {METRIC} {acc:.4f} (L2 {l2}, {probe_info['seconds']}s)", quiet=quiet)
+        log(f"linear probe on cached features: val {METRIC} {probe_info['val_' + METRIC]:.4f} "
+            f"(L2 {probe_info['l2']}, {probe_info['seconds']}s)", quiet=quiet)
 
     if cfg.freeze == "backbone":
-        state = _probe_state(run, model, probe_info, epoch=1, mode="linear probe on cached features")
+        state = _probe_state(run, model, probe_info, epoch=1, mode="linear probe on cached features", dist=dist)
         state.seconds = time.perf_counter() - t_start
     else:
         if cfg.freeze_stages:
@@ -172,6 +182,7 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
         # fixed statistics also keep the forward pass identical to the one the probe head was fit on.
         bn_fixed = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] \
             if weights is not None and cfg.bn == "frozen" else []
+        ddp = dist.wrap(model)
 
         def train_epoch(epoch: int) -> float:
             model.train()
@@ -183,34 +194,40 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
             total, seen = 0.0, 0
             for i in track(range(0, len(order), cfg.batch), total=steps_per_epoch, desc=f"epoch {epoch}", quiet=quiet):
                 idx = np.sort(order[i: i + cfg.batch])
-                if len(idx) < 2:  # BatchNorm cannot train on a batch of one
+                if len(idx) < 2 * dist.world:  # BatchNorm cannot train on a batch of one (per process)
                     continue
-                x, y = augment(train_sq[idx]).to(device), torch.from_numpy(train_y[idx]).to(device)
-                total += optimizer_step(opt, sched, F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)) * len(idx)
+                # the whole global batch is augmented on every rank (one random stream, as in one
+                # process); each rank then trains on its slice
+                x, y = dist.shard(augment(train_sq[idx])).to(device), torch.from_numpy(dist.shard(train_y[idx])).to(device)
+                loss = dist.global_mean(F.cross_entropy(ddp(x), y, label_smoothing=cfg.label_smoothing), len(y), len(idx))
+                total += optimizer_step(opt, sched, loss) * len(idx) / dist.world
                 seen += len(idx)
-            return total / max(seen, 1)
+            return dist.sum(total)[0] / max(seen, 1)
 
         def on_epoch(st: FitState) -> None:
             run.write_manifest(manifest.updated(**_results(st, probe_info, "running")))
 
         # The probe-initialised model is epoch 0: fine-tuning must beat it to replace the checkpoint.
-        initial = _probe_state(run, model, probe_info, epoch=0, mode="head fitted on cached features") \
+        initial = _probe_state(run, model, probe_info, epoch=0, mode="head fitted on cached features", dist=dist) \
             if probe_info else None
-        log(f"training on {device}", quiet=quiet)
+        log(f"training on {device}{f' × {dist.world} processes' if dist.active else ''}", quiet=quiet)
         state = fit(run=run, model=model, optimizer=opt, scheduler=sched, train_epoch=train_epoch,
                     evaluate=lambda: evaluate_top1(model, val_sq, val_y, pre), epochs=cfg.epochs,
                     patience=cfg.patience, on_epoch=on_epoch, resume=cfg.resume, metric_name=METRIC,
-                    initial=initial, started_at=t_start)
-    run.write_manifest(manifest.updated(**_results(state, probe_info, "done")))
+                    initial=initial, started_at=t_start, dist=dist)
+    if dist.is_main:
+        run.write_manifest(manifest.updated(**_results(state, probe_info, "done")))
     return {"run": str(run.path), "task": "classify", "model": card.name, "metric_name": METRIC,
             "metric": state.best_metric, "best": {"epoch": state.best_epoch, METRIC: state.best_metric},
             "epochs": state.epoch, "seconds": round(state.seconds, 2), "stopped_early": state.stopped_early,
-            "probe": probe_info or None}
+            "probe": probe_info or None, **({"processes": dist.world} if dist.active else {})}
 
 
-def _probe_state(run: RunDir, model: nn.Module, probe: dict[str, Any], *, epoch: int, mode: str) -> FitState:
-    """Checkpoint the probe-headed model and describe it as a finished epoch of the fit."""
-    save_state_dict(run.checkpoint, model.state_dict())
+def _probe_state(run: RunDir, model: nn.Module, probe: dict[str, Any], *, epoch: int, mode: str,
+                 dist: Dist) -> FitState:
+    """Checkpoint the probe-headed model (rank 0) and describe it as a finished epoch of the fit."""
+    if dist.is_main:
+        save_state_dict(run.checkpoint, model.state_dict())
     acc = probe["val_" + METRIC]
     return FitState(epoch=epoch, best_metric=acc, best_epoch=epoch,
                     history=[{"epoch": epoch, METRIC: acc, "mode": mode, "elapsed": probe["elapsed"]}])

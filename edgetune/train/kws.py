@@ -37,6 +37,7 @@ from edgetune.tasks.kws_stream import StreamConfig
 from edgetune.tasks.names import METRIC_NAMES
 from edgetune.train import models as M
 from edgetune.train.config import TrainConfig, start_manifest
+from edgetune.train.distributed import job
 from edgetune.train.loop import (
     FitState,
     fit,
@@ -207,7 +208,8 @@ def evaluate_top1(model: nn.Module, clips: np.ndarray | torch.Tensor, labels: np
     return float((preds.numpy() == labels).mean())
 
 
-def open_data(cfg: TrainConfig, quiet: bool) -> tuple[sc.KwsData, np.ndarray, np.ndarray, list[np.ndarray], str, int]:
+def open_data(cfg: TrainConfig, quiet: bool, *,
+              warn: bool = True) -> tuple[sc.KwsData, np.ndarray, np.ndarray, list[np.ndarray], str, int]:
     data = sc.scan_kws(cfg.data, keywords=list(cfg.keywords) if cfg.keywords else None,
                        val_split=cfg.val_split, seed=cfg.seed)
     digest = hashlib.sha256()
@@ -216,7 +218,8 @@ def open_data(cfg: TrainConfig, quiet: bool) -> tuple[sc.KwsData, np.ndarray, np
     tick = lambda _n: next(bar, None)  # noqa: E731
     train, r1 = sc.load_clips(data.train.files, data.root, digest=digest, progress=tick)
     val, r2 = sc.load_clips(data.val.files, data.root, digest=digest, progress=tick)
-    warn_if_leaked({"train": data.train.files, "val": data.val.files}, data.root, audio=True)
+    if warn:  # whatever --quiet says (one rank of a distributed job says it for all)
+        warn_if_leaked({"train": data.train.files, "val": data.val.files}, data.root, audio=True)
     noises = sc.load_noise(data.noise_files, data.root) if data.noise_files else sc.generated_noise(cfg.seed)
     for note in data.notes:
         log(f"note: {note}", quiet=quiet)
@@ -226,25 +229,29 @@ def open_data(cfg: TrainConfig, quiet: bool) -> tuple[sc.KwsData, np.ndarray, np
 
 
 def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
+    """One process, or one rank of a data-parallel job (edgetune.train.distributed)."""
     t_start = time.perf_counter()
-    torch.set_num_threads(cfg.threads or usable_cores())
+    dist = job(cfg.device)
+    quiet = quiet or not dist.is_main
+    torch.set_num_threads(cfg.threads or max(1, usable_cores() // dist.local_world))
     torch.manual_seed(cfg.seed)
-    card = get_card(cfg.model)
-    run = RunDir(cfg.out)
-    if run.manifest_path.exists() and not cfg.resume:
-        raise RunDirError(f"{run.path} already holds a run", hint="pass --resume to continue it, or a new --out")
-    freeze = cfg.freeze
-    if freeze == "backbone" and card.arch_name != "speech_embedding":
-        raise UsageError(f"--freeze backbone needs a pretrained front end; {card.name} trains from scratch",
-                         hint="drop --freeze, or use --model speech_embedding_kws")
-    data, train_x, val_x, noises, data_hash, resampled = open_data(cfg, quiet)
-    weights = resolve_weights(card, cfg.weights) if cfg.pretrained and card.weights.pretrained else None
-    log(f"{card.name}: {len(data.classes)} classes ({', '.join(data.classes)}), {len(train_x)} train / "
-        f"{len(val_x)} val clips; weights: {weights.source + ' ' + weights.path.name if weights else 'none (random init)'}"
-        f"; freeze: {freeze}", quiet=quiet)
-    device = resolve_device(cfg.device)
-    model = build_model(card, len(data.classes), weights).to(device)
-    val_clips, val_labels = sc.validation_set(data, noises, val_x, cfg.seed)
+    with dist.together():  # every input check, on every rank alike: one job, one message
+        card = get_card(cfg.model)
+        run = RunDir(cfg.out)
+        if run.manifest_path.exists() and not cfg.resume:
+            raise RunDirError(f"{run.path} already holds a run", hint="pass --resume to continue it, or a new --out")
+        freeze = cfg.freeze
+        if freeze == "backbone" and card.arch_name != "speech_embedding":
+            raise UsageError(f"--freeze backbone needs a pretrained front end; {card.name} trains from scratch",
+                             hint="drop --freeze, or use --model speech_embedding_kws")
+        data, train_x, val_x, noises, data_hash, resampled = open_data(cfg, quiet, warn=dist.is_main)
+        weights = resolve_weights(card, cfg.weights) if cfg.pretrained and card.weights.pretrained else None
+        log(f"{card.name}: {len(data.classes)} classes ({', '.join(data.classes)}), {len(train_x)} train / "
+            f"{len(val_x)} val clips; weights: {weights.source + ' ' + weights.path.name if weights else 'none (random init)'}"
+            f"; freeze: {freeze}{f'; {dist.world} processes' if dist.active else ''}", quiet=quiet)
+        device = dist.device(resolve_device(cfg.device))
+        model = build_model(card, len(data.classes), weights).to(device)
+        val_clips, val_labels = sc.validation_set(data, noises, val_x, cfg.seed)
     manifest = _manifest(cfg, card, data, data_hash, weights, freeze, resampled, len(val_labels))
     frontend, rest = _split_model(model)
     train_y = data.train.labels
@@ -290,6 +297,9 @@ def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
     n_items = len(cached[1]) if cached else epoch_len
     steps = math.ceil(n_items / cfg.batch)
     sched = warmup_cosine(opt, warmup=int(cfg.warmup_epochs * steps), total=cfg.epochs * steps)
+    # DDP around what trains (the front end has no parameters); every rank draws and augments the
+    # whole global batch from the same stream, then runs its slice through it
+    trained = dist.wrap(model.head if cached is not None else rest)
 
     def train_epoch(epoch: int) -> float:
         model.train()
@@ -305,19 +315,19 @@ def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
         total, seen = 0.0, 0
         for b, i in enumerate(track(range(0, len(order), cfg.batch), total=steps, desc=f"epoch {epoch}", quiet=quiet)):
             idx = order[i: i + cfg.batch]
-            if len(idx) < 2:
+            if len(idx) < 2 * dist.world:
                 continue
             if cached is not None:
-                logits = model.head(feats[idx].to(device))
-                y = labels[idx].to(device)
+                x, y = dist.shard(feats[idx]), dist.shard(labels[idx])
             else:
                 x, y = batch_audio(idx, cfg.seed * 100000 + epoch * 1000 + b)
-                x = augment.audio(x, y == data.silence)
-                logits = rest(augment.spec(frontend(x.to(device))))
-                y = y.to(device)
-            total += optimizer_step(opt, sched, F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)) * len(idx)
+                x = dist.shard(augment.spec(frontend(augment.audio(x, y == data.silence).to(device))))
+                y = dist.shard(y)
+            logits, y = trained(x.to(device)), y.to(device)
+            loss = dist.global_mean(F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing), len(y), len(idx))
+            total += optimizer_step(opt, sched, loss) * len(idx) / dist.world
             seen += len(idx)
-        return total / max(seen, 1)
+        return dist.sum(total)[0] / max(seen, 1)
 
     def on_epoch(st: FitState) -> None:
         run.write_manifest(manifest.updated(**_results(st, "running")))
@@ -329,16 +339,17 @@ def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
         val_in, head_only = _batched(model.features, val_clips, device), True
     else:
         val_in, head_only = val_clips, False
-    log(f"training on {device}: {steps} steps/epoch", quiet=quiet)
+    log(f"training on {device}{f' × {dist.world} processes' if dist.active else ''}: {steps} steps/epoch", quiet=quiet)
     state = fit(run=run, model=model, optimizer=opt, scheduler=sched, train_epoch=train_epoch,
                 evaluate=lambda: evaluate_top1(model, val_in, val_labels, head_only=head_only), epochs=cfg.epochs,
                 patience=cfg.patience, on_epoch=on_epoch, resume=cfg.resume, metric_name=METRIC,
-                started_at=t_start)
-    run.write_manifest(manifest.updated(**_results(state, "done")))
+                started_at=t_start, dist=dist)
+    if dist.is_main:
+        run.write_manifest(manifest.updated(**_results(state, "done")))
     return {"run": str(run.path), "task": "kws", "model": card.name, "metric_name": METRIC,
             "metric": state.best_metric, "best": {"epoch": state.best_epoch, METRIC: state.best_metric},
             "epochs": state.epoch, "seconds": round(state.seconds, 2), "stopped_early": state.stopped_early,
-            "freeze": freeze}
+            "freeze": freeze, **({"processes": dist.world} if dist.active else {})}
 
 
 @torch.no_grad()

@@ -18,6 +18,7 @@ from edgetune.errors import EdgetuneError, ExitCode, RunDirError, Terminated, Us
 from edgetune.fsutil import atomic_path
 from edgetune.progress import log
 from edgetune.run import RunDir
+from edgetune.train.distributed import Dist, peer_failures
 
 
 class Interrupted(EdgetuneError):
@@ -84,30 +85,33 @@ def _rng_state() -> dict[str, Any]:
 def fit(*, run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
         train_epoch: Callable[[int], float], evaluate: Callable[[], float], epochs: int, patience: int,
         on_epoch: Callable[[FitState], None], resume: bool, metric_name: str,
-        initial: FitState | None = None, started_at: float | None = None) -> FitState:
+        initial: FitState | None = None, started_at: float | None = None, dist: Dist = Dist()) -> FitState:
     """Run epochs until `epochs` or early stop; after each epoch save last.pt (and checkpoint.pt
     when the val metric improves) then call `on_epoch` (which rewrites the manifest).
 
     `initial` carries an epoch-0 result (e.g. the probe-initialised head), which later epochs
     must beat to replace checkpoint.pt; `started_at` is the clock origin for `elapsed`.
+
+    Under `dist` (edgetune.train.distributed) `model` is the bare module (DDP's wrapper lives in
+    `train_epoch`); rank 0 reads the resume checkpoint and evaluates, every rank gets its answer,
+    and only rank 0 writes checkpoints, calls `on_epoch` and logs.
     """
     state = initial or FitState()
     if resume:
-        if not run.last.is_file():
-            raise RunDirError(f"--resume: {run.last} not found", hint="start without --resume")
-        ck = load_checkpoint(run.last)
+        ck = dist.on_main(lambda: _read_last(run))
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])  # load_state_dict casts state to the params' device
         scheduler.load_state_dict(ck["scheduler"])
         torch.set_rng_state(ck["rng"]["torch"])
         state = FitState(**ck["fit"])
-        log(f"resuming after epoch {state.epoch} (best {metric_name} {state.best_metric:.4f})")
+        log(f"resuming after epoch {state.epoch} (best {metric_name} {state.best_metric:.4f})", quiet=not dist.is_main)
     start = started_at if started_at is not None and not resume else time.perf_counter() - state.seconds
     try:
         for epoch in range(state.epoch + 1, epochs + 1):
             t0 = time.perf_counter()
-            loss = train_epoch(epoch)
-            metric = evaluate()
+            with peer_failures():
+                loss = train_epoch(epoch)
+            metric = dist.on_main(evaluate)
             state.epoch = epoch
             state.history.append({"epoch": epoch, "loss": round(loss, 5), metric_name: round(metric, 5),
                                   "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 2),
@@ -115,18 +119,21 @@ def fit(*, run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer
             improved = metric > state.best_metric
             if improved:
                 state.best_metric, state.best_epoch = metric, epoch
-                save_state_dict(run.checkpoint, model.state_dict())
+                if dist.is_main:
+                    save_state_dict(run.checkpoint, model.state_dict())
             state.seconds = time.perf_counter() - start
             if epoch - state.best_epoch >= patience and epoch < epochs:
                 state.stopped_early = True
-            save_state_dict(run.last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                       "scheduler": scheduler.state_dict(), "rng": _rng_state(),
-                                       "fit": state.__dict__})
-            log(f"epoch {epoch}/{epochs}  loss {loss:.4f}  val {metric_name} {metric:.4f}"
-                f"{'  *best' if improved else ''}  ({time.perf_counter() - t0:.0f}s)")
-            on_epoch(state)
+            if dist.is_main:
+                save_state_dict(run.last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                           "scheduler": scheduler.state_dict(), "rng": _rng_state(),
+                                           "fit": state.__dict__})
+                log(f"epoch {epoch}/{epochs}  loss {loss:.4f}  val {metric_name} {metric:.4f}"
+                    f"{'  *best' if improved else ''}  ({time.perf_counter() - t0:.0f}s)")
+                on_epoch(state)
             if state.stopped_early:
-                log(f"early stop: no val improvement for {patience} epochs (best epoch {state.best_epoch})")
+                log(f"early stop: no val improvement for {patience} epochs (best epoch {state.best_epoch})",
+                    quiet=not dist.is_main)
                 break
     except KeyboardInterrupt as exc:
         err = Interrupted(f"{'terminated' if isinstance(exc, Terminated) else 'interrupted'} during epoch "
@@ -135,6 +142,12 @@ def fit(*, run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer
         err.exit_code = interruption_code(exc)
         raise err from None
     return state
+
+
+def _read_last(run: RunDir) -> dict[str, Any]:
+    if not run.last.is_file():
+        raise RunDirError(f"--resume: {run.last} not found", hint="start without --resume")
+    return load_checkpoint(run.last)
 
 
 def optimizer_step(opt: torch.optim.Optimizer, scheduler: Any, loss: torch.Tensor) -> float:
