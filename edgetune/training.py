@@ -18,7 +18,7 @@ def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None 
              freeze: str | None = None, keywords: list[str] | tuple[str, ...] | None = None, patience: int | None = None,
              val_split: float | None = None, weights: str | Path | None = None, head_init: str = "probe",
              threads: int | None = None, bn: str = "frozen", device: str = "auto", pretrained: bool = True,
-             resume: bool = False, quiet: bool = False, verbose: bool = False) -> dict[str, Any]:
+             resume: bool = False, cache: str = "auto", quiet: bool = False, verbose: bool = False) -> dict[str, Any]:
     """Fine-tune the card `model` on `data` into the run directory `out`; returns the finetune
     summary (run, metric_name, metric, best, epochs, seconds). Options as `edgetune finetune --help`."""
     from edgetune.fsutil import ensure_writable_dir
@@ -32,6 +32,9 @@ def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None 
     if task is not None and task != card.task:
         raise UsageError(f"--task {task} but model {model} is a {card.task} model",
                          hint=f"drop --task, or pick a {task} model from `edgetune models`")
+    if cache != "auto" and card.task == "kws":
+        raise UsageError(f"--cache {cache}: kws keeps its clips in RAM (1 s of 16 kHz audio is 64 kB a clip)",
+                         hint="drop --cache")
     if keywords is not None and card.task != "kws":
         raise UsageError("--keywords applies to keyword spotting (kws) models only")
     # A card's default freeze describes how to fine-tune its *pretrained* weights.
@@ -47,7 +50,7 @@ def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None 
                       batch=batch or runner.default_batch, img_size=img_size, seed=seed, freeze=freeze,
                       patience=patience, val_split=val_split, weights=Path(weights) if weights else None,
                       resume=resume, head_init=head_init, threads=threads, pretrained=pretrained, device=device, bn=bn,
-                      verbose=verbose,
+                      verbose=verbose, cache=cache,
                       keywords=tuple(k.strip() for k in keywords if k.strip()) if keywords else None)
     if launched_by_torchrun() and not runner.data_parallel:
         raise UsageError(f"{card.task} does not train under torchrun",

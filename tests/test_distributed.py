@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import invoke, invoke_json
 
 TINY = ("--model", "test_tinynet", "--lr", "3e-3", "--batch", "32", "--seed", "0")
@@ -78,7 +77,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(ddp_runs, tiny_
     one, two = history(tiny_run), history(ddp_runs["full"])
     assert [h["epoch"] for h in two] == [h["epoch"] for h in one] == list(range(1, 11))
     # the same steps on the same global batches; only BatchNorm's batch statistics are per process
-    for a, b in zip(one, two):
+    for a, b in zip(one, two, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=0.02), (one, two)
     best_one = json.loads((tiny_run / "edgetune.json").read_text())["best"]["top1"]
     best_two = json.loads((ddp_runs["full"] / "edgetune.json").read_text())["best"]["top1"]

@@ -48,6 +48,10 @@ from edgetune.train.launcher import secondary_rank
 @click.option("--pretrained/--no-pretrained", default=True, show_default=True,
               help="Start from the card's pretrained weights, or from random init (baseline).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+@click.option("--cache", type=click.Choice(["auto", "ram", "disk", "none"]), default="auto", show_default=True,
+              help="Where decoded training images live: ram, disk (a private file under the cache, read per batch: "
+                   "data larger than RAM), none (decoded again at every draw); auto: ram when they fit half the "
+                   "available memory, else disk. detect: ultralytics' cache (auto: ram on CPU).")
 @click.option("--nproc", type=click.IntRange(1, 256), default=1, show_default=True,
               help="classify, kws: data-parallel processes on this machine (torchrun's launcher, DDP: gloo on CPU, "
                    "NCCL on CUDA, one GPU each); --batch stays the global batch. Several machines: torchrun "
@@ -60,7 +64,7 @@ from edgetune.train.launcher import secondary_rank
 @handle_errors()
 def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, lr: float | None, batch: int | None, img_size: int | None,
              seed: int, freeze: str | None, keywords: str | None, patience: int | None, val_split: float | None, weights: Path | None, head_init: str,
-             threads: int | None, bn: str, device: str, pretrained: bool, resume: bool, nproc: int, quiet: bool, verbose: bool,
+             threads: int | None, bn: str, device: str, pretrained: bool, resume: bool, cache: str, nproc: int, quiet: bool, verbose: bool,
              as_json: bool) -> None:
     """Fine-tune a pretrained model on your data into a run directory."""
     from edgetune.training import finetune as run_finetune
@@ -81,7 +85,7 @@ def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, l
                           freeze=freeze, keywords=keywords.split(",") if keywords is not None else None,
                           patience=patience, val_split=val_split, weights=weights, head_init=head_init,
                           threads=threads, bn=bn, device=device, pretrained=pretrained, resume=resume,
-                          quiet=quiet or as_json, verbose=verbose)
+                          cache=cache, quiet=quiet or as_json, verbose=verbose)
     if secondary_rank():
         return  # rank 0 reports the job's result
     emit(result, as_json, lambda r: click.echo(

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -144,13 +145,18 @@ def _split(data: ImageSplit, fraction: float, seed: int) -> tuple[ImageSplit, Im
 
 
 def decode_split(split: ImageSplit, pre: ImagePreprocess, root: Path, digest: hashlib._Hash | None = None,
-                 progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """Decode every image of a split into an (N, resize, resize, 3) uint8 array.
+                 progress: Callable[[int], None] | None = None, allocate: Callable[..., Any] | None = None,
+                 name: str = "split") -> Any:
+    """Decode every image of a split into (N, resize, resize, 3) uint8 rows: a numpy array, or
+    what `allocate(name, rows, shape, decode)` returns (edgetune.data.decoded: on disk, or none).
 
     Hashes the raw bytes into `digest` on the way (the data hash in the manifest). Corrupt or
     unreadable files raise one DataError naming the first one and how many there are.
     """
-    out = np.empty((len(split.samples), pre.resize, pre.resize, 3), dtype=np.uint8)
+    shape = (pre.resize, pre.resize, 3)
+    out = (allocate(name, len(split.samples), shape,
+                    lambda i: pre.load_square(read_bytes(split.samples[i].path, what="image")))
+           if allocate else np.empty((len(split.samples), *shape), dtype=np.uint8))
     bad: list[tuple[Path, str]] = []
     for i, s in enumerate(split.samples):
         try:

@@ -7,6 +7,7 @@ this CPU); the new head starts from a cached-feature linear probe (LP-FT), so fe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import time
@@ -21,6 +22,7 @@ from torchvision.transforms import v2
 from edgetune.assets import resolve_weights
 from edgetune.contract import DataRef, Manifest
 from edgetune.cpu import usable_cores
+from edgetune.data import decoded
 from edgetune.data.check.leak import warn_if_leaked
 from edgetune.data.imagefolder import ImageFolderData, decode_split, scan_imagefolder
 from edgetune.errors import RunDirError, UsageError
@@ -102,6 +104,11 @@ def evaluate_top1(model: nn.Module, squares: np.ndarray, labels: np.ndarray, pre
 
 def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
     """One process, or one rank of a data-parallel job (edgetune.train.distributed)."""
+    with contextlib.ExitStack() as stack:  # holds the decoded images' storage until training ends
+        return _finetune(cfg, quiet, stack)
+
+
+def _finetune(cfg: TrainConfig, quiet: bool, stack: contextlib.ExitStack) -> dict[str, Any]:
     t_start = time.perf_counter()
     dist = job(cfg.device)
     quiet = quiet or not dist.is_main
@@ -128,10 +135,13 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
             f"{len(data.val.samples)} val images, {pre.size} px{size_note(size)}; weights: "
             f"{weights.source + ' ' + weights.path.name if weights else 'none (random init)'}"
             f"{f'; {dist.world} processes' if dist.active else ''}", quiet=quiet)
+        cache = decoded.choose(cfg.cache, n_total, pre.resize * pre.resize * 3)
+        log(f"decoded images: {cache.mode} ({cache.note})", quiet=quiet)
+        allocate = stack.enter_context(decoded.storage(cache))
         bar = iter(track(range(n_total), total=n_total, desc="decode", quiet=quiet))
         tick = lambda _n: next(bar, None)  # noqa: E731
-        train_sq = decode_split(data.train, pre, data.root, digest, tick)
-        val_sq = decode_split(data.val, pre, data.root, digest, tick)
+        train_sq = decode_split(data.train, pre, data.root, digest, tick, allocate, "train")
+        val_sq = decode_split(data.val, pre, data.root, digest, tick, allocate, "val")
         if dist.is_main:  # after decoding: a corrupt file is one error line, not a warning first
             warn_if_leaked({"train": [s.path for s in data.train.samples],
                             "val": [s.path for s in data.val.samples]}, data.root)
@@ -141,7 +151,7 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
     net = model.model
     frozen_modules: list[nn.Module] = []
     probe_info: dict[str, Any] = {}
-    manifest = _manifest(cfg, card, data, pre, digest.hexdigest(), weights, size)
+    manifest = _manifest(cfg, card, data, pre, digest.hexdigest(), weights, size, cache)
 
     # LP-FT only helps when the backbone already has useful features (pretrained weights).
     if (cfg.freeze == "backbone" or (cfg.head_init == "probe" and weights is not None)) and not cfg.resume:
@@ -234,12 +244,12 @@ def _probe_state(run: RunDir, model: nn.Module, probe: dict[str, Any], *, epoch:
 
 
 def _manifest(cfg: TrainConfig, card: ModelCard, data: ImageFolderData, pre: ImagePreprocess, data_hash: str,
-              weights: Any, size: dict[str, Any]) -> Manifest:
+              weights: Any, size: dict[str, Any], cache: decoded.CacheChoice) -> Manifest:
     counts = lambda split: np.bincount(split.labels, minlength=len(data.classes)).tolist()  # noqa: E731
     ref = DataRef(root=str(data.root.resolve()), layout=data.layout, hash=data_hash, seed=cfg.seed,
                   details={"train_per_class": counts(data.train), "val_per_class": counts(data.val)})
     return start_manifest(cfg, card, labels=data.classes, preprocessing=pre.to_dict(), data=ref, weights=weights,
-                          versions=versions(), img_size=size)
+                          versions=versions(), img_size=size, cache=cache.to_dict())
 
 
 def _results(state: FitState, probe: dict[str, Any], status: str) -> dict[str, Any]:

@@ -37,6 +37,7 @@ class TrainConfig:
     bn: str = "frozen"  # "frozen": keep pretrained BN statistics (eval mode) | "train": update them
     device: str = "auto"  # "auto" (CUDA when present, else CPU) | "cpu" | "cuda" | "cuda:N"
     keywords: tuple[str, ...] | None = None  # kws: word folders that are keywords (others → _unknown_)
+    cache: str = "auto"  # decoded training samples: auto | ram | disk | none (edgetune.data.decoded)
     verbose: bool = False  # detect: show ultralytics' own log (arguments, model table) on the terminal too
 
     def __post_init__(self) -> None:
@@ -56,6 +57,8 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise UsageError(msg)
+        if self.cache not in ("auto", "ram", "disk", "none"):
+            raise UsageError(f"--cache must be auto, ram, disk or none, got {self.cache!r}")
         if self.bn not in ("frozen", "train"):
             raise UsageError(f"--bn must be frozen or train, got {self.bn!r}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):

@@ -226,7 +226,7 @@ def _train(cfg: TrainConfig, card: ModelCard, run: RunDir, data: YoloDataset, we
             patience=cfg.patience, freeze=freeze, project=str(run.path.resolve()), name=ULTRA_DIR,
             exist_ok=True, device=device, plots=False, verbose=not quiet, pretrained=weights is not None,
             workers=CPU_WORKERS if device == "cpu" else 8, amp=device != "cpu",
-            cache="ram" if device == "cpu" else False,
+            cache={"auto": "ram" if device == "cpu" else False, "ram": "ram", "disk": "disk", "none": False}[cfg.cache],
         )
         if cfg.lr is not None:
             train_args.update(optimizer="AdamW", lr0=cfg.lr)

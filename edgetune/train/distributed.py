@@ -128,6 +128,9 @@ class Dist:
             raise first if self.is_main else echo(first)
 
 
+SINGLE = Dist()  # one process: every collective is the identity
+
+
 def _peer_failed(exc: BaseException) -> PeerFailed:
     return PeerFailed(f"another process of the distributed job stopped ({str(exc).splitlines()[0][:120]})",
                       hint="its own message, or the launcher's, says why")

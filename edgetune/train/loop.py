@@ -18,7 +18,7 @@ from edgetune.errors import EdgetuneError, ExitCode, RunDirError, Terminated, Us
 from edgetune.fsutil import atomic_path
 from edgetune.progress import log
 from edgetune.run import RunDir
-from edgetune.train.distributed import Dist, peer_failures
+from edgetune.train.distributed import SINGLE, Dist, peer_failures
 
 
 class Interrupted(EdgetuneError):
@@ -85,7 +85,7 @@ def _rng_state() -> dict[str, Any]:
 def fit(*, run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
         train_epoch: Callable[[int], float], evaluate: Callable[[], float], epochs: int, patience: int,
         on_epoch: Callable[[FitState], None], resume: bool, metric_name: str,
-        initial: FitState | None = None, started_at: float | None = None, dist: Dist = Dist()) -> FitState:
+        initial: FitState | None = None, started_at: float | None = None, dist: Dist = SINGLE) -> FitState:
     """Run epochs until `epochs` or early stop; after each epoch save last.pt (and checkpoint.pt
     when the val metric improves) then call `on_epoch` (which rewrites the manifest).
 
