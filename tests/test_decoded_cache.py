@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import invoke
+
 from edgetune.data import decoded
 
 
