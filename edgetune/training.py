@@ -25,7 +25,7 @@ def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None 
     from edgetune.run import check_run_location
     from edgetune.tasks import get_task
     from edgetune.train.config import TrainConfig
-    from edgetune.train.launcher import launched_by_torchrun, secondary_rank
+    from edgetune.train.launcher import echo, launched_by_torchrun, secondary_rank
     from edgetune.zoo import get_card
 
     card = get_card(model)
@@ -53,8 +53,9 @@ def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None 
                       verbose=verbose, cache=cache,
                       keywords=tuple(k.strip() for k in keywords if k.strip()) if keywords else None)
     if launched_by_torchrun() and not runner.data_parallel:
-        raise UsageError(f"{card.task} does not train under torchrun",
+        err = UsageError(f"{card.task} does not train under torchrun",
                          hint="run it as one process; detect uses ultralytics' own multi-GPU DDP: --device 0,1")
+        raise echo(err) if secondary_rank() else err  # every rank finds it; rank 0 says it
     result = runner.finetune(cfg, quiet=quiet)
     if launched_by_torchrun():
         from edgetune.train.distributed import finish

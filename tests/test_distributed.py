@@ -197,3 +197,27 @@ def test_kws_two_processes_train_like_one(kws_data, kws_run, frontend_files, tmp
     assert p.returncode == 0, p.stderr[-3000:]
     one, two = kws_run[1]["metric"], json.loads(p.stdout.strip().splitlines()[-1])["metric"]
     assert two > 0.8 and abs(two - one) <= 0.05, (one, two)
+
+
+def _check_same_worker(rank: int, store: str, out: str) -> None:
+    import torch.distributed as td
+
+    from edgetune.train.distributed import Dist
+
+    td.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=3)
+    try:
+        Dist(rank=rank, world=3).check_same("abc" if rank < 2 else "abd", "the data in D (its hash)", hint="same files")
+        message = "no error"
+    except Exception as exc:  # noqa: BLE001 — the test asserts what was raised
+        message = f"{type(exc).__name__}: {exc.one_line()} echo={getattr(exc, '_edgetune_echo', False)}"
+    Path(out, f"{rank}.txt").write_text(message)
+    td.destroy_process_group()
+
+
+def test_ranks_holding_different_data_are_named_on_every_rank(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_check_same_worker, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=3)
+    said = [(tmp_path / f"{r}.txt").read_text() for r in range(3)]
+    line = "DataError: the data in D (its hash) differs between rank 0 and rank(s) 2 (hint: same files)"
+    assert said == [f"{line} echo=False", f"{line} echo=True", f"{line} echo=True"]  # rank 0 alone prints it

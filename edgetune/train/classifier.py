@@ -147,6 +147,8 @@ def _finetune(cfg: TrainConfig, quiet: bool, stack: contextlib.ExitStack) -> dic
                             "val": [s.path for s in data.val.samples]}, data.root)
         device = dist.device(resolve_device(cfg.device))
         model = build_model(card, len(data.classes), weights).to(device, memory_format=torch.channels_last)
+    dist.check_same(digest.hexdigest(), f"the data in {cfg.data} (its hash)",
+                    hint="every node needs the same files at the same path")
     train_y, val_y = data.train.labels, data.val.labels
     net = model.model
     frozen_modules: list[nn.Module] = []

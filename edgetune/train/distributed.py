@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from edgetune.errors import EdgetuneError, ExitCode, UsageError
+from edgetune.errors import DataError, EdgetuneError, ExitCode, UsageError
 from edgetune.train.launcher import echo
 
 T = TypeVar("T")
@@ -109,10 +109,23 @@ class Dist:
             raise value if self.is_main else echo(value)
         return value
 
+    def check_same(self, value: str, what: str, hint: str) -> None:
+        """Every rank must hold the same `value` (the data hash: the same files at the same path
+        on every node); a rank that differs is named, in one DataError on every rank."""
+        if not self.active:
+            return
+        values: list[Any] = [None] * self.world
+        _collective(torch.distributed.all_gather_object, values, value)
+        odd = [r for r, v in enumerate(values) if v != values[0]]
+        if odd:
+            err = DataError(f"{what} differs between rank 0 and rank(s) {', '.join(map(str, odd))}", hint=hint)
+            raise err if self.is_main else echo(err)
+
     @contextlib.contextmanager
     def together(self) -> Iterator[None]:
         """A stage every rank runs (reading the data, building the model): an EdgetuneError on any
-        rank is raised on all of them, the lowest failing rank's, so the job ends with one message."""
+        rank is raised on all of them, the lowest failing rank's, so the job ends with one message.
+        No collective may run inside it (a rank that failed early would pair it with this one's)."""
         if not self.active:
             yield
             return
@@ -172,8 +185,9 @@ def job(device_name: str) -> Dist:
     if not torch.distributed.is_initialized():
         cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
         if cuda and device_name not in ("auto", "cuda"):
-            raise UsageError(f"--device {device_name} under torchrun: each process takes the GPU of its LOCAL_RANK",
+            err = UsageError(f"--device {device_name} under torchrun: each process takes the GPU of its LOCAL_RANK",
                              hint="pass --device cuda (or auto), and CUDA_VISIBLE_DEVICES to choose the GPUs")
+            raise echo(err) if dist.rank else err
         if cuda:
             torch.cuda.set_device(dist.local_rank)
         _collective(torch.distributed.init_process_group, backend="nccl" if cuda else "gloo", timeout=TIMEOUT,

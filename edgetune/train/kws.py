@@ -252,6 +252,7 @@ def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
         device = dist.device(resolve_device(cfg.device))
         model = build_model(card, len(data.classes), weights).to(device)
         val_clips, val_labels = sc.validation_set(data, noises, val_x, cfg.seed)
+    dist.check_same(data_hash, f"the data in {cfg.data} (its hash)", hint="every node needs the same files at the same path")
     manifest = _manifest(cfg, card, data, data_hash, weights, freeze, resampled, len(val_labels))
     frontend, rest = _split_model(model)
     train_y = data.train.labels
