@@ -1,11 +1,13 @@
 """Data-parallel fine-tuning: `finetune --nproc 2` (2 gloo DDP processes) vs 1 process, same
 data, weights, seed, epochs and global batch, side by side in one run. RESULTS.md "ddp".
 
-    python benchmarks/ddp.py [--epochs 3] [--kws-epochs 20]      # after `make demo` (its data)
+    python benchmarks/ddp.py [--epochs 3] [--kws-epochs 20] [--seeds 0,1]      # after `make demo` (its data)
 
 classify: EfficientNet-Lite0 (pretrained, LP-FT) on make demo's Fashion-MNIST set at 128 px;
 kws: speech_embedding_kws, head on cached embeddings (`--freeze backbone`) on make demo's
-generated keywords. Wall time is the whole command (process start, data decode, probe, epochs).
+generated keywords. Each seed runs with 1 then 2 processes; the seeds show how far two runs
+that differ only in their random streams (dropout masks, float summation order) land apart, which
+is the yardstick for the 1-vs-2 difference. Wall time is the whole command (process start, data decode, probe, epochs).
 On a 2-core host each process gets one core (torch threads = cores / processes), so what this
 shows is identical behaviour, not a speed-up; the speed-up is for hosts with more cores or GPUs.
 """
@@ -42,6 +44,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--kws-epochs", type=int, default=20)
+    ap.add_argument("--seeds", default="0,1")
     args = ap.parse_args()
     demo = REPO / "runs" / "demo"
     jobs = {
@@ -53,14 +56,16 @@ def main() -> None:
     }
     rows = []
     for name, job_args in jobs.items():
-        got = {}
-        for nproc in (1, 2):
-            result, wall = finetune(job_args, WORK / f"{name.split()[0]}-{nproc}", nproc)
-            got[nproc] = (result, wall)
-            print(f"{name} × {nproc}: {result['metric_name']} {result['metric']:.4f} in {wall:.0f} s", flush=True)
-        (r1, w1), (r2, w2) = got[1], got[2]
-        rows.append(f"| {name} | {r1['metric_name']} | {r1['metric']:.4f} | {r2['metric']:.4f} | "
-                    f"{r2['metric'] - r1['metric']:+.4f} | {w1:.0f} s | {w2:.0f} s | {w1 / w2:.2f}× |")
+        for seed in args.seeds.split(","):
+            got = {}
+            for nproc in (1, 2):
+                result, wall = finetune([*job_args, "--seed", seed], WORK / f"{name.split()[0]}-{seed}-{nproc}", nproc)
+                got[nproc] = (result, wall)
+                print(f"{name} seed {seed} × {nproc}: {result['metric_name']} {result['metric']:.4f} in {wall:.0f} s",
+                      flush=True)
+            (r1, w1), (r2, w2) = got[1], got[2]
+            rows.append(f"| {name} | {seed} | {r1['metric_name']} | {r1['metric']:.4f} | {r2['metric']:.4f} | "
+                        f"{r2['metric'] - r1['metric']:+.4f} | {w1:.0f} s | {w2:.0f} s | {w1 / w2:.2f}× |")
     command = " ".join(["python benchmarks/ddp.py", *sys.argv[1:]])
     write_section("ddp", "\n".join([
         "## Data-parallel fine-tuning: 2 gloo DDP processes vs 1",
@@ -68,8 +73,8 @@ def main() -> None:
         f"`{command}` (make demo's data; same weights, seed, epochs and global batch; one run each, "
         "side by side on this 2-core host, where each process gets one core).",
         "",
-        "| job | metric | 1 process | 2 processes | 2 − 1 | wall, 1 | wall, 2 | speed-up |",
-        "|---|---|---|---|---|---|---|---|",
+        "| job | seed | metric | 1 process | 2 processes | 2 − 1 | wall, 1 | wall, 2 | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]))
 

@@ -20,6 +20,7 @@ _COMMANDS = {
     "profiles": ("edgetune.cli.listing", "profiles", "List device profiles, or check a profile file."),
     "assets": ("edgetune.cli.assets", "assets", "Fetch pretrained weights into the cache."),
     "data": ("edgetune.cli.data", "data", "Write demo data sets that arrive without a hub."),
+    "tools": ("edgetune.cli.tools", "tools", "Install the tool environments of converters with conflicting pins (rknn)."),
 }
 
 

@@ -107,6 +107,9 @@ class Surgeon(Protocol):
     def save(self, layers: Sequence[str], path: Path) -> None:
         """Write the variant as the artefact."""
 
+    # Optional: `ranked() -> [(layer, score)]`, most sensitive first, from the runtime's own
+    # per-layer accuracy analysis; `search` then uses it instead of one session per layer.
+
 
 def output_error(session: Any, inputs: Sequence[np.ndarray], refs: Sequence[list[np.ndarray]],
                  scale: np.ndarray | None) -> float:
@@ -129,12 +132,17 @@ def search(surgeon: Surgeon, ranking_inputs: Sequence[np.ndarray], gate: Gate,
     from edgetune.progress import track
 
     t0 = time.perf_counter()
-    reference = surgeon.reference()
-    refs = [reference.run(x) for x in ranking_inputs]
     candidates = surgeon.candidates()
-    log(f"ranking {len(candidates)} quantised layers by sensitivity", quiet=quiet)
-    ranked = rank_layers(track(candidates, total=len(candidates), desc="ranking layers", quiet=quiet),
-                         lambda layers: output_error(surgeon.session(layers), ranking_inputs, refs, scale))
+    own_ranking = getattr(surgeon, "ranked", None)  # a runtime's own per-layer accuracy analysis
+    if own_ranking is not None:
+        log(f"ranking {len(candidates)} quantised layers by the runtime's per-layer accuracy analysis", quiet=quiet)
+        ranked = own_ranking()
+    else:
+        reference = surgeon.reference()
+        refs = [reference.run(x) for x in ranking_inputs]
+        log(f"ranking {len(candidates)} quantised layers by sensitivity", quiet=quiet)
+        ranked = rank_layers(track(candidates, total=len(candidates), desc="ranking layers", quiet=quiet),
+                             lambda layers: output_error(surgeon.session(layers), ranking_inputs, refs, scale))
 
     def metric_of(layers: list[str]) -> float:
         m = evaluate(layers)
@@ -142,7 +150,8 @@ def search(surgeon: Surgeon, ranking_inputs: Sequence[np.ndarray], gate: Gate,
         return m
 
     result = fewest_prefix([name for name, _ in ranked], metric_of, gate)
-    result.ranking = [{"layer": n, "error_reduction": s} for n, s in ranked[:10]]
+    score = "single_layer_error" if own_ranking is not None else "error_reduction"
+    result.ranking = [{"layer": n, score: s} for n, s in ranked[:10]]
     result.seconds = round(time.perf_counter() - t0, 2)
     return result
 
@@ -196,7 +205,8 @@ def restore_until_within(ctx: Any, target: Any, path: Path, meta: dict[str, Any]
     if ctx.options.emulate:
         _record_device(meta, result.metric, gate, None, ctx)
     meta["quantization"]["float_layers_after_search"] = result.float_layers
-    meta["accuracy_aware"] = {"plain_drop": plain_drop, **_record(result, plain / target.artifact, path, ctx.inputs[0])}
+    meta["accuracy_aware"] = {"plain_drop": plain_drop, **_record(result, plain / target.artifact, path, ctx.inputs[0],
+                                                                   target.backend.runs_here)}
     return None
 
 
@@ -211,11 +221,12 @@ def _record_device(meta: dict[str, Any], metric: float, gate: Gate, host: dict[s
                                 "host_metric": float(host[key]) if host else None}
 
 
-def _record(result: SearchResult, plain: Path, final: Path, x: np.ndarray) -> dict[str, Any]:
-    """What the search found and what it costs in latency (1 thread, this host)."""
+def _record(result: SearchResult, plain: Path, final: Path, x: np.ndarray, runs_here: bool) -> dict[str, Any]:
+    """What the search found and what it costs in latency (1 thread, this host; none for an
+    artefact that runs on an accelerator only)."""
     from edgetune.latency import latency_p50
 
-    lat = {name: latency_p50(p, x, 1) for name, p in (("plain", plain), ("restored", final))}
+    lat = {name: latency_p50(p, x, 1) for name, p in (("plain", plain), ("restored", final))} if runs_here else {}
     return {"met": result.met, "float_layers": result.float_layers, "candidates": result.candidates,
             "metric": result.metric,
             "drop": result.drop, "trials": result.trials, "ranking": result.ranking, "seconds": result.seconds,

@@ -83,6 +83,15 @@ class Dist:
         _collective(torch.distributed.all_reduce, t)
         return t.tolist()
 
+    def gather_parts(self, parts: dict[int, T]) -> list[T]:
+        """Every rank's numbered parts (e.g. batches it computed), merged in number order on
+        every rank."""
+        if self.active:
+            gathered: list[Any] = [None] * self.world
+            _collective(torch.distributed.all_gather_object, gathered, parts)
+            parts = {k: v for got in gathered for k, v in got.items()}
+        return [parts[k] for k in sorted(parts)]
+
     def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
         """DistributedDataParallel around `module` (itself when not distributed). Parameters are
         broadcast from rank 0 here, so every rank starts from rank 0's weights."""

@@ -37,7 +37,7 @@ from edgetune.tasks.kws_stream import StreamConfig
 from edgetune.tasks.names import METRIC_NAMES
 from edgetune.train import models as M
 from edgetune.train.config import TrainConfig, start_manifest
-from edgetune.train.distributed import job
+from edgetune.train.distributed import Dist, job
 from edgetune.train.loop import (
     FitState,
     fit,
@@ -293,7 +293,7 @@ def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
     # keywords keep all their clips; _unknown_ (when present) and _silence_ draw the target each
     epoch_len = int(sum(np.bincount(train_y)[: len(data.keywords)])) + _class_target(train_y, data.classes) * (
         len(data.classes) - len(data.keywords))
-    cached = _cache_embeddings(model, frontend, augment, batch_audio, train_y, data, rng, cfg, quiet) \
+    cached = _cache_embeddings(model, frontend, augment, batch_audio, train_y, data, rng, cfg, quiet, dist) \
         if freeze == "backbone" else None
     n_items = len(cached[1]) if cached else epoch_len
     steps = math.ceil(n_items / cfg.batch)
@@ -356,11 +356,14 @@ def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
 @torch.no_grad()
 def _cache_embeddings(model: EmbeddingKws, frontend: nn.Module, augment: Augment, batch_audio, train_y: np.ndarray,
                       data: sc.KwsData, rng: np.random.Generator, cfg: TrainConfig,
-                      quiet: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                      quiet: bool, dist: Dist) -> tuple[torch.Tensor, torch.Tensor]:
     """Embeddings of CACHED_COPIES augmented balanced epochs (the first copy clean): the frozen
-    front end runs once, then the head trains for many cheap epochs."""
+    front end runs once, then the head trains for many cheap epochs. Under DDP every rank draws
+    every batch's audio and augmentation (one random stream, cheap) but embeds only its share of
+    the batches (the costly part); the shares are then gathered, in order, on every rank."""
     model.eval()
-    feats, labels = [], []
+    feats: dict[int, torch.Tensor] = {}
+    labels = []
     t0 = time.perf_counter()
     for copy in range(CACHED_COPIES):
         order = _balanced_epoch(train_y, data.classes, data.silence, rng)
@@ -368,10 +371,12 @@ def _cache_embeddings(model: EmbeddingKws, frontend: nn.Module, augment: Augment
             x, y = batch_audio(order[i: i + 256], cfg.seed * 7 + copy * 1000 + i)
             if copy:
                 x = augment.audio(x, y == data.silence)
-            feats.append(model.features(x))
+            if len(labels) % dist.world == dist.rank:
+                feats[len(labels)] = model.features(x)
             labels.append(y)
-    log(f"cached {sum(len(f) for f in feats)} embeddings in {time.perf_counter() - t0:.0f}s", quiet=quiet)
-    return torch.cat(feats), torch.cat(labels)
+    out = torch.cat(dist.gather_parts(feats))
+    log(f"cached {len(out)} embeddings in {time.perf_counter() - t0:.0f}s", quiet=quiet)
+    return out, torch.cat(labels)
 
 
 def _manifest(cfg: TrainConfig, card: ModelCard, data: sc.KwsData, data_hash: str, weights: Any, freeze: str,

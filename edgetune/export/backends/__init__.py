@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from edgetune.runtime import Session
 
 # The registry entries: edgetune/export/backends/<module>.py, each defining BACKEND.
-MODULES = ("onnxruntime", "openvino", "ncnn", "litert")
+MODULES = ("onnxruntime", "openvino", "ncnn", "litert", "rknn")
 
 
 class BuildContext(Protocol):
@@ -69,6 +69,7 @@ class Backend(ABC):
     default_calib_method: str | None = None  # measured default (None: the quantiser's own)
     reference_format: str | None = None  # ultralytics' export format for reference models (estimates)
     batch_axis: bool = True  # False: the artefact takes one sample (no --dynamic-batch)
+    runs_here: bool = True  # False: the artefact runs on its accelerator only (no host latency)
 
     @property
     def files(self) -> tuple[str, ...]:

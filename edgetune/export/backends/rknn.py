@@ -1,0 +1,269 @@
+"""The Rockchip RKNN backend: `rknn-int8` and `rknn-fp16` for the RK3588's NPU.
+
+Converted by Rockchip's rknn-toolkit2 from the validated fp32 ONNX graph, like every target. The
+toolkit pins torch ≤ 2.4, onnx ≤ 1.18 and numpy ≤ 1.26.4, so it lives in a tool environment of
+its own (edgetune.tools_env; `edgetune tools install rknn`) and is driven as a subprocess through
+a line-per-request JSON protocol (edgetune/export/rknn_worker.py; arrays as .npy files).
+
+Where the metric comes from. A `.rknn` file runs on the NPU only (rknn-toolkit-lite2 on the board).
+On this x86 host the toolkit's **simulator** runs the model it has just built, so the held-out
+metric measured at export is labelled "simulated NPU" in export.json, never a device measurement;
+`bench --remote user@rk3588` measures the board (its Session below uses rknnlite there).
+
+int8: the toolkit's w8a8 (per-channel int8 weights, int8 activations), calibrated on the export's
+one calibration set (the same stratified, hashed subset as every int8 target). "Back to float"
+for `--max-drop` is the toolkit's hybrid quantisation (the chosen layers computed in float16),
+ranked by the toolkit's own per-layer accuracy analysis (the simulator's single-layer error
+against float), searched like every backend's (edgetune.export.accuracy_aware).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import re
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgetune.errors import RunDirError, UnsupportedOpError, UsageError
+from edgetune.export.backends import Backend, BuildContext
+from edgetune.export.targets import Target
+from edgetune.progress import log
+from edgetune.runtime import Session
+
+PLATFORM = "rk3588"
+SIMULATED = "simulated NPU (rknn-toolkit2's simulator on this host)"
+ANALYSIS_INPUTS = 4  # val samples the per-layer accuracy analysis averages over
+# run with -I: the script's own folder (edgetune/export, which has an onnx.py) must not shadow packages
+_WORKER = Path(__file__).resolve().parents[1] / "rknn_worker.py"
+
+
+class Simulator:
+    """One tool-environment process holding one built model (the simulator runs what was built)."""
+
+    def __init__(self, onnx: Path, work: Path, dataset: Path | None, what: str) -> None:
+        from edgetune import tools_env
+
+        self.onnx, self.work, self.dataset = onnx, work, dataset
+        work.mkdir(parents=True, exist_ok=True)
+        self.log = work / "rknn-toolkit.log"
+        self._err = open(self.log, "ab")  # noqa: SIM115 — closed with the process
+        self.proc = subprocess.Popen([str(tools_env.python("rknn", what)), "-I", str(_WORKER)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self._err, text=True, cwd=work)
+        self._n = 0
+        _LIVE.append(self)
+
+    def call(self, op: str, **req: Any) -> dict[str, Any]:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps({"op": op, **req}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise UnsupportedOpError(f"rknn-toolkit2 stopped during {op} (its log: {self.log})",
+                                     hint="use a cpu-* or openvino-* target for this model")
+        answer = json.loads(line)
+        if not answer.pop("ok"):
+            raise UnsupportedOpError(f"rknn-toolkit2 cannot {op} this model: {answer['error']} (its log: {self.log})",
+                                     hint="use a cpu-* or openvino-* target for this model")
+        return answer
+
+    def build(self, float_layers: Sequence[str] = (), *, quantize: bool = True) -> float:
+        tag = "-".join(["hybrid", str(len(float_layers))]) if float_layers else "plain"
+        return self.call("build", onnx=str(self.onnx), platform=PLATFORM, quantize=quantize and self.dataset is not None,
+                         dataset=str(self.dataset), float_layers=list(float_layers),
+                         work=str(self.work / f"step-{tag}-{self._next()}"))["seconds"]
+
+    def layers(self) -> list[str]:
+        return self.call("layers", onnx=str(self.onnx), platform=PLATFORM, dataset=str(self.dataset),
+                         work=str(self.work / f"layers-{self._next()}"))["layers"]
+
+    def analysis(self, inputs: Sequence[Path]) -> Path:
+        return Path(self.call("analysis", inputs=[str(p) for p in inputs],
+                              output=str(self.work / f"analysis-{self._next()}"))["report"])
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        i = self._next()
+        src = self.work / f"in-{i}.npy"
+        np.save(src, x)
+        outs = [np.load(p) for p in self.call("run", input=str(src), output=str(self.work / f"out-{i}"))["outputs"]]
+        for p in [src, *(self.work / f"out-{i}_{k}.npy" for k in range(len(outs)))]:
+            p.unlink(missing_ok=True)
+        return outs
+
+    def session(self, path: Path) -> Session:
+        def run(x: np.ndarray) -> list[np.ndarray]:  # the built model takes one sample
+            outs = [self.run(sample[None]) for sample in x]
+            return [np.concatenate([o[k].reshape(1, *o[k].shape[1:]) for o in outs]) for k in range(len(outs[0]))]
+
+        name, shape = _onnx_input(self.onnx)
+        return Session(path, None, "rknn", run, input_name=name, input_shape=shape, output_shape=())
+
+    def export(self, path: Path) -> None:
+        self.call("export", path=str(path))
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()  # type: ignore[union-attr]
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._err.close()
+
+    def _next(self) -> int:
+        self._n += 1
+        return self._n
+
+
+_LIVE: list[Simulator] = []
+_SIMULATED: dict[Path, Simulator] = {}  # artefacts written this export → the simulator holding them
+atexit.register(lambda: [s.close() for s in _LIVE])
+
+
+class RknnSurgeon:
+    """Hybrid-quantised variants of the plain int8 model (edgetune.export.accuracy_aware.Surgeon)."""
+
+    def __init__(self, sim: Simulator, ctx: BuildContext, work: Path) -> None:
+        self.sim, self.ctx, self.work = sim, ctx, work
+        self._layers: list[str] | None = None
+
+    def candidates(self) -> list[str]:
+        if self._layers is None:
+            self._layers = self.sim.layers()
+        return self._layers
+
+    def ranked(self) -> list[tuple[str, float]]:
+        """Candidates by the toolkit's accuracy analysis: 1 − the simulator's single-layer cosine
+        against float (fused activations' errors counted to their convolution), worst first."""
+        self.sim.build([])
+        self.work.mkdir(parents=True, exist_ok=True)
+        files = []
+        for i, x in enumerate(self.ctx.inputs[:ANALYSIS_INPUTS]):
+            files.append(self.work / f"analysis-input-{i}.npy")
+            np.save(files[-1], x)
+        reports = [self.sim.analysis([f]) for f in files]
+        scores: dict[str, float] = {}
+        for report in reports:
+            for layer, err in parse_analysis(report.read_text(errors="replace")).items():
+                scores[layer] = scores.get(layer, 0.0) + err / len(reports)
+        known = set(self.candidates())
+        return sorted(((k, v) for k, v in scores.items() if k in known), key=lambda t: -t[1])
+
+    def session(self, layers: Sequence[str]) -> Session:
+        self.sim.build(layers)
+        return self.sim.session(self.work / "candidate.rknn")
+
+    def reference(self) -> Session:
+        from edgetune.runtime import open_session
+
+        return open_session(self.ctx.fp32)
+
+    def save(self, layers: Sequence[str], path: Path) -> None:
+        self.sim.build(layers)
+        self.sim.export(path)
+        _SIMULATED[path.resolve()] = self.sim
+
+
+def parse_analysis(text: str) -> dict[str, float]:
+    """{compute layer's output tensor: 1 − single-layer cosine} from the toolkit's error_analysis.txt. A
+    convolution fused with the activation after it has an empty row; the next row with numbers
+    (the fused output) carries its error."""
+    scores: dict[str, float] = {}
+    pending: list[str] = []
+    for line in text.splitlines():
+        m = re.match(r"\[(\w+)\]\s+(\S+)\s*(?:$|([\d.]+)\s*\|\s*([\d.]+)\s+([\d.]+)\s*\|)", line)
+        if not m:
+            continue
+        op, name, single_cos = m.group(1), m.group(2), m.group(5)
+        if single_cos is None:
+            pending.append(name) if op in ("Conv", "Gemm", "MatMul", "ConvTranspose") else None
+            continue
+        err = 1.0 - float(single_cos)
+        for layer in [*pending, *([name] if op in ("Conv", "Gemm", "MatMul", "ConvTranspose") else [])]:
+            scores[layer] = err
+        pending = []
+    return scores
+
+
+class RknnBackend(Backend):
+    name = "rknn"
+    title = "RKNN (Rockchip NPU)"
+    artifact = "model.rknn"
+    install = "rknn-toolkit-lite2 and the board's librknnrt (Rockchip's Debian images ship both)"
+    batch_axis = False
+    runs_here = False  # simulated during export; latency only on the board
+
+    def targets(self) -> tuple[Target, ...]:
+        return (
+            Target("rknn-fp16", self.name, "fp16", None, None,
+                   f"Rockchip NPU ({PLATFORM.upper()}), float16, converted by rknn-toolkit2; metric from its simulator"),
+            Target("rknn-int8", self.name, "int8", "rknn-w8a8", None,
+                   f"Rockchip NPU ({PLATFORM.upper()}), int8 w8a8 by rknn-toolkit2 on the export's calibration set; "
+                   "metric from its simulator"),
+        )
+
+    def session(self, path: Path, *, threads: int | None = None) -> Session:
+        if path.resolve() in _SIMULATED:  # written by this export: its simulator holds the model
+            return _SIMULATED[path.resolve()].session(path)
+        try:
+            from rknnlite.api import RKNNLite  # on a Rockchip board
+        except ImportError:
+            raise UsageError(f"{path} runs on a Rockchip NPU only (rknn-toolkit-lite2 on the board); this host "
+                             "simulates it during `edgetune export` (the metric in export.json)",
+                             hint="bench it on the board: `edgetune bench RUN --target rknn-int8 --remote user@rk3588`"
+                             ) from None
+        rt = RKNNLite(verbose=False)
+        if rt.load_rknn(str(path)) != 0 or rt.init_runtime() != 0:
+            raise RunDirError(f"rknn-toolkit-lite2 cannot load {path} on this board", hint="re-run `edgetune export`")
+
+        def run(x: np.ndarray) -> list[np.ndarray]:
+            outs = [rt.inference(inputs=[sample[None]], data_format="nchw" if x.ndim == 4 else None) for sample in x]
+            return [np.concatenate([np.asarray(o[k], dtype=np.float32) for o in outs]) for k in range(len(outs[0]))]
+
+        return Session(path, threads, self.name, run, input_name="input", input_shape=(), output_shape=())
+
+    def build(self, ctx: BuildContext, target: Target, path: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
+        work = ctx.work / f"{target.id}-rknn"
+        dataset = None
+        if target.quantizer:
+            calib, record = ctx.calibration()
+            dataset = _write_dataset(calib, work / "calibration")
+            meta["calibration"] = record
+        sim = Simulator(ctx.fp32, work, dataset, f"building {target.id}")
+        log(f"{target.id}: converting with rknn-toolkit2 for {PLATFORM}"
+            f"{f' (int8 on {len(calib)} calibration samples)' if dataset else ''}", quiet=ctx.quiet)
+        seconds = sim.build([], quantize=dataset is not None)
+        sim.export(path)
+        _SIMULATED[path.resolve()] = sim
+        meta["rknn"] = {"platform": PLATFORM, "toolkit": "rknn-toolkit2 2.5.0", "converted_from": "validated fp32 ONNX",
+                        "metric_measured_on": SIMULATED, "convert_seconds": round(seconds, 1)}
+        if not target.quantizer:
+            return None
+        meta["quantization"] = {"quantizer": "rknn-toolkit2 w8a8", "weights": "int8 per channel",
+                                "activations": "int8 per tensor (asymmetric)"}
+        return ctx.accuracy_aware(target, path, meta, lambda: RknnSurgeon(sim, ctx, work / "search"))
+
+
+def _onnx_input(path: Path) -> tuple[str, tuple[int, ...]]:
+    import onnx
+
+    inp = onnx.load(str(path), load_external_data=False).graph.input[0]
+    return inp.name, tuple(d.dim_value or 1 for d in inp.type.tensor_type.shape.dim)
+
+
+def _write_dataset(calib: Sequence[np.ndarray], folder: Path) -> Path:
+    """The calibration samples as .npy files and the list file the toolkit reads."""
+    folder.mkdir(parents=True)
+    lines = []
+    for i, x in enumerate(calib):
+        np.save(folder / f"{i}.npy", np.asarray(x, dtype=np.float32)[None] if x.ndim in (1, 3) else x)
+        lines.append(str(folder / f"{i}.npy"))
+    (folder / "dataset.txt").write_text("\n".join(lines) + "\n")
+    return folder / "dataset.txt"
+
+
+BACKEND = RknnBackend()
