@@ -62,7 +62,8 @@ def _human(r: dict) -> None:
     if "auto" in r:
         click.echo(f"auto on {r['auto']['profile']} ({r['auto']['threads']} thread(s)): chose {r['target']}")
     click.echo(f"{r['target']}: {r['artifact']}\n  {r['metric_name']} {r['metric']:.4f} (fp32 {r['metric_fp32']:.4f}, "
-               f"drop {r['drop']:+.4f}){extra}; max |Δ| vs PyTorch {r['max_abs_diff']:.2g}; {r['size_mb']:.2f} MB")
+               f"drop {r['drop']:+.4f}){extra}; max |Δ| vs PyTorch {r['max_abs_diff']:.2g}; {r['size_mb']:.2f} MB"
+               + (f"\n  measured on the {r['measured_on']}" if "measured_on" in r else ""))
     if "emulated_aarch64" in r:
         e = r["emulated_aarch64"]
         click.echo(f"  judged on the {e['measured_on']}: {r['metric_name']} {e['metric']:.4f} (fp32 there "

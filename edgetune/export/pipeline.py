@@ -168,7 +168,7 @@ def _result(meta: ExportMeta) -> dict[str, Any]:
         aa = meta.extra["accuracy_aware"]
         result["accuracy_aware"] = {k: aa[k] for k in ("met", "plain_drop", "float_layers", "drop",
                                                        "latency_p50_ms_1thread") if k in aa}
-    for key in ("auto", "emulated_aarch64"):
+    for key in ("auto", "emulated_aarch64", "measured_on"):
         if key in meta.extra:
             result[key] = meta.extra[key]
     return result

@@ -1,0 +1,80 @@
+"""The Rockchip RKNN targets (rknn-int8, rknn-fp16): the tool environment's contract, the per-layer
+analysis parser, and — where `edgetune tools install rknn` has been run — a real conversion,
+simulation and hybrid search of a really trained model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from conftest import invoke, invoke_json
+from edgetune import tools_env
+from edgetune.export.backends.rknn import parse_analysis
+
+ANALYSIS = """\
+layer_name                                                                   simulator_error
+------------------------------------------------------------------------------------------------------------
+[Input] input                                                       1.00000 | 0.00000   1.00000 | 0.00000
+[Add] /Sub_output_0                                                 0.99999 | 0.43471   0.99999 | 0.43471
+[Conv] /model/conv_stem/Conv_output_0
+[Clip] /model/bn1/act/Clip_output_0                                 0.99980 | 20.36210  0.99977 | 21.85307
+[Conv] /model/blocks.0/conv_pw/Conv_output_0                        0.99765 | 115.58376 0.99967 | 44.32185
+[Gemm] /model/classifier/Gemm_output_0                              0.99000 | 1.00000   0.99500 | 1.00000
+"""
+
+installed = pytest.mark.skipif(tools_env.status("rknn")["installed"] is None,
+                               reason="the rknn tool environment is not installed (`edgetune tools install rknn`)")
+
+
+def test_the_analysis_gives_each_compute_layer_its_single_layer_error_fused_activations_included():
+    assert parse_analysis(ANALYSIS) == pytest.approx({
+        "/model/conv_stem/Conv_output_0": 1 - 0.99977,  # fused with the Clip whose row carries it
+        "/model/blocks.0/conv_pw/Conv_output_0": 1 - 0.99967,
+        "/model/classifier/Gemm_output_0": 1 - 0.99500,
+    })
+
+
+def test_without_the_tool_environment_export_names_the_command_that_creates_it(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGETUNE_CACHE", str(tmp_path / "empty-cache"))
+    res = invoke("export", tiny_run, "--target", "rknn-int8")
+    assert res.exit_code == 7
+    assert res.stderr.strip().splitlines()[-1] == (
+        "edgetune: error: building rknn-int8 needs the Rockchip rknn-toolkit2 (RKNN conversion and NPU simulator) "
+        "environment, which is not installed (hint: `edgetune tools install rknn` creates it from the package index "
+        "(about 5.5 GB))")
+    assert not (tiny_run / "export" / "rknn-int8").exists()
+
+
+def test_tools_list_says_where_each_environment_lives(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGETUNE_CACHE", str(tmp_path / "c"))
+    rows = invoke_json("tools", "list")
+    assert rows == [{"name": "rknn", "title": "Rockchip rknn-toolkit2 (RKNN conversion and NPU simulator)",
+                     "folder": str(tmp_path / "c" / "tools" / "rknn"), "installed": None}]
+    res = invoke("tools", "install", "rknnn")
+    assert res.exit_code == 2 and "unknown tool environment 'rknnn'" in res.stderr
+
+
+@installed
+def test_rknn_int8_is_simulated_labelled_and_searched_back_within_budget(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    plain = invoke_json("export", run, "--target", "rknn-int8", "--max-drop", "none")
+    assert plain["measured_on"] == "simulated NPU (rknn-toolkit2's simulator on this host)"
+    assert plain["metric_fp32"] - 0.05 < plain["metric"] <= plain["metric_fp32"] + 0.02
+    assert (run / "export" / "rknn-int8" / "model.rknn").stat().st_size > 10_000
+    budget = max(plain["drop"] - 0.005, 0.0)  # tighter than plain int8 reaches: the hybrid search must act
+    if plain["drop"] <= 0:
+        pytest.skip(f"plain int8 lost nothing on this model ({plain['drop']}): no search to test")
+    searched = invoke_json("export", run, "--target", "rknn-int8", "--max-drop", budget)
+    aa = searched["accuracy_aware"]
+    assert searched["pass"] and searched["drop"] <= budget + 1e-9 and aa["float_layers"]
+    record = json.loads((run / "export" / "rknn-int8" / "export.json").read_text())["accuracy_aware"]
+    assert record["ranking"] and "single_layer_error" in record["ranking"][0]  # the toolkit's own analysis
+    # bench and predict on this host say where it runs, in one line
+    res = invoke("bench", run, "--target", "rknn-int8", "--profile", "rockchip-rk3588")
+    assert res.exit_code == 2 and "runs on a Rockchip NPU only" in res.stderr and len(res.stderr.splitlines()) == 1
+    fp16 = invoke_json("export", run, "--target", "rknn-fp16")
+    assert abs(fp16["drop"]) <= 0.01
+    assert json.loads((run / "export" / "rknn-fp16" / "export.json").read_text())["rknn"]["platform"] == "rk3588"
