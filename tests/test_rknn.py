@@ -8,8 +8,8 @@ import json
 import shutil
 
 import pytest
-
 from conftest import invoke, invoke_json
+
 from edgetune import tools_env
 from edgetune.export.backends.rknn import parse_analysis
 
