@@ -65,11 +65,17 @@ def status(name: str) -> dict:
             "installed": json.loads(record.read_text()) if record.is_file() else None}
 
 
-def install(name: str, *, quiet: bool = False) -> dict:
-    """Create (or re-create) the environment: a venv from this Python's base interpreter, the
-    pinned requirements from the package index, then the import check."""
+def install(name: str, *, quiet: bool = False, force: bool = False) -> dict:
+    """Create the environment: a venv from this Python's base interpreter, the pinned requirements
+    from the package index, then the import check. One that is installed with the same
+    requirements and passes the check is kept (`force` re-creates it)."""
     s = spec(name)
     target = folder(name)
+    record = target / "installed.json"
+    if not force and record.is_file() and json.loads(record.read_text()).get("requirements") == list(s.requirements):
+        check = subprocess.run([str(target / "bin" / "python"), "-c", s.check], capture_output=True)
+        if check.returncode == 0:
+            return {**status(name), "kept": True}
     t0 = time.perf_counter()
     (target / "installed.json").unlink(missing_ok=True)
     base = getattr(sys, "_base_executable", sys.executable)

@@ -14,16 +14,18 @@ def tools() -> None:
 
 @tools.command("install")
 @click.argument("name")
+@click.option("--force", is_flag=True, help="Re-create it even when it is installed and works.")
 @click.option("--quiet", is_flag=True, help="No pip output.")
 @json_option
 @handle_errors()
-def install(name: str, quiet: bool, as_json: bool) -> None:
-    """Create (or re-create) the tool environment NAME from the package index."""
+def install(name: str, force: bool, quiet: bool, as_json: bool) -> None:
+    """Create the tool environment NAME from the package index (kept when it is there and works)."""
     from edgetune import tools_env
 
-    result = tools_env.install(name, quiet=quiet or as_json)
-    emit(result, as_json, lambda r: click.echo(f"{r['name']}: installed in {r['folder']} "
-                                               f"({r['installed']['seconds']:.0f}s)"))
+    result = tools_env.install(name, quiet=quiet or as_json, force=force)
+    emit(result, as_json, lambda r: click.echo(
+        f"{r['name']}: {'already installed' if r.get('kept') else 'installed'} in {r['folder']} "
+        f"({r['installed']['seconds']:.0f}s to install)"))
 
 
 @tools.command("list")
