@@ -70,8 +70,10 @@ def main() -> None:
     write_section("ddp", "\n".join([
         "## Data-parallel fine-tuning: 2 gloo DDP processes vs 1",
         "",
-        f"`{command}` (make demo's data; same weights, seed, epochs and global batch; one run each, "
-        "side by side on this 2-core host, where each process gets one core).",
+        f"`{command}` (make demo's data; same weights, seed, epochs and global batch; one run per seed and "
+        "process count, side by side on this 2-core host, where each process gets one core). The spread "
+        "between seeds of the 1-process runs is the yardstick for the 1-vs-2 difference: both come from "
+        "random streams only (dropout masks, float summation order).",
         "",
         "| job | seed | metric | 1 process | 2 processes | 2 − 1 | wall, 1 | wall, 2 | speed-up |",
         "|---|---|---|---|---|---|---|---|---|",
