@@ -75,8 +75,8 @@ def main() -> None:
         rows.append(
             f"| {task} ({name}) | {plain['metric_fp32']:.4f} | {fp16['metric']:.4f} ({pts(-fp16['drop'])}) | "
             f"{plain['metric']:.4f} ({pts(-plain['drop'])}) | {searched['metric']:.4f} ({pts(-searched['drop'])}), "
-            f"{len(aa.get('float_layers', []))} of {aa.get('candidates', '–')} layers float16, "
-            f"{'pass' if searched['pass'] else 'missed'} | {plain['record']['rknn']['convert_seconds']:.0f} s | "
+            + (f"{len(aa['float_layers'])} of {aa['candidates']} layers float16" if aa else "no search needed")
+            + f", {'pass' if searched['pass'] else 'missed'} | {plain['record']['rknn']['convert_seconds']:.0f} s | "
             f"{w16:.0f} / {wp:.0f} / {ws:.0f} s |")
         print(rows[-1], flush=True)
     command = " ".join(["python benchmarks/rknn.py", *sys.argv[1:]])

@@ -78,3 +78,19 @@ def test_rknn_int8_is_simulated_labelled_and_searched_back_within_budget(tiny_ru
     fp16 = invoke_json("export", run, "--target", "rknn-fp16")
     assert abs(fp16["drop"]) <= 0.01
     assert json.loads((run / "export" / "rknn-fp16" / "export.json").read_text())["rknn"]["platform"] == "rk3588"
+
+
+@installed
+def test_a_conversion_that_does_not_compute_the_model_is_refused_in_one_line(kws_run, tmp_path):
+    """The KWS front end's power spectrum overflows float16 on the NPU: the toolkit's build gives
+    non-finite outputs, so neither rknn target is exported (no fp16 model at chance level)."""
+    run = tmp_path / "kws"
+    shutil.copytree(kws_run[0], run)
+    for target in ("rknn-fp16", "rknn-int8"):
+        res = invoke("export", run, "--target", target)
+        assert res.exit_code == 4
+        assert res.stderr.strip().splitlines()[-1] == (
+            f"edgetune: error: {target}: the model rknn-toolkit2 builds does not compute the validated ONNX graph: "
+            "non-finite outputs (a float16 overflow on the NPU) against fp32 on 8 real val inputs (float16 build, "
+            "simulator) (hint: use a cpu-*, openvino-* or litert-* target for this model)")
+        assert not (run / "export" / target).exists()

@@ -116,6 +116,16 @@ def _check(ret: int, what: str) -> None:
         raise RuntimeError(f"rknn-toolkit2 {what} failed (status {ret})")
 
 
+def _describe(exc: Exception) -> str:
+    """The toolkit's last message, and where in it it failed (it re-raises its tracebacks as text)."""
+    import re
+
+    text = str(exc).strip()
+    where = re.findall(r"in (rknn\.api\.[\w.]+)", text)
+    last = text.splitlines()[-1][:300] if text else type(exc).__name__
+    return last + (f" (in {where[-1]})" if where else "")
+
+
 def main() -> None:
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # the toolkit prints: keep them off the protocol stream
@@ -125,7 +135,7 @@ def main() -> None:
         try:
             answer = {"ok": True, **getattr(worker, req["op"])(req)}
         except Exception as exc:  # noqa: BLE001 — every failure is answered, the caller raises it typed
-            answer = {"ok": False, "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else ''}"}
+            answer = {"ok": False, "error": _describe(exc)}
         protocol.write(json.dumps(answer) + "\n")
 
 

@@ -36,6 +36,9 @@ from edgetune.progress import log
 from edgetune.runtime import Session
 
 PLATFORM = "rk3588"
+FIDELITY_COSINE = 0.99  # the toolkit's float16 build vs the fp32 graph, per real val input
+FIDELITY_INPUTS = 8
+_OTHER_TARGET = "use a cpu-*, openvino-* or litert-* target for this model"
 SIMULATED = "simulated NPU (rknn-toolkit2's simulator on this host)"
 ANALYSIS_INPUTS = 4  # val samples the per-layer accuracy analysis averages over
 # run with -I: the script's own folder (edgetune/export, which has an onnx.py) must not shadow packages
@@ -48,7 +51,7 @@ class Simulator:
     def __init__(self, onnx: Path, work: Path, dataset: Path | None, what: str) -> None:
         from edgetune import tools_env
 
-        self.onnx, self.work, self.dataset = onnx, work, dataset
+        self.onnx, self.work, self.dataset, self.what = onnx, work, dataset, what
         work.mkdir(parents=True, exist_ok=True)
         self.log = work / "rknn-toolkit.log"
         self._err = open(self.log, "ab")  # noqa: SIM115 — closed with the process
@@ -63,12 +66,11 @@ class Simulator:
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
-            raise UnsupportedOpError(f"rknn-toolkit2 stopped during {op} (its log: {self.log})",
-                                     hint="use a cpu-* or openvino-* target for this model")
+            raise UnsupportedOpError(f"{self.what}: rknn-toolkit2 stopped during {op}", hint=_OTHER_TARGET)
         answer = json.loads(line)
         if not answer.pop("ok"):
-            raise UnsupportedOpError(f"rknn-toolkit2 cannot {op} this model: {answer['error']} (its log: {self.log})",
-                                     hint="use a cpu-* or openvino-* target for this model")
+            raise UnsupportedOpError(f"{self.what}: rknn-toolkit2 cannot {op} this model: {answer['error']}",
+                                     hint=_OTHER_TARGET)
         return answer
 
     def build(self, float_layers: Sequence[str] = (), *, quantize: bool = True) -> float:
@@ -236,6 +238,7 @@ class RknnBackend(Backend):
         sim = Simulator(ctx.fp32, work, dataset, f"building {target.id}")
         log(f"{target.id}: converting with rknn-toolkit2 for {PLATFORM}"
             f"{f' (int8 on {len(calib)} calibration samples)' if dataset else ''}", quiet=ctx.quiet)
+        meta["rknn_float_fidelity"] = _check_fidelity(sim, ctx, target)  # before int8 is judged at all
         seconds = sim.build([], quantize=dataset is not None)
         sim.export(path)
         _SIMULATED[path.resolve()] = sim
@@ -247,6 +250,32 @@ class RknnBackend(Backend):
         meta["quantization"] = {"quantizer": "rknn-toolkit2 w8a8", "weights": "int8 per channel",
                                 "activations": "int8 per tensor (asymmetric)"}
         return ctx.accuracy_aware(target, path, meta, lambda: RknnSurgeon(sim, ctx, work / "search"))
+
+
+def _check_fidelity(sim: Simulator, ctx: BuildContext, target: Target) -> dict[str, Any]:
+    """The toolkit's float16 build must compute what the validated fp32 graph computes on real
+    val inputs (per-output cosine ≥ FIDELITY_COSINE, every value finite): a conversion that
+    does not (the KWS front end's power spectrum overflows float16 on the NPU) is refused in
+    one line, rather than exported as an fp16 model at chance level or searched as int8."""
+    from edgetune.runtime import open_session
+
+    sim.build([], quantize=False)
+    ref = open_session(ctx.fp32)
+    worst, finite = 1.0, True
+    for x in ctx.inputs[:FIDELITY_INPUTS]:
+        for got, want in zip(sim.run(x), ref.run(x), strict=True):
+            got, want = got.ravel().astype(np.float64), want.ravel().astype(np.float64)
+            if not np.isfinite(got).all():
+                finite = False
+                continue
+            denom = float(np.linalg.norm(got) * np.linalg.norm(want)) or 1.0
+            worst = min(worst, float(got @ want) / denom)
+    if not finite or worst < FIDELITY_COSINE:
+        what = "non-finite outputs (a float16 overflow on the NPU)" if not finite else f"output cosine {worst:.3f}"
+        raise UnsupportedOpError(f"{target.id}: the model rknn-toolkit2 builds does not compute the validated ONNX "
+                                 f"graph: {what} against fp32 on {min(len(ctx.inputs), FIDELITY_INPUTS)} real val "
+                                 f"inputs (float16 build, simulator)", hint=_OTHER_TARGET)
+    return {"min_cosine_vs_fp32": round(worst, 6), "inputs": min(len(ctx.inputs), FIDELITY_INPUTS)}
 
 
 def _onnx_input(path: Path) -> tuple[str, tuple[int, ...]]:
