@@ -2,10 +2,12 @@
 environment of its own under the cache, created from the package index on request
 (`edgetune tools install NAME`) and called as a subprocess with a small typed protocol.
 
-Rockchip's rknn-toolkit2 2.5.0 pins torch ≤ 2.4, onnx ≤ 1.18 and numpy ≤ 1.26.4 (edgetune pins
-newer), and imports torch at start-up: its environment holds torch 2.4.0 from PyPI (with the CUDA
-libraries PyPI's torch wheel depends on; about 5.5 GB, 2 min here). Nothing in it reaches the
-network at run time.
+Rockchip's rknn-toolkit2 pins torch ≤ 2.4, onnx ≤ 1.18 and numpy ≤ 1.26.4 (edgetune pins newer),
+and imports torch at start-up: its environment holds torch 2.4.0 from PyPI (with the CUDA libraries
+PyPI's torch wheel depends on; about 5.5 GB, 2 min here). 2.3.2, not the newest 2.5.0: 2.5.0's
+graph optimiser crashes on yolo11n (IndexError in rules.conv._p_seperate_conv_rs_split, on
+edgetune's graph and on ultralytics' own ONNX export alike), and ultralytics pins <2.5 too.
+Nothing in it reaches the network at run time.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class ToolSpec:
 
 TOOLS = {
     "rknn": ToolSpec("rknn", "Rockchip rknn-toolkit2 (RKNN conversion and NPU simulator)",
-                     ("rknn-toolkit2==2.5.0", "torch==2.4.0", "onnx==1.18.0", "numpy==1.26.4"),
+                     ("rknn-toolkit2==2.3.2", "torch==2.4.0", "onnx==1.18.0", "numpy==1.26.4"),
                      "from rknn.api import RKNN", "about 5.5 GB"),
 }
 
