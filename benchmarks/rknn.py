@@ -63,18 +63,23 @@ def main() -> None:
         shutil.copytree(src, run, ignore=shutil.ignore_patterns("export", "export-failed", "bench", "fleet"))
         try:
             fp16, w16 = export(run, "rknn-fp16")
+        except Unsupported as exc:
+            rows.append(f"| {task} | refused: {str(exc)[:400]} | | | | | |")
+            print(rows[-1], flush=True)
+            continue
+        name = fp16["metric_name"]
+        pts = lambda d: f"{100 * d:+.2f} pt"  # noqa: E731
+        head = f"| {task} ({name}) | {fp16['metric_fp32']:.4f} | {fp16['metric']:.4f} ({pts(-fp16['drop'])}) | "
+        try:
             plain, wp = export(run, "rknn-int8", "--max-drop", "none")
             searched, ws = export(run, "rknn-int8", "--max-drop", str(args.budget))
         except Unsupported as exc:
-            rows.append(f"| {task} | not converted: {str(exc)[:300]} | | | | | |")
+            rows.append(head + f"refused: {str(exc)[:400]} | | | {w16:.0f} s (fp16) |")
             print(rows[-1], flush=True)
             continue
         aa = searched["record"].get("accuracy_aware") or {}
-        name = plain["metric_name"]
-        pts = lambda d: f"{100 * d:+.2f} pt"  # noqa: E731
         rows.append(
-            f"| {task} ({name}) | {plain['metric_fp32']:.4f} | {fp16['metric']:.4f} ({pts(-fp16['drop'])}) | "
-            f"{plain['metric']:.4f} ({pts(-plain['drop'])}) | {searched['metric']:.4f} ({pts(-searched['drop'])}), "
+            head + f"{plain['metric']:.4f} ({pts(-plain['drop'])}) | {searched['metric']:.4f} ({pts(-searched['drop'])}), "
             + (f"{len(aa['float_layers'])} of {aa['candidates']} layers float16" if aa else "no search needed")
             + f", {'pass' if searched['pass'] else 'missed'} | {plain['record']['rknn']['convert_seconds']:.0f} s | "
             f"{w16:.0f} / {wp:.0f} / {ws:.0f} s |")

@@ -94,3 +94,13 @@ def test_a_conversion_that_does_not_compute_the_model_is_refused_in_one_line(kws
             "non-finite outputs (a float16 overflow on the NPU) against fp32 on 8 real val inputs (float16 build, "
             "simulator) (hint: use a cpu-*, openvino-* or litert-* target for this model)")
         assert not (run / "export" / target).exists()
+
+
+def test_a_detector_is_refused_rknn_int8_in_one_line_before_any_conversion(det_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGETUNE_CACHE", str(tmp_path / "no-tools"))  # refused before the toolkit is needed
+    res = invoke("export", det_run[0], "--target", "rknn-int8")
+    assert res.exit_code == 4
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("edgetune: error: rknn-int8: a detector's int8 NPU model scores nothing")
+    assert last.endswith("(hint: use rknn-fp16 (within 0.1 pt in the simulator), or cpu-int8 / litert-int8)")
+    assert not (det_run[0] / "export" / "rknn-int8").exists()
