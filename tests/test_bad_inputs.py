@@ -37,7 +37,7 @@ def test_data_yaml_missing(tmp_path):
 
 @pytest.mark.parametrize("args, expected", [
     (["export", "RUN", "--target", "cpu-in8"],
-     "unknown target 'cpu-in8'; did you mean 'cpu-int8' or 'cpu-fp32' or 'openvino-int8'? "
+     "unknown target 'cpu-in8'; did you mean 'cpu-int8' or 'cpu-fp32' or 'rknn-int8'? "
      "(hint: `edgetune targets` lists them)"),
     (["bench", "RUN", "--target", "cpu-int8", "--profile", "raspbery-pi-5"],
      "unknown profile 'raspbery-pi-5'; did you mean 'raspberry-pi-5' or 'raspberry-pi-4'? "

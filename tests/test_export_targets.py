@@ -86,8 +86,9 @@ def test_openvino_artefact_predicts_without_torch(tiny_run, fm_data):
 def test_targets_lists_every_target_with_its_needs():
     rows = invoke_json("targets")
     assert sorted(r["id"] for r in rows) == ["cpu-fp32", "cpu-int8", "litert-fp32", "litert-int8", "ncnn-fp16",
-                                             "ncnn-fp32", "openvino-fp16", "openvino-fp32", "openvino-int8"]
-    assert all(r["needs"] and r["runtime"] in ("onnxruntime", "openvino", "ncnn", "litert") for r in rows)
+                                             "ncnn-fp32", "openvino-fp16", "openvino-fp32", "openvino-int8",
+                                             "rknn-fp16", "rknn-int8"]
+    assert all(r["needs"] and r["runtime"] in ("onnxruntime", "openvino", "ncnn", "litert", "rknn") for r in rows)
 
 
 def _dev_profile(tmp_path: Path, threads: int, targets: str) -> Path:

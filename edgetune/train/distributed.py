@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,7 +30,7 @@ from typing import Any, TypeVar
 import torch
 
 from edgetune.errors import DataError, EdgetuneError, ExitCode, UsageError
-from edgetune.train.launcher import echo
+from edgetune.train.launcher import echo, env_int
 
 T = TypeVar("T")
 TIMEOUT = datetime.timedelta(hours=1)  # rank 0's validation or probe on a large set may take a while
@@ -186,11 +185,11 @@ def job(device_name: str) -> Dist:
     """The job this process belongs to, from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK,
     LOCAL_WORLD_SIZE, MASTER_ADDR/PORT); the process group is created here: gloo on CPU, NCCL on
     CUDA. No WORLD_SIZE, or 1: not distributed, nothing initialised."""
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    world = env_int("WORLD_SIZE", 1)
     if world <= 1:
         return Dist()
-    dist = Dist(rank=int(os.environ["RANK"]), world=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")),
-                local_world=int(os.environ.get("LOCAL_WORLD_SIZE", str(world))))
+    dist = Dist(rank=env_int("RANK", 0), world=world, local_rank=env_int("LOCAL_RANK", 0),
+                local_world=env_int("LOCAL_WORLD_SIZE", world))
     if not torch.distributed.is_initialized():
         cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
         if cuda and device_name not in ("auto", "cuda"):

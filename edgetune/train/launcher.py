@@ -31,14 +31,19 @@ class JobFailed(EdgetuneError):
     """A distributed fine-tune ended without every rank finishing."""
 
 
+def env_int(name: str, default: int) -> int:
+    """One of torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK…), `default` when unset or empty."""
+    return int(os.environ.get(name) or default)
+
+
 def launched_by_torchrun() -> bool:
     """Whether this process is one rank of a job of several (torchrun's environment)."""
-    return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+    return env_int("WORLD_SIZE", 1) > 1
 
 
 def secondary_rank() -> bool:
     """A rank other than 0: it prints no result (rank 0 does, once)."""
-    return launched_by_torchrun() and int(os.environ.get("RANK", "0") or 0) != 0
+    return launched_by_torchrun() and env_int("RANK", 0) != 0
 
 
 def echo(exc: BaseException) -> BaseException:
@@ -51,13 +56,12 @@ def silent_here(exc: BaseException) -> bool:
     """Whether this process should not print `exc`: a rank other than 0 stays silent about what
     rank 0 reports too (a shared input error, Ctrl-C, a broken collective), and speaks, prefixed
     with its rank, only of its own failure; under `--nproc` no rank reports being terminated."""
-    rank = int(os.environ.get("RANK", "0") or 0)
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+    if not launched_by_torchrun():
         return False
     if os.environ.get(LAUNCHED) and (isinstance(exc, Terminated) or getattr(exc, "_edgetune_peer", False)
                                      or getattr(exc, "exit_code", None) == ExitCode.TERMINATED):
         return True  # stopped because another rank ended: `--nproc`'s launcher says why, once
-    if rank == 0:
+    if not secondary_rank():
         return False
     return (getattr(exc, "_edgetune_echo", False) or isinstance(exc, KeyboardInterrupt)
             or getattr(exc, "exit_code", None) in (ExitCode.INTERRUPTED, ExitCode.TERMINATED))
@@ -65,8 +69,7 @@ def silent_here(exc: BaseException) -> bool:
 
 def rank_prefix() -> str:
     """'rank N: ' in a distributed job's processes other than rank 0."""
-    rank = int(os.environ.get("RANK", "0") or 0)
-    return f"rank {rank}: " if rank and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else ""
+    return f"rank {env_int('RANK', 0)}: " if secondary_rank() else ""
 
 
 def launch(argv: list[str], nproc: int, out: Path) -> int:
