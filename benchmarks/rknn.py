@@ -85,10 +85,11 @@ def main() -> None:
             f"{w16:.0f} / {wp:.0f} / {ws:.0f} s |")
         print(rows[-1], flush=True)
     command = " ".join(["python benchmarks/rknn.py", *sys.argv[1:]])
+    toolkit = json.loads((WORK / "classify" / "export" / "rknn-fp16" / "export.json").read_text())["rknn"]["toolkit"]
     write_section("rknn", "\n".join([
         "## rknn: Rockchip NPU targets, simulated (issue 19)",
         "",
-        f"`{command}` (make demo's three runs, copied; rknn-toolkit2 2.5.0 in its tool environment, RK3588; "
+        f"`{command}` (make demo's three runs, copied; {toolkit} in its tool environment, RK3588; "
         f"metric = the toolkit's simulator on this x86 host on the whole val split, never a board's; "
         f"{'every export in an empty network namespace (unshare -n): nothing needed the network' if offline else 'network not cut off here'}). "
         f"Drops are metric − fp32 in points (negative: lost). Searched: `--max-drop {args.budget}`, layers back to "
