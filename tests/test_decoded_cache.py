@@ -12,12 +12,16 @@ from conftest import invoke
 from edgetune.data import decoded
 
 
-def test_auto_takes_ram_when_the_decoded_set_fits_half_the_available_memory_else_disk():
+def test_auto_takes_ram_when_the_decoded_set_fits_half_the_available_memory_else_disk_else_none():
     fits = decoded.choose("auto", 1000, 3 * 146 * 146, available=2 * 10**9)
     assert fits.mode == "ram" and fits.note == "decoded set 0.06 GB fits in RAM (budget 1.00 GB)"
-    big = decoded.choose("auto", 50_000, 3 * 146 * 146, available=4 * 10**9)
+    big = decoded.choose("auto", 50_000, 3 * 146 * 146, available=4 * 10**9, free_disk=100 * 10**9)
     assert big.mode == "disk"
     assert big.note == "decoded set 3.20 GB exceeds the RAM budget 2.00 GB: streamed from disk"
+    full = decoded.choose("auto", 50_000, 3 * 146 * 146, available=4 * 10**9, free_disk=3 * 10**9)
+    assert full.mode == "none"
+    assert full.note == ("decoded set 3.20 GB fits neither the RAM budget 2.00 GB nor the free disk (3.00 GB): "
+                         "decoded again at every draw")
     assert decoded.choose("none", 10, 3).to_dict() == {"mode": "none", "note": "--cache none", "gb": 0.0}
 
 

@@ -51,7 +51,8 @@ from edgetune.train.launcher import secondary_rank
 @click.option("--cache", type=click.Choice(["auto", "ram", "disk", "none"]), default="auto", show_default=True,
               help="Where decoded training images live: ram, disk (a private file under the cache, read per batch: "
                    "data larger than RAM), none (decoded again at every draw); auto: ram when they fit half the "
-                   "available memory, else disk. detect: ultralytics' cache (auto: ram on CPU).")
+                   "available memory, else disk when the free disk holds them, else none. detect: ultralytics' cache "
+                   "(auto: ram on CPU).")
 @click.option("--nproc", type=click.IntRange(1, 256), default=1, show_default=True,
               help="classify, kws: data-parallel processes on this machine (torchrun's launcher, DDP: gloo on CPU, "
                    "NCCL on CUDA, one GPU each); --batch stays the global batch. Several machines: torchrun "

@@ -13,7 +13,8 @@ set at 128 px (146 px stored squares) is 3.2 GB. `--cache`:
   slowest, for when neither RAM nor disk space can hold the rows).
 
 `auto` takes `ram` when the rows fit MEMORY_FRACTION of the memory available now (MemAvailable),
-else `disk`, and says which and why (the manifest records it).
+else `disk` when they fit the free disk space, else `none`, and says which and why (the manifest
+records it).
 """
 
 from __future__ import annotations
@@ -56,8 +57,18 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
-def choose(requested: str, rows: int, row_bytes: int, *, available: int | None = None) -> CacheChoice:
-    """The cache mode for `rows` decoded rows of `row_bytes` each."""
+def disk_free(folder: Path | None = None) -> int:
+    """Free bytes where the disk rows would go (the nearest existing folder above it)."""
+    path = folder or _default_folder()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def choose(requested: str, rows: int, row_bytes: int, *, available: int | None = None,
+           free_disk: int | None = None) -> CacheChoice:
+    """The cache mode for `rows` decoded rows of `row_bytes` each: `auto` takes RAM when they fit
+    its budget, else disk when they fit in the free disk space (with 10 % to spare), else none."""
     if requested not in MODES:
         raise UsageError(f"--cache must be one of {', '.join(MODES)}, got {requested!r}")
     size = rows * row_bytes
@@ -67,8 +78,12 @@ def choose(requested: str, rows: int, row_bytes: int, *, available: int | None =
     gb = lambda n: f"{n / 1e9:.2f} GB"  # noqa: E731
     if size <= budget:
         return CacheChoice("ram", f"decoded set {gb(size)} fits in RAM (budget {gb(budget)})", size)
-    return CacheChoice("disk", f"decoded set {gb(size)} exceeds the RAM budget {gb(budget)}: streamed from disk",
-                       size)
+    free = free_disk if free_disk is not None else disk_free()
+    if size * 1.1 <= free:
+        return CacheChoice("disk", f"decoded set {gb(size)} exceeds the RAM budget {gb(budget)}: streamed from disk",
+                           size)
+    return CacheChoice("none", f"decoded set {gb(size)} fits neither the RAM budget {gb(budget)} nor the free disk "
+                               f"({gb(free)}): decoded again at every draw", size)
 
 
 class _RowFile:
