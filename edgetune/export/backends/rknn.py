@@ -125,7 +125,17 @@ class Simulator:
 
 _LIVE: list[Simulator] = []
 _SIMULATED: dict[Path, Simulator] = {}  # artefacts written this export → the simulator holding them
-atexit.register(lambda: [s.close() for s in _LIVE])
+
+
+def _close_all() -> None:
+    """Stop every toolkit process (each holds torch and a model: hundreds of MB)."""
+    for sim in _LIVE:
+        sim.close()
+    _LIVE.clear()
+    _SIMULATED.clear()
+
+
+atexit.register(_close_all)
 
 
 class RknnSurgeon:
@@ -237,6 +247,7 @@ class RknnBackend(Backend):
                 "yolo11n in the simulator): its int8 output tensor shares one scale between box pixels and 0-1 class "
                 "scores (keeping the head's decode in float16 through hybrid quantisation did not help)",
                 hint="use rknn-fp16 (within 0.1 pt in the simulator), or cpu-int8 / litert-int8")
+        _close_all()  # a new build: the previous export's simulators are done (one toolkit process at a time)
         work = ctx.work / f"{target.id}-rknn"
         dataset = None
         if target.quantizer:
