@@ -20,6 +20,7 @@ against float), searched like every backend's (edgetune.export.accuracy_aware).
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import re
 import subprocess
@@ -103,8 +104,13 @@ class Simulator:
             outs = [self.run(sample[None]) for sample in x]
             return [np.concatenate([o[k].reshape(1, *o[k].shape[1:]) for o in outs]) for k in range(len(outs[0]))]
 
-        name, shape = _onnx_input(self.onnx)
+        name, shape = self.input
         return Session(path, None, "rknn", run, input_name=name, input_shape=shape, output_shape=())
+
+    @functools.cached_property
+    def input(self) -> tuple[str, tuple[int, ...]]:
+        """The graph's input name and shape (read once: every search step opens a session)."""
+        return _onnx_input(self.onnx)
 
     def export(self, path: Path) -> None:
         self.call("export", path=str(path))
