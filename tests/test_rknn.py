@@ -105,3 +105,17 @@ def test_a_detector_is_refused_rknn_int8_in_one_line_before_any_conversion(det_r
     assert last.startswith("edgetune: error: rknn-int8: a detector's int8 NPU model scores nothing")
     assert last.endswith("(hint: use rknn-fp16 (within 0.1 pt in the simulator), or cpu-int8 / litert-int8)")
     assert not (det_run[0] / "export" / "rknn-int8").exists()
+
+
+@installed
+def test_a_search_that_cannot_restore_the_rest_says_what_is_left_and_how_to_fix_it(tiny_run, tmp_path):
+    """3 calibration samples: the input and activation scales are off, which float16 compute layers
+    cannot repair; the gate names that, not "the rest is not quantisation"."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    res = invoke("export", run, "--target", "rknn-int8", "--calib-size", 3, "--max-drop", 0.01)
+    assert res.exit_code == 5, res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert "compute layers back in float it still drops" in last
+    assert "the rest is in tensors this runtime's search cannot restore (the input, other activations)" in last
+    assert "(hint: calibrate on more samples (--calib-size), or use --max-drop above that drop" in last

@@ -109,6 +109,8 @@ class Surgeon(Protocol):
 
     # Optional: `ranked() -> [(layer, score)]`, most sensitive first, from the runtime's own
     # per-layer accuracy analysis; `search` then uses it instead of one session per layer.
+    # Optional: `partial_candidates = True` when its candidates leave quantised tensors it cannot
+    # restore (then "every candidate in float" does not mean "no quantisation left").
 
 
 def output_error(session: Any, inputs: Sequence[np.ndarray], refs: Sequence[list[np.ndarray]],
@@ -162,6 +164,10 @@ def unmet_note(aa: dict[str, Any]) -> tuple[str, str | None]:
     the remaining drop is not quantisation's (a borderline val sample, or the runtime's own float
     arithmetic), and restoring layers or calibrating differently cannot fix it."""
     last = max(aa.get("trials") or [{"float_layers": 0}], key=lambda t: t["float_layers"])
+    if aa.get("candidates") and last["float_layers"] == aa["candidates"] and aa.get("partial_candidates"):
+        return (f"; with all {aa['candidates']} compute layers back in float it still drops {last['drop']:.4f}: the "
+                f"rest is in tensors this runtime's search cannot restore (the input, other activations)",
+                "calibrate on more samples (--calib-size), or use --max-drop above that drop")
     if aa.get("candidates") and last["float_layers"] == aa["candidates"]:
         return (f"; with all {aa['candidates']} quantised layers back in float it still drops {last['drop']:.4f}, "
                 f"so the rest is not quantisation (a borderline val sample, or the runtime's own arithmetic)",
@@ -206,7 +212,8 @@ def restore_until_within(ctx: Any, target: Any, path: Path, meta: dict[str, Any]
         _record_device(meta, result.metric, gate, None, ctx)
     meta["quantization"]["float_layers_after_search"] = result.float_layers
     meta["accuracy_aware"] = {"plain_drop": plain_drop, **_record(result, plain / target.artifact, path, ctx.inputs[0],
-                                                                   target.backend.runs_here)}
+                                                                   target.backend.runs_here),
+                              **({"partial_candidates": True} if getattr(s, "partial_candidates", False) else {})}
     return None
 
 

@@ -147,6 +147,8 @@ atexit.register(_close_all)
 class RknnSurgeon:
     """Hybrid-quantised variants of the plain int8 model (edgetune.export.accuracy_aware.Surgeon)."""
 
+    partial_candidates = True  # compute layers only: the input and other activations stay int8
+
     def __init__(self, sim: Simulator, ctx: BuildContext, work: Path) -> None:
         self.sim, self.ctx, self.work = sim, ctx, work
         self._layers: list[str] | None = None
