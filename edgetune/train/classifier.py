@@ -21,7 +21,6 @@ from torchvision.transforms import v2
 
 from edgetune.assets import resolve_weights
 from edgetune.contract import DataRef, Manifest
-from edgetune.cpu import usable_cores
 from edgetune.data import decoded
 from edgetune.data.check.leak import warn_if_leaked
 from edgetune.data.imagefolder import ImageFolderData, decode_split, scan_imagefolder
@@ -32,7 +31,7 @@ from edgetune.run import RunDir, versions
 from edgetune.tasks.names import METRIC_NAMES
 from edgetune.train import models as M
 from edgetune.train.config import TrainConfig, start_manifest
-from edgetune.train.distributed import Dist, job
+from edgetune.train.distributed import Dist, start
 from edgetune.train.img_size import choose_img_size, resolve_input_size, size_note
 from edgetune.train.loop import (
     FitState,
@@ -110,9 +109,7 @@ def finetune_classifier(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, A
 
 def _finetune(cfg: TrainConfig, quiet: bool, stack: contextlib.ExitStack) -> dict[str, Any]:
     t_start = time.perf_counter()
-    dist = job(cfg.device)
-    quiet = quiet or not dist.is_main
-    torch.set_num_threads(cfg.threads or max(1, usable_cores() // dist.local_world))
+    dist, quiet = start(cfg.device, cfg.threads, quiet)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     with dist.together():  # every input check, on every rank alike: one job, one message
@@ -147,8 +144,7 @@ def _finetune(cfg: TrainConfig, quiet: bool, stack: contextlib.ExitStack) -> dic
                             "val": [s.path for s in data.val.samples]}, data.root)
         device = dist.device(resolve_device(cfg.device))
         model = build_model(card, len(data.classes), weights).to(device, memory_format=torch.channels_last)
-    dist.check_same(digest.hexdigest(), f"the data in {cfg.data} (its hash)",
-                    hint="every node needs the same files at the same path")
+    dist.check_same_data(digest.hexdigest(), cfg.data)
     train_y, val_y = data.train.labels, data.val.labels
     net = model.model
     frozen_modules: list[nn.Module] = []
@@ -232,7 +228,7 @@ def _finetune(cfg: TrainConfig, quiet: bool, stack: contextlib.ExitStack) -> dic
     return {"run": str(run.path), "task": "classify", "model": card.name, "metric_name": METRIC,
             "metric": state.best_metric, "best": {"epoch": state.best_epoch, METRIC: state.best_metric},
             "epochs": state.epoch, "seconds": round(state.seconds, 2), "stopped_early": state.stopped_early,
-            "probe": probe_info or None, **({"processes": dist.world} if dist.active else {})}
+            "probe": probe_info or None, **dist.record()}
 
 
 def _probe_state(run: RunDir, model: nn.Module, probe: dict[str, Any], *, epoch: int, mode: str,

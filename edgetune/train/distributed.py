@@ -61,6 +61,10 @@ class Dist:
     def active(self) -> bool:
         return self.world > 1
 
+    def record(self) -> dict[str, int]:
+        """What the fine-tune's result says of the job ({} for one process)."""
+        return {"processes": self.world} if self.active else {}
+
     def device(self, device: torch.device) -> torch.device:
         """CUDA ranks on one node take one GPU each (LOCAL_RANK), as torchrun intends."""
         return torch.device("cuda", self.local_rank) if self.active and device.type == "cuda" else device
@@ -75,7 +79,7 @@ class Dist:
         return local_mean * (local_count * self.world / global_count) if self.active else local_mean
 
     def sum(self, *values: float) -> list[float]:
-        """Sum floats over ranks (an epoch's loss total and sample count)."""
+        """Sum floats over ranks (an epoch's loss total: each rank adds its slices' part)."""
         if not self.active:
             return list(values)
         t = torch.tensor(values, dtype=torch.float64)
@@ -128,6 +132,10 @@ class Dist:
         if odd:
             err = DataError(f"{what} differs between rank 0 and rank(s) {', '.join(map(str, odd))}", hint=hint)
             raise err if self.is_main else echo(err)
+
+    def check_same_data(self, data_hash: str, data: object) -> None:
+        """The trainers' check: every rank read the same files from `--data`."""
+        self.check_same(data_hash, f"the data in {data} (its hash)", hint="every node needs the same files at the same path")
 
     @contextlib.contextmanager
     def together(self) -> Iterator[None]:
@@ -201,6 +209,16 @@ def job(device_name: str) -> Dist:
         _collective(torch.distributed.init_process_group, backend="nccl" if cuda else "gloo", timeout=TIMEOUT,
                     rank=dist.rank, world_size=world)
     return dist
+
+
+def start(device_name: str, threads: int | None, quiet: bool) -> tuple[Dist, bool]:
+    """A trainer's first step: join the job, give this process its share of the cores (torch
+    threads), and keep every rank but 0 quiet. Returns (the job, quiet)."""
+    from edgetune.cpu import usable_cores
+
+    dist = job(device_name)
+    torch.set_num_threads(threads or max(1, usable_cores() // dist.local_world))
+    return dist, quiet or not dist.is_main
 
 
 def finish() -> None:

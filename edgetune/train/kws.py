@@ -27,7 +27,6 @@ from torch.nn import functional as F
 
 from edgetune.assets import resolve_weights
 from edgetune.contract import DataRef, Manifest
-from edgetune.cpu import usable_cores
 from edgetune.data import speech_commands as sc
 from edgetune.data.check.leak import warn_if_leaked
 from edgetune.errors import RunDirError, UsageError
@@ -37,7 +36,7 @@ from edgetune.tasks.kws_stream import StreamConfig
 from edgetune.tasks.names import METRIC_NAMES
 from edgetune.train import models as M
 from edgetune.train.config import TrainConfig, start_manifest
-from edgetune.train.distributed import Dist, job
+from edgetune.train.distributed import Dist, start
 from edgetune.train.loop import (
     FitState,
     fit,
@@ -231,9 +230,7 @@ def open_data(cfg: TrainConfig, quiet: bool, *,
 def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
     """One process, or one rank of a data-parallel job (edgetune.train.distributed)."""
     t_start = time.perf_counter()
-    dist = job(cfg.device)
-    quiet = quiet or not dist.is_main
-    torch.set_num_threads(cfg.threads or max(1, usable_cores() // dist.local_world))
+    dist, quiet = start(cfg.device, cfg.threads, quiet)
     torch.manual_seed(cfg.seed)
     with dist.together():  # every input check, on every rank alike: one job, one message
         card = get_card(cfg.model)
@@ -252,7 +249,7 @@ def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
         device = dist.device(resolve_device(cfg.device))
         model = build_model(card, len(data.classes), weights).to(device)
         val_clips, val_labels = sc.validation_set(data, noises, val_x, cfg.seed)
-    dist.check_same(data_hash, f"the data in {cfg.data} (its hash)", hint="every node needs the same files at the same path")
+    dist.check_same_data(data_hash, cfg.data)
     manifest = _manifest(cfg, card, data, data_hash, weights, freeze, resampled, len(val_labels))
     frontend, rest = _split_model(model)
     train_y = data.train.labels
@@ -350,7 +347,7 @@ def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
     return {"run": str(run.path), "task": "kws", "model": card.name, "metric_name": METRIC,
             "metric": state.best_metric, "best": {"epoch": state.best_epoch, METRIC: state.best_metric},
             "epochs": state.epoch, "seconds": round(state.seconds, 2), "stopped_early": state.stopped_early,
-            "freeze": freeze, **({"processes": dist.world} if dist.active else {})}
+            "freeze": freeze, **dist.record()}
 
 
 @torch.no_grad()
