@@ -471,6 +471,27 @@ def test_sigterm_is_handled_like_ctrl_c_and_leaves_no_temp_folder(tiny_run, tiny
     assert not (run / "export" / "cpu-int8").exists()
 
 
+@pytest.mark.parametrize("sig, exit_code, line", [("SIGTERM", 143, "terminated (SIGTERM)"), ("SIGINT", 130, "interrupted")])
+def test_a_signal_that_lands_in_a_finaliser_still_ends_the_command(sig, exit_code, line):
+    """Found by test_sigterm_…: a SIGTERM handled inside the import system's weakref callback was
+    ignored by Python and the export finished with exit 0. Here a finaliser takes the signal."""
+    code = ("import signal, sys, time\n"
+            "from edgetune.cli.common import handle_errors\n"
+            "class Finaliser:\n"
+            f"    def __del__(self): signal.raise_signal(signal.{sig})\n"
+            "@handle_errors()\n"
+            "def command(as_json=False):\n"
+            "    Finaliser()  # dropped at once: its __del__ takes the signal, where Python ignores exceptions\n"
+            "    end = time.monotonic() + 10\n"
+            "    while time.monotonic() < end: time.sleep(0.01)\n"
+            "    print('finished')\n"
+            "command()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == exit_code and "finished" not in proc.stdout, (proc.stdout, proc.stderr[-1500:])
+    assert proc.stderr.strip().splitlines()[-1] == f"edgetune: error: {line}"
+    assert "Exception ignored" not in proc.stderr
+
+
 def test_temp_folders_of_killed_processes_are_swept(tmp_path, monkeypatch):
     from edgetune import fsutil
 

@@ -92,7 +92,12 @@ def _terminate_like_ctrl_c() -> Iterator[None]:
     Only in the process that installed it: a forked worker (a multiprocessing pool, a dataloader)
     inherits the handler, and a pool stops its workers with SIGTERM, so there it dies as before
     (raising instead kept them alive and hung the parent's join). The previous handler comes back
-    when the command ends, for callers that run commands in-process (tests, notebooks)."""
+    when the command ends, for callers that run commands in-process (tests, notebooks).
+
+    A signal whose handler runs inside a finaliser or a weakref callback (the import system's
+    module locks have one) raises where Python ignores exceptions ("Exception ignored in …"): the
+    command went on and exited 0 after a SIGTERM. Such an ignored interruption is sent again, so
+    it is raised in the command's own code."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -105,11 +110,23 @@ def _terminate_like_ctrl_c() -> Iterator[None]:
             return
         raise Terminated()
 
+    previous_hook = sys.unraisablehook
+
+    def on_unraisable(unraisable: Any) -> None:
+        if os.getpid() == owner and isinstance(unraisable.exc_value, KeyboardInterrupt):
+            again = signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT
+            # from another thread: the handler then runs in the main thread's next ordinary code
+            threading.Timer(0.01, os.kill, (owner, again)).start()
+            return
+        previous_hook(unraisable)
+
     previous = signal.signal(signal.SIGTERM, on_sigterm)
+    sys.unraisablehook = on_unraisable
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = previous_hook
 
 
 def handle_errors(as_json_param: str = "as_json") -> Callable:
