@@ -229,7 +229,7 @@ def evil_pt(path: Path, marker: Path) -> Path:
 # xdist 3.8 groups by a "@group" suffix on the node id, which it writes to an attribute pytest 9
 # no longer reads; the suffix is set here instead (if pytest's internals move again, only the
 # grouping is lost: every test still runs).
-_FIXTURE_GROUPS = {"kws_run": "kws", "kws_data": "kws", "det_run": "det", "det_data": "det"}
+_FIXTURE_GROUPS = {"ddp_runs": "ddp", "kws_run": "kws", "kws_data": "kws", "det_run": "det", "det_data": "det"}
 
 
 @pytest.hookimpl(tryfirst=True)

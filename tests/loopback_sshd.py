@@ -38,7 +38,7 @@ def loopback_sshd(folder: Path) -> Iterator[list[str]]:
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {folder / 'host'}\n"
         f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPidFile {folder / 'sshd.pid'}\n"
         "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        "UsePAM no\nStrictModes no\n")
+        "UsePAM no\nStrictModes no\nAcceptEnv TMPDIR\n")
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation folder
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(folder / "sshd_config")], stderr=subprocess.PIPE)
     opts = [f"Port={port}", f"IdentityFile={folder / 'client'}", "StrictHostKeyChecking=no",

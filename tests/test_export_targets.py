@@ -34,6 +34,7 @@ def test_openvino_targets_detect(det_run):
     _check_openvino_targets("detect", det_run[0])
 
 
+@pytest.mark.slow
 def test_openvino_targets_kws(kws_run):
     _check_openvino_targets("kws", kws_run[0])
 

@@ -124,7 +124,7 @@ def test_typed_errors_are_edgetune_errors():
     assert issubclass(DataError, EdgetuneError) and issubclass(ProfileError, EdgetuneError)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(path=st.lists(st.integers(0, 40), min_size=1, max_size=3), value=values)
 def test_mutated_real_manifest_via_report(tmp_path_factory, tiny_run, tiny_exports, path, value):
     """One field of a real run's manifest replaced by anything: `report` works or exits typed."""

@@ -39,6 +39,7 @@ def test_litert_classifier_fp32_matches_pytorch_and_int8_io_runs_without_torch(t
     assert 0 < q["predictions"][0]["top"][0]["score"] <= 1
 
 
+@pytest.mark.slow
 def test_litert_kws_int8_keeps_the_front_end_float_and_holds_accuracy(kws_run):
     """LiteRT has no complex type: the log-mel front end goes through as a real DFT (a strided
     conv), and stays float under int8 with the first conv that reads its dB features."""
@@ -62,6 +63,7 @@ def test_portable_front_end_computes_the_stft_features():
     assert torch.allclose(m(audio), fft, atol=1e-4) and m.state_dict().keys() == {"window", "fb"}
 
 
+@pytest.mark.slow
 def test_litert_detector_decodes_like_onnx_runtime(det_run, det_data):
     run = det_run[0]
     onnx = invoke_json("export", run, "--target", "cpu-fp32")

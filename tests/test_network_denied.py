@@ -76,6 +76,8 @@ def _unshare_works() -> bool:
 # these fresh processes add the kernel's proof, for the classifier's path (with OpenVINO, NNCF and
 # the device estimate's reference build) and the detector's (ultralytics: the most network-minded
 # library here). The keyword path runs in-process under the hook (tests/test_kws.py).
+# They are slow tests (in CI's selection).
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["classify", "detect"])
 def test_whole_fast_path_with_the_network_denied(task, tmp_path, monkeypatch):
     monkeypatch.setenv("EDGETUNE_CACHE", str(tmp_path / "cache"))  # nothing pre-fetched to lean on

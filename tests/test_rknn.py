@@ -82,6 +82,7 @@ def test_rknn_int8_is_simulated_labelled_and_searched_back_within_budget(tiny_ru
 
 
 @installed
+@pytest.mark.slow
 def test_a_conversion_that_does_not_compute_the_model_is_refused_in_one_line(kws_run, tmp_path):
     """The KWS front end's power spectrum overflows float16 on the NPU: the toolkit's build gives
     non-finite outputs, so neither rknn target is exported (no fp16 model at chance level)."""
