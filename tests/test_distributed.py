@@ -122,6 +122,7 @@ def test_a_run_of_two_processes_resumes_with_two_and_with_one_and_exports(ddp_ru
     assert exported["metric"] == pytest.approx(json.loads((out / "edgetune.json").read_text())["best"]["top1"], abs=0.011)
 
 
+@pytest.mark.slow
 def test_a_bad_input_ends_the_job_with_one_line(tmp_path, fm_data):
     one = invoke("finetune", *TINY, "--data", tmp_path / "missing", "--out", tmp_path / "o1")
     two = run_cli("finetune", *TINY, "--data", tmp_path / "missing", "--out", tmp_path / "o2", "--nproc", 2)
@@ -218,6 +219,7 @@ def _check_same_worker(rank: int, store: str, out: str) -> None:
     td.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ranks_holding_different_data_are_named_on_every_rank(tmp_path):
     import torch.multiprocessing as mp
 
