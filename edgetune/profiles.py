@@ -43,6 +43,18 @@ class ReferenceLatency:
 
 
 @dataclass(frozen=True)
+class Npu:
+    """The board's NPU as a target sees it: the runtime that compiles for it and the chip it
+    compiles for (`export --target rknn-int8 --profile rockchip-rk3566` builds for the RK3566)."""
+
+    runtime: str  # a backend with platforms (edgetune.export.backends)
+    platform: str  # one of that backend's platforms
+
+    def as_dict(self) -> dict[str, str]:
+        return {"runtime": self.runtime, "platform": self.platform}
+
+
+@dataclass(frozen=True)
 class DeviceProfile:
     name: str
     description: str
@@ -58,6 +70,7 @@ class DeviceProfile:
     sources: dict[str, str]
     accelerators: tuple[str, ...] = ()  # present on the board but not targeted (GPU, NPU), said plainly
     references: tuple[ReferenceLatency, ...] = ()
+    npu: Npu | None = None
     source_file: str = ""
 
     def budgets_for(self, task: str) -> dict[str, float]:
@@ -112,6 +125,18 @@ def _references(r: FieldReader, path: Path) -> tuple[ReferenceLatency, ...]:
     return tuple(refs)
 
 
+def _npu(r: FieldReader) -> Npu | None:
+    from edgetune.export.backends import BACKENDS
+
+    if r.get("npu", dict, None) is None:
+        return None
+    n = r.sub("npu")
+    compilers = [b for b in BACKENDS.names() if BACKENDS.get(b).platforms]
+    runtime = n.get("runtime", str, check=lambda v: v in compilers, expect=" or ".join(compilers))
+    chips = BACKENDS.get(runtime).platforms
+    return Npu(runtime, n.get("platform", str, check=lambda v: v in chips, expect="one of " + ", ".join(chips)))
+
+
 def load_profile(path: Path) -> DeviceProfile:
     """Parse and check one profile YAML; every problem is one `ProfileError` line naming the field."""
     data = load_yaml_mapping(path, ProfileError, "profile")
@@ -138,7 +163,7 @@ def load_profile(path: Path) -> DeviceProfile:
         storage_mb=mem.get("storage_mb", int, check=lambda v: v > 0, expect="a positive integer"),
         targets=targets, budgets=_budgets(r, path), sources=sources,
         accelerators=tuple(str(a) for a in r.get("accelerators", list, [])),
-        references=_references(r, path), source_file=str(path),
+        references=_references(r, path), npu=_npu(r), source_file=str(path),
     )
 
 

@@ -15,7 +15,7 @@ from conftest import invoke, invoke_fresh, invoke_json
 from edgetune.profiles import PROFILES, get_profile
 
 DEVICES = ("raspberry-pi-4", "raspberry-pi-5", "jetson-orin-nano", "intel-nuc-core-i5", "intel-core-ultra-7-155h",
-           "rockchip-rk3588", "nxp-imx8m-plus", "x86-64-avx512")
+           "rockchip-rk3588", "rockchip-rk3576", "rockchip-rk3566", "nxp-imx8m-plus", "x86-64-avx512")
 
 
 def test_shipped_profiles_cover_the_devices_and_cite_sources():
@@ -50,6 +50,9 @@ BASE = Path("profiles/raspberry-pi-5.yaml")
     (("classify: {latency_p50_ms: 30", "classify: {latency_p42_ms: 30"), "field 'budgets.classify.latency_p42_ms' is not a known budget"),
     (("arch: aarch64", "arch: riscv64"), "field 'cpu.arch' must be x86_64 or aarch64, got 'riscv64'"),
     (("cpu:\n", "cpu: [\n"), "is not valid YAML at line"),
+    (("cpu:\n", "npu: {runtime: tensorrt, platform: orin}\ncpu:\n"), "field 'npu.runtime' must be rknn, got 'tensorrt'"),
+    (("cpu:\n", "npu: {runtime: rknn, platform: rk3399pro}\ncpu:\n"),
+     "field 'npu.platform' must be one of rk3588, rk3576, rk3566, rk3568, rk3562, got 'rk3399pro'"),
 ])
 def test_profiles_check_names_the_bad_field(tmp_path, edit, message):
     bad = tmp_path / "p.yaml"

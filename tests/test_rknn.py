@@ -12,6 +12,7 @@ from conftest import invoke, invoke_json
 
 from edgetune import tools_env
 from edgetune.export.backends.rknn import parse_analysis
+from edgetune.profiles import get_profile
 
 ANALYSIS = """\
 layer_name                                                                   simulator_error
@@ -106,6 +107,27 @@ def test_a_detector_is_refused_rknn_int8_in_one_line_before_any_conversion(det_r
     assert last.startswith("edgetune: error: rknn-int8: a detector's int8 NPU model scores nothing")
     assert last.endswith("(hint: use rknn-fp16 (within 0.1 pt in the simulator), or cpu-int8 / litert-int8)")
     assert not (det_run[0] / "export" / "rknn-int8").exists()
+
+
+@pytest.mark.parametrize("target, profile, line", [
+    ("rknn-int8", "raspberry-pi-5", "--profile raspberry-pi-5 cannot take rknn-int8: it names no NPU (hint: use a "
+     "profile whose `npu.runtime` is rknn (`edgetune profiles`), or leave --profile out for the rk3588)"),
+    ("cpu-int8", "rockchip-rk3566", "--profile is only used with --target auto, or with a target compiled for one "
+     "chip (not cpu-int8) (hint: drop --profile, or use --target auto)"),
+])
+def test_a_profile_that_names_no_chip_for_the_target_is_one_line_before_any_work(tiny_run, target, profile, line):
+    res = invoke("export", tiny_run, "--target", target, "--profile", profile)
+    assert res.exit_code == 2 and res.stderr.strip() == f"edgetune: error: {line}"
+
+
+@installed
+def test_the_profile_chooses_the_rockchip_chip_compiled_for(tiny_run, tmp_path):
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    for profile, chip in (("rockchip-rk3566", "rk3566"), ("rockchip-rk3576", "rk3576")):
+        r = invoke_json("export", run, "--target", "rknn-fp16", "--profile", profile)
+        meta = json.loads((run / "export" / "rknn-fp16" / "export.json").read_text())
+        assert meta["rknn"]["platform"] == chip and abs(r["drop"]) <= 0.01
+    assert get_profile("rockchip-rk3588").npu.platform == "rk3588"
 
 
 @installed

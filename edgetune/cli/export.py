@@ -15,7 +15,9 @@ from edgetune.export.backends import calib_methods
 @click.option("--target", required=True,
               help="Target id (`edgetune targets` lists them, e.g. cpu-int8), or auto (with --profile): the fastest "
                    "of the profile's targets within --max-drop.")
-@click.option("--profile", default=None, help="Device profile for --target auto (its threads and targets).")
+@click.option("--profile", default=None,
+              help="Device profile for --target auto (its threads and targets), or the chip an NPU target is "
+                   "compiled for (rknn-*: the profile's `npu`; default rk3588).")
 @click.option("--max-drop", type=MAX_DROP, default=None,
               help="Largest allowed drop of the task metric vs fp32 (absolute, e.g. 0.02), or 'none' to record "
                    "the drop without a budget. int8 targets that miss it return their most sensitive layers to "

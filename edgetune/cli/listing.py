@@ -66,6 +66,7 @@ def profiles(ctx: click.Context, as_json: bool) -> None:
                      "isa": list(p.isa), "ram_mb": p.ram_mb, "storage_mb": p.storage_mb, "targets": list(p.targets),
                      "budgets": p.budgets, "accelerators": list(p.accelerators),
                      "references": [r.as_dict() for r in p.references], "sources": p.sources,
+                     "npu": p.npu.as_dict() if p.npu else None,
                      "description": p.description})
     emit(rows, as_json, lambda rs: click.echo(table(
         [[r["name"], r["arch"], f"{r['threads']}/{r['cores']}", r["ram_mb"], ",".join(r["targets"]),

@@ -46,6 +46,7 @@ class Options:
     search: bool = True  # accuracy-aware search when plain int8 misses --max-drop
     int8_io: bool = False  # LiteRT: int8 input/output tensors (NPU delegates, MCUs)
     emulate: bool = False  # int8 judged by the emulated aarch64 device's metric (edgetune.emulated)
+    platform: str | None = None  # the chip an NPU artefact is compiled for (from --profile's `npu`)
 
     def quantizer_choices(self) -> list[tuple[str, str]]:
         """(option, as typed) for each quantiser option set away from its default: a backend that

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ def export_run(run_path: str | Path, target_id: str, *, options: Options | None 
         raise UsageError("--target auto needs --profile P (the device whose threads and targets to measure)",
                          hint="e.g. --target auto --profile x86-64-avx512; `edgetune profiles` lists them")
     if target_id != AUTO and profile:
-        raise UsageError("--profile is only used with --target auto", hint="drop --profile, or use --target auto")
+        options = replace(options, platform=_platform_of(get_target(target_id), profile))
     if target_id == AUTO and options.max_drop == NO_BUDGET:
         raise UsageError("--target auto needs a budget to choose within; --max-drop none gives it none",
                          hint=f"give --max-drop N, or leave it out for the default {DEFAULT_MAX_DROP}")
@@ -59,6 +59,23 @@ def export_run(run_path: str | Path, target_id: str, *, options: Options | None 
 
             return export_auto(ctx, profile, build=build_target, commit=commit, measure=measure)
         return commit(ctx, build_target(ctx, get_target(target_id)))
+
+
+def _platform_of(target: Target, profile: str) -> str:
+    """The chip `--profile` names for a target compiled per chip (an NPU's); --profile means nothing
+    else to a single target."""
+    from edgetune.profiles import get_profile
+
+    if not target.backend.platforms:
+        raise UsageError(f"--profile is only used with --target auto, or with a target compiled for one chip "
+                         f"(not {target.id})", hint="drop --profile, or use --target auto")
+    prof = get_profile(profile)
+    if prof.npu is None or prof.npu.runtime != target.backend.name:
+        has = f"its NPU is {prof.npu.runtime}'s ({prof.npu.platform})" if prof.npu else "it names no NPU"
+        raise UsageError(f"--profile {prof.name} cannot take {target.id}: {has}",
+                         hint=f"use a profile whose `npu.runtime` is {target.backend.name} (`edgetune profiles`), "
+                              f"or leave --profile out for the {target.backend.platforms[0]}")
+    return prof.npu.platform
 
 
 def _check_emulate(target_id: str) -> None:

@@ -70,6 +70,7 @@ class Backend(ABC):
     reference_format: str | None = None  # ultralytics' export format for reference models (estimates)
     batch_axis: bool = True  # False: the artefact takes one sample (no --dynamic-batch)
     runs_here: bool = True  # False: the artefact runs on its accelerator only (no host latency)
+    platforms: tuple[str, ...] = ()  # chips it compiles for (a profile's `npu.platform`), the default first
 
     @property
     def files(self) -> tuple[str, ...]:

@@ -36,7 +36,9 @@ from edgetune.export.targets import Target
 from edgetune.progress import log
 from edgetune.runtime import Session
 
-PLATFORM = "rk3588"
+# The chips rknn-toolkit2 2.3.2 compiles for whose NPUs run the models edgetune trains (each built and
+# simulated here); the default first. A profile's `npu.platform` picks one (export --profile).
+PLATFORMS = ("rk3588", "rk3576", "rk3566", "rk3568", "rk3562")
 FIDELITY_COSINE = 0.99  # the toolkit's float16 build vs the fp32 graph, per real val input
 FIDELITY_INPUTS = 8
 _OTHER_TARGET = "use a cpu-*, openvino-* or litert-* target for this model"
@@ -49,10 +51,10 @@ _WORKER = Path(__file__).resolve().parents[1] / "rknn_worker.py"
 class Simulator:
     """One tool-environment process holding one built model (the simulator runs what was built)."""
 
-    def __init__(self, onnx: Path, work: Path, dataset: Path | None, what: str) -> None:
+    def __init__(self, onnx: Path, work: Path, dataset: Path | None, what: str, platform: str) -> None:
         from edgetune import tools_env
 
-        self.onnx, self.work, self.dataset, self.what = onnx, work, dataset, what
+        self.onnx, self.work, self.dataset, self.what, self.platform = onnx, work, dataset, what, platform
         work.mkdir(parents=True, exist_ok=True)
         self.log = work / "rknn-toolkit.log"
         self._err = open(self.log, "ab")  # noqa: SIM115 — closed with the process
@@ -78,12 +80,12 @@ class Simulator:
         """Build int8 with `float_layers` in float16 (hybrid quantisation), or fp16."""
         layers = list(float_layers) if quantize else []
         tag = f"hybrid-{len(layers)}" if layers else "plain"
-        return self.call("build", onnx=str(self.onnx), platform=PLATFORM, quantize=quantize and self.dataset is not None,
+        return self.call("build", onnx=str(self.onnx), platform=self.platform, quantize=quantize and self.dataset is not None,
                          dataset=str(self.dataset), float_layers=layers,
                          work=str(self.work / f"step-{tag}-{self._next()}"))["seconds"]
 
     def layers(self) -> list[str]:
-        return self.call("layers", onnx=str(self.onnx), platform=PLATFORM, dataset=str(self.dataset),
+        return self.call("layers", onnx=str(self.onnx), platform=self.platform, dataset=str(self.dataset),
                          work=str(self.work / f"layers-{self._next()}"))["layers"]
 
     def analysis(self, inputs: Sequence[Path]) -> Path:
@@ -218,14 +220,15 @@ class RknnBackend(Backend):
     install = "rknn-toolkit-lite2 and the board's librknnrt (Rockchip's Debian images ship both)"
     batch_axis = False
     runs_here = False  # simulated during export; latency only on the board
+    platforms = PLATFORMS
 
     def targets(self) -> tuple[Target, ...]:
+        chip = f"Rockchip NPU ({PLATFORMS[0].upper()}; --profile for another Rockchip chip)"
         return (
             Target("rknn-fp16", self.name, "fp16", None, None,
-                   f"Rockchip NPU ({PLATFORM.upper()}), float16, converted by rknn-toolkit2; metric from its simulator"),
+                   f"{chip}, float16, converted by rknn-toolkit2; metric from its simulator"),
             Target("rknn-int8", self.name, "int8", "rknn-w8a8", None,
-                   f"Rockchip NPU ({PLATFORM.upper()}), int8 w8a8 by rknn-toolkit2 on the export's calibration set; "
-                   "metric from its simulator"),
+                   f"{chip}, int8 w8a8 by rknn-toolkit2 on the export's calibration set; metric from its simulator"),
         )
 
     def session(self, path: Path, *, threads: int | None = None) -> Session:
@@ -240,7 +243,11 @@ class RknnBackend(Backend):
                              ) from None
         rt = RKNNLite(verbose=False)
         if rt.load_rknn(str(path)) != 0 or rt.init_runtime() != 0:
-            raise RunDirError(f"rknn-toolkit-lite2 cannot load {path} on this board", hint="re-run `edgetune export`")
+            built = _built_for(path)
+            raise RunDirError(f"rknn-toolkit-lite2 cannot load {path} on this board"
+                              + (f" (it was compiled for the {built.upper()})" if built else ""),
+                              hint="export it for this board's chip: `edgetune export RUN --target "
+                                   f"{path.parent.name} --profile <this board's profile>`")
 
         def run(x: np.ndarray) -> list[np.ndarray]:
             outs = [rt.inference(inputs=[sample[None]], data_format="nchw" if x.ndim == 4 else None) for sample in x]
@@ -262,8 +269,9 @@ class RknnBackend(Backend):
             calib, record = ctx.calibration()
             dataset = _write_dataset(calib, work / "calibration")
             meta["calibration"] = record
-        sim = Simulator(ctx.fp32, work, dataset, f"building {target.id}")
-        log(f"{target.id}: converting with rknn-toolkit2 for {PLATFORM}"
+        platform = ctx.options.platform or PLATFORMS[0]
+        sim = Simulator(ctx.fp32, work, dataset, f"building {target.id}", platform)
+        log(f"{target.id}: converting with rknn-toolkit2 for the {platform.upper()}"
             f"{f' (int8 on {len(calib)} calibration samples)' if dataset else ''}", quiet=ctx.quiet)
         meta["rknn_float_fidelity"] = _check_fidelity(sim, ctx, target)  # before int8 is judged at all
         if target.quantizer:
@@ -273,7 +281,7 @@ class RknnBackend(Backend):
         sim.export(path)
         _SIMULATED[path.resolve()] = sim
         meta["measured_on"] = SIMULATED  # the metric (and the drop) are the simulator's, not a board's
-        meta["rknn"] = {"platform": PLATFORM, "toolkit": _toolkit_version(), "converted_from": "validated fp32 ONNX",
+        meta["rknn"] = {"platform": platform, "toolkit": _toolkit_version(), "converted_from": "validated fp32 ONNX",
                         "convert_seconds": round(seconds, 1)}
         if not target.quantizer:
             return None
@@ -304,6 +312,16 @@ def _check_fidelity(sim: Simulator, ctx: BuildContext, target: Target) -> dict[s
                                  f"graph: {what} against fp32 on {min(len(ctx.inputs), FIDELITY_INPUTS)} real val "
                                  f"inputs (float16 build, simulator)", hint=_OTHER_TARGET)
     return {"min_cosine_vs_fp32": round(worst, 6), "inputs": min(len(ctx.inputs), FIDELITY_INPUTS)}
+
+
+def _built_for(path: Path) -> str | None:
+    """The chip export.json says the artefact was compiled for (None when it cannot be read)."""
+    from edgetune.run import EXPORT_META, read_json_file
+
+    try:
+        return str(read_json_file(path.parent / EXPORT_META, what="export metadata")["rknn"]["platform"])
+    except Exception:  # noqa: BLE001 — only decorates an error already being raised
+        return None
 
 
 def _toolkit_version() -> str:
