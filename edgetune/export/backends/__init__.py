@@ -44,6 +44,7 @@ class BuildContext(Protocol):
     fp32_max_abs_diff: float  # the fp32 graph's max |Δ| vs PyTorch
 
     inputs: list  # real validation inputs (model-input arrays)
+    scale: Any  # np.ndarray broadcast over the output (detectors: box rows by the input size), or None
 
     def fresh_model(self) -> Any:
         """The run's PyTorch model, loaded anew for a converter that traces it."""

@@ -51,10 +51,12 @@ _WORKER = Path(__file__).resolve().parents[1] / "rknn_worker.py"
 class Simulator:
     """One tool-environment process holding one built model (the simulator runs what was built)."""
 
-    def __init__(self, onnx: Path, work: Path, dataset: Path | None, what: str, platform: str) -> None:
+    def __init__(self, onnx: Path, work: Path, dataset: Path | None, what: str, platform: str,
+                 output_scale: np.ndarray | None = None) -> None:
         from edgetune import tools_env
 
         self.onnx, self.work, self.dataset, self.what, self.platform = onnx, work, dataset, what, platform
+        self.output_scale = output_scale  # the built graph's output was divided by it (see _normalised)
         work.mkdir(parents=True, exist_ok=True)
         self.log = work / "rknn-toolkit.log"
         self._err = open(self.log, "ab")  # noqa: SIM115 — closed with the process
@@ -99,7 +101,7 @@ class Simulator:
         outs = [np.load(p) for p in self.call("run", input=str(src), output=str(self.work / f"out-{i}"))["outputs"]]
         for p in [src, *(self.work / f"out-{i}_{k}.npy" for k in range(len(outs)))]:
             p.unlink(missing_ok=True)
-        return outs
+        return _rescaled(outs, self.output_scale)
 
     def session(self, path: Path) -> Session:
         def run(x: np.ndarray) -> list[np.ndarray]:  # the built model takes one sample
@@ -243,34 +245,36 @@ class RknnBackend(Backend):
                              ) from None
         rt = RKNNLite(verbose=False)
         if rt.load_rknn(str(path)) != 0 or rt.init_runtime() != 0:
-            built = _built_for(path)
+            built = _export_meta(path).get("rknn", {}).get("platform")
             raise RunDirError(f"rknn-toolkit-lite2 cannot load {path} on this board"
                               + (f" (it was compiled for the {built.upper()})" if built else ""),
                               hint="export it for this board's chip: `edgetune export RUN --target "
                                    f"{path.parent.name} --profile <this board's profile>`")
 
+        scale = _export_meta(path).get("rknn", {}).get("output_scale")
+        scale = None if scale is None else np.asarray(scale, dtype=np.float32)
+
         def run(x: np.ndarray) -> list[np.ndarray]:
             outs = [rt.inference(inputs=[sample[None]], data_format="nchw" if x.ndim == 4 else None) for sample in x]
-            return [np.concatenate([np.asarray(o[k], dtype=np.float32) for o in outs]) for k in range(len(outs[0]))]
+            outs = [np.concatenate([np.asarray(o[k], dtype=np.float32) for o in outs]) for k in range(len(outs[0]))]
+            return _rescaled(outs, scale)
 
         return Session(path, threads, self.name, run, input_name="input", input_shape=(), output_shape=())
 
     def build(self, ctx: BuildContext, target: Target, path: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
-        if target.quantizer and "detect-head" in ctx.task.int8_float_parts:
-            raise UnsupportedOpError(
-                f"{target.id}: a detector's int8 NPU model scores nothing (mAP50-95 0.000 vs fp32 0.716 on make demo's "
-                "yolo11n in the simulator): its int8 output tensor shares one scale between box pixels and 0-1 class "
-                "scores (keeping the head's decode in float16 through hybrid quantisation did not help)",
-                hint="use rknn-fp16 (within 0.1 pt in the simulator), or cpu-int8 / litert-int8")
         _close_all()  # a new build: the previous export's simulators are done (one toolkit process at a time)
         work = ctx.work / f"{target.id}-rknn"
-        dataset = None
+        work.mkdir(parents=True, exist_ok=True)
+        dataset, graph, scale = None, ctx.fp32, None
         if target.quantizer:
             calib, record = ctx.calibration()
             dataset = _write_dataset(calib, work / "calibration")
             meta["calibration"] = record
+            if ctx.scale is not None:  # one int8 scale for the whole output: put its rows in one range
+                scale = np.asarray(ctx.scale, dtype=np.float32)
+                graph = _normalised(ctx.fp32, scale, work / "normalised.onnx")
         platform = ctx.options.platform or PLATFORMS[0]
-        sim = Simulator(ctx.fp32, work, dataset, f"building {target.id}", platform)
+        sim = Simulator(graph, work, dataset, f"building {target.id}", platform, output_scale=scale)
         log(f"{target.id}: converting with rknn-toolkit2 for the {platform.upper()}"
             f"{f' (int8 on {len(calib)} calibration samples)' if dataset else ''}", quiet=ctx.quiet)
         meta["rknn_float_fidelity"] = _check_fidelity(sim, ctx, target)  # before int8 is judged at all
@@ -283,6 +287,8 @@ class RknnBackend(Backend):
         meta["measured_on"] = SIMULATED  # the metric (and the drop) are the simulator's, not a board's
         meta["rknn"] = {"platform": platform, "toolkit": _toolkit_version(), "converted_from": "validated fp32 ONNX",
                         "convert_seconds": round(seconds, 1)}
+        if scale is not None:  # what a board multiplies the output by (the graph divided it)
+            meta["rknn"]["output_scale"] = scale.tolist()
         if not target.quantizer:
             return None
         return ctx.accuracy_aware(target, path, meta, lambda: RknnSurgeon(sim, ctx, work / "search"))
@@ -314,14 +320,54 @@ def _check_fidelity(sim: Simulator, ctx: BuildContext, target: Target) -> dict[s
     return {"min_cosine_vs_fp32": round(worst, 6), "inputs": min(len(ctx.inputs), FIDELITY_INPUTS)}
 
 
-def _built_for(path: Path) -> str | None:
-    """The chip export.json says the artefact was compiled for (None when it cannot be read)."""
+def _normalised(onnx_path: Path, scale: np.ndarray, dest: Path) -> Path:
+    """The graph with its output rows divided by `scale` (a detector's box rows by the input size)
+    where they are joined: each input of the output's Concat along the rows is divided by its slice.
+
+    int8 gives a tensor one scale: a detector's box pixels (0-320) and 0-1 class scores joined in
+    one tensor left every score at 0 (mAP 0.000). Divided before they meet, both lie in 0-1; the
+    session multiplies the output back (a board's too, from export.json)."""
+    import onnx
+    from onnx import helper, numpy_helper, shape_inference
+
+    model = shape_inference.infer_shapes(onnx.load(str(onnx_path)))
+    out = model.graph.output[0].name
+    concat = next(n for n in model.graph.node if out in n.output)
+    axis = next((a.i for a in concat.attribute if a.name == "axis"), None)
+    if concat.op_type != "Concat" or axis not in (1, -2):
+        raise UnsupportedOpError("rknn-int8: this detector's output is not joined by a Concat of its rows; "
+                                 "its box and score rows cannot be given one range", hint=_OTHER_TARGET)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.value_info}
+    row, inputs, muls = 0, [], []
+    for i, name in enumerate(concat.input):
+        rows = shapes[name][1]
+        part = (1.0 / scale[:, row:row + rows]).astype(np.float32)
+        row += rows
+        if np.all(part == 1.0):
+            inputs.append(name)
+            continue
+        const = f"edgetune_output_scale_{i}"
+        model.graph.initializer.append(numpy_helper.from_array(part, const))
+        muls.append(helper.make_node("Mul", [name, const], [const + "_out"], name=const))
+        inputs.append(const + "_out")
+    concat.input[:] = inputs
+    nodes = list(model.graph.node)
+    at = nodes.index(concat)
+    model.graph.ClearField("node")
+    model.graph.node.extend(nodes[:at] + muls + nodes[at:])  # topological order: the Muls feed the Concat
+    onnx.save(model, str(dest))
+    return dest
+
+
+def _rescaled(outs: list[np.ndarray], scale: np.ndarray | None) -> list[np.ndarray]:
+    return outs if scale is None else [(outs[0] * scale).astype(np.float32), *outs[1:]]
+
+
+def _export_meta(path: Path) -> dict[str, Any]:
+    """The artefact's export.json (its chip, its output scale); checked like every run file."""
     from edgetune.run import EXPORT_META, read_json_file
 
-    try:
-        return str(read_json_file(path.parent / EXPORT_META, what="export metadata")["rknn"]["platform"])
-    except Exception:  # noqa: BLE001 — only decorates an error already being raised
-        return None
+    return read_json_file(path.parent / EXPORT_META, what="export metadata")
 
 
 def _toolkit_version() -> str:
