@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from conftest import invoke, invoke_json
@@ -99,14 +100,32 @@ def test_a_conversion_that_does_not_compute_the_model_is_refused_in_one_line(kws
         assert not (run / "export" / target).exists()
 
 
-def test_a_detector_is_refused_rknn_int8_in_one_line_before_any_conversion(det_run, tmp_path, monkeypatch):
-    monkeypatch.setenv("EDGETUNE_CACHE", str(tmp_path / "no-tools"))  # refused before the toolkit is needed
-    res = invoke("export", det_run[0], "--target", "rknn-int8")
-    assert res.exit_code == 4
-    last = res.stderr.strip().splitlines()[-1]
-    assert last.startswith("edgetune: error: rknn-int8: a detector's int8 NPU model scores nothing")
-    assert last.endswith("(hint: use rknn-fp16 (within 0.1 pt in the simulator), or cpu-int8 / litert-int8)")
-    assert not (det_run[0] / "export" / "rknn-int8").exists()
+def test_a_detectors_graph_for_int8_joins_boxes_and_scores_in_one_range_and_scales_back(det_run, det_data, tmp_path):
+    """int8 gives the joined output one scale: box pixels and 0-1 scores in one tensor left every
+    score at 0 (simulated mAP 0.000). The graph the toolkit gets divides the box rows by the input
+    size before they join; multiplied back, it computes the validated graph (ONNX Runtime here)."""
+    import numpy as np
+    import onnx
+
+    from edgetune.export.backends.rknn import _normalised, _rescaled
+    from edgetune.run import open_run
+    from edgetune.runtime import open_session
+    from edgetune.tasks import get_task
+
+    fp32 = Path(invoke_json("export", shutil.copytree(det_run[0], tmp_path / "run"), "--target",
+                            "cpu-fp32")["artifact"])
+    run, manifest = open_run(tmp_path / "run")
+    task = get_task(manifest.task)
+    scale = np.asarray(task.output_scale(manifest.spec), dtype=np.float32)
+    graph = _normalised(fp32, scale, tmp_path / "normalised.onnx")
+    onnx.checker.check_model(str(graph))
+    ref, got = open_session(fp32), open_session(graph)
+    for x in task.export_inputs(manifest.spec, manifest.data, count=4):
+        want, raw = ref.run(x)[0], got.run(x)[0]
+        size = float(manifest.spec.preprocessing["size"])
+        np.testing.assert_allclose(raw[:, :4], want[:, :4] / size, rtol=1e-5, atol=1e-5)  # boxes in input sizes
+        np.testing.assert_allclose(raw[:, 4:], want[:, 4:], rtol=0, atol=1e-6)  # scores as they were
+        np.testing.assert_allclose(_rescaled([raw], scale)[0], want, rtol=1e-5, atol=1e-3)
 
 
 @pytest.mark.parametrize("target, profile, line", [

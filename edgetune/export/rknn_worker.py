@@ -10,7 +10,8 @@ Arrays travel as .npy files in the caller's work folder. Requests:
   with `float_layers` kept in float16 through the toolkit's hybrid quantisation, or fp16) and
   keep the built model for the simulator. Answers {"seconds"}.
 - {"op": "layers", "onnx", "platform", "dataset", "work"}: the quantisable compute layers, in graph
-  order, by their output tensors (the names the hybrid quantisation config takes). Answers {"layers"}.
+  order, by their output tensors (the names the hybrid quantisation config takes), and every
+  layer's [op type, output tensor]. Answers {"layers", "graph"}.
 - {"op": "analysis", "inputs", "output"}: the toolkit's per-layer accuracy analysis of the built
   model. Answers {"report"} (error_analysis.txt).
 - {"op": "run", "input", "output"}: the simulator on input.npy → output_<i>.npy. Answers {"outputs"}.
@@ -73,7 +74,8 @@ class Worker:
         model, _, _ = self._hybrid_files(rknn, req)
         graph = onnx.load(model, load_external_data=False).graph
         # the hybrid config names a layer by its output tensor ("operand")
-        return {"layers": [n.output[0] for n in graph.node if n.op_type in COMPUTE_OPS]}
+        return {"layers": [n.output[0] for n in graph.node if n.op_type in COMPUTE_OPS],
+                "graph": [[n.op_type, n.output[0]] for n in graph.node]}
 
     @staticmethod
     def _hybrid_files(rknn, req: dict) -> tuple[str, str, str]:
