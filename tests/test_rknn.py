@@ -70,7 +70,9 @@ def test_rknn_int8_is_simulated_labelled_and_searched_back_within_budget(tiny_ru
     assert (run / "export" / "rknn-int8" / "model.rknn").stat().st_size > 10_000
     assert plain["drop"] > 0, plain  # the premise of the search below
     budget = plain["drop"] - 0.001  # tighter than plain int8 reaches: the hybrid search must act
-    searched = invoke_json("export", run, "--target", "rknn-int8", "--max-drop", budget, "--calib-size", 10)
+    res = invoke("export", run, "--target", "rknn-int8", "--max-drop", budget, "--calib-size", 10)  # as people read it
+    assert res.exit_code == 0 and "accuracy-aware: " in res.stdout, res.stdout + res.stderr[-2000:]
+    searched = json.loads((run / "export" / "rknn-int8" / "export.json").read_text())
     aa = searched["accuracy_aware"]
     assert searched["pass"] and searched["drop"] <= budget + 1e-9 and aa["float_layers"]
     record = json.loads((run / "export" / "rknn-int8" / "export.json").read_text())["accuracy_aware"]
@@ -126,6 +128,23 @@ def test_a_detectors_graph_for_int8_joins_boxes_and_scores_in_one_range_and_scal
         np.testing.assert_allclose(raw[:, :4], want[:, :4] / size, rtol=1e-5, atol=1e-5)  # boxes in input sizes
         np.testing.assert_allclose(raw[:, 4:], want[:, 4:], rtol=0, atol=1e-6)  # scores as they were
         np.testing.assert_allclose(_rescaled([raw], scale)[0], want, rtol=1e-5, atol=1e-3)
+
+
+def test_a_detectors_box_decode_is_what_every_int8_build_keeps_in_float16():
+    """The toolkit's own layer names (yolo11n after its graph optimiser): the decode from the DFL on,
+    outside the box (cv2) and class (cv3) conv branches, with edgetune's output scale and the join."""
+    from edgetune.export.backends.rknn import _box_decode
+
+    graph = [["Conv", "/net/model.22/cv2/conv/Conv_output_0"], ["Concat", "/net/model.22/Concat_output_0"],
+             ["Conv", "/net/model.23/cv2.0/cv2.0.2/Conv_output_0"], ["Reshape", "/net/model.23/Reshape_output_0"],
+             ["Conv", "/net/model.23/cv3.0/cv3.0.2/Conv_output_0"], ["Concat", "/net/model.23/Concat_output_0"],
+             ["Reshape", "/net/model.23/dfl/Reshape_output_0"], ["Conv", "/net/model.23/dfl/Softmax_output_0_sw"],
+             ["Conv", "/net/model.23/cv3.1/cv3.1.2/Conv_output_0"], ["Sub", "/net/model.23/Sub_output_0-rs"],
+             ["Mul", "edgetune_output_scale_0_out-rs"], ["Concat", "output0-rs"]]
+    assert _box_decode(graph) == ["/net/model.23/Reshape_output_0", "/net/model.23/Concat_output_0",
+                                  "/net/model.23/dfl/Reshape_output_0", "/net/model.23/dfl/Softmax_output_0_sw",
+                                  "/net/model.23/Sub_output_0-rs", "edgetune_output_scale_0_out-rs", "output0-rs"]
+    assert _box_decode([["Conv", "/model/conv_stem/Conv_output_0"], ["Gemm", "logits"]]) == []  # no Detect head
 
 
 @pytest.mark.parametrize("target, profile, line", [

@@ -57,6 +57,7 @@ class Simulator:
 
         self.onnx, self.work, self.dataset, self.what, self.platform = onnx, work, dataset, what, platform
         self.output_scale = output_scale  # the built graph's output was divided by it (see _normalised)
+        self.kept: list[str] = []  # layers every int8 build keeps in float16 (a detector's box decode)
         work.mkdir(parents=True, exist_ok=True)
         self.log = work / "rknn-toolkit.log"
         self._err = open(self.log, "ab")  # noqa: SIM115 — closed with the process
@@ -80,15 +81,19 @@ class Simulator:
 
     def build(self, float_layers: Sequence[str] = (), *, quantize: bool = True) -> float:
         """Build int8 with `float_layers` in float16 (hybrid quantisation), or fp16."""
-        layers = list(float_layers) if quantize else []
+        layers = [*self.kept, *(n for n in float_layers if n not in self.kept)] if quantize else []
         tag = f"hybrid-{len(layers)}" if layers else "plain"
         return self.call("build", onnx=str(self.onnx), platform=self.platform, quantize=quantize and self.dataset is not None,
                          dataset=str(self.dataset), float_layers=layers,
                          work=str(self.work / f"step-{tag}-{self._next()}"))["seconds"]
 
     def layers(self) -> list[str]:
+        return self.graph()["layers"]
+
+    def graph(self) -> dict[str, Any]:
+        """{"layers": quantisable compute layers, "graph": every layer's [op, output tensor]}."""
         return self.call("layers", onnx=str(self.onnx), platform=self.platform, dataset=str(self.dataset),
-                         work=str(self.work / f"layers-{self._next()}"))["layers"]
+                         work=str(self.work / f"layers-{self._next()}"))
 
     def analysis(self, inputs: Sequence[Path]) -> Path:
         return Path(self.call("analysis", inputs=[str(p) for p in inputs],
@@ -275,6 +280,8 @@ class RknnBackend(Backend):
                 graph = _normalised(ctx.fp32, scale, work / "normalised.onnx")
         platform = ctx.options.platform or PLATFORMS[0]
         sim = Simulator(graph, work, dataset, f"building {target.id}", platform, output_scale=scale)
+        if scale is not None:  # and its box decode, in input pixels, keeps float16 in every int8 build
+            sim.kept = _box_decode(sim.graph()["graph"])
         log(f"{target.id}: converting with rknn-toolkit2 for the {platform.upper()}"
             f"{f' (int8 on {len(calib)} calibration samples)' if dataset else ''}", quiet=ctx.quiet)
         meta["rknn_float_fidelity"] = _check_fidelity(sim, ctx, target)  # before int8 is judged at all
@@ -289,6 +296,8 @@ class RknnBackend(Backend):
                         "convert_seconds": round(seconds, 1)}
         if scale is not None:  # what a board multiplies the output by (the graph divided it)
             meta["rknn"]["output_scale"] = scale.tolist()
+            meta["rknn"]["kept_float16"] = {"layers": sim.kept, "why": "a detector's box decode (DFL, anchors, "
+                                            "stride): in int8 it carries input pixels in 1/255 steps"}
         if not target.quantizer:
             return None
         return ctx.accuracy_aware(target, path, meta, lambda: RknnSurgeon(sim, ctx, work / "search"))
@@ -357,6 +366,20 @@ def _normalised(onnx_path: Path, scale: np.ndarray, dest: Path) -> Path:
     model.graph.node.extend(nodes[:at] + muls + nodes[at:])  # topological order: the Muls feed the Concat
     onnx.save(model, str(dest))
     return dest
+
+
+def _box_decode(graph: list[list[str]]) -> list[str]:
+    """The toolkit's layers of an ultralytics Detect head's decode (DFL onwards, outside the box
+    and class conv branches), by output tensor: in int8 they carry box pixels in 1/255 steps."""
+    import re
+
+    first = next((i for i, (_, out) in enumerate(graph) if "/dfl/" in out), None)
+    if first is None:
+        return []
+    head = graph[first][1].split("/dfl/")[0] + "/"
+    branch = re.compile(re.escape(head) + r"cv[23]\.\d+/")
+    start = next(i for i, (_, out) in enumerate(graph) if out.startswith(head) and not branch.match(out))
+    return [out for _, out in graph[start:] if not branch.match(out)]
 
 
 def _rescaled(outs: list[np.ndarray], scale: np.ndarray | None) -> list[np.ndarray]:
