@@ -144,8 +144,9 @@ def keep_result(result: dict[str, Any], run: RunDir | None, export_dir: Path) ->
 
 def _evaluate(task: Task, session: Session, meta: ExportMeta, data: DataRef | None, *,
               explicit: bool) -> tuple[dict[str, Any], str, dict[str, Any]]:
-    """The artefact's metric on held-out data here (and its curves); on a device without the
-    val data, the metric export measured, said so."""
+    """The artefact's metric on held-out data here (and its curves), with its gap to the metric
+    export measured (on a board: what the host's runtime or an NPU simulator missed); on a
+    device without the val data, the metric export measured, said so."""
     def from_export(why: str) -> tuple[dict[str, Any], str, dict[str, Any]]:
         return {task.metric_name: meta.metric, **meta.curves}, f"export.json ({why})", {}
 
@@ -153,7 +154,8 @@ def _evaluate(task: Task, session: Session, meta: ExportMeta, data: DataRef | No
         return from_export("no val data here: pass --data VALDIR to measure the metric on this machine")
     try:
         evaluation = task.evaluate(session, meta.spec, data)
-        return evaluation, "measured", task.bench_extra(session, meta.spec, data)
+        gap = {"metric_at_export": meta.metric, "gap_to_export": round(evaluation[task.metric_name] - meta.metric, 6)}
+        return evaluation, "measured", {**gap, **task.bench_extra(session, meta.spec, data)}
     except EdgetuneError as exc:
         if explicit:
             raise

@@ -122,6 +122,8 @@ def test_bench_reports_and_passes(tiny_run, tiny_exports):
 
     assert r["pass"] is True and r["violations"] == [] and r["threads"] == min(2, usable_cores())  # the profile's 2
     assert r["metric"] == pytest.approx(tiny_exports["cpu-int8"]["metric"]) and r["metric_source"] == "measured"
+    assert r["metric_at_export"] == tiny_exports["cpu-int8"]["metric"]  # a board's gap to export (an NPU's simulator)
+    assert r["gap_to_export"] == pytest.approx(r["metric"] - r["metric_at_export"], abs=1e-6)
     # The worker's own peak (VmHWM), not pytest's 1+ GB carried over by fork+exec.
     assert 10 < r["peak_rss_mb"] < 400 and r["size_mb"] > 0
     assert (tiny_run / "bench" / "x86-64-avx512" / "cpu-int8.json").is_file()

@@ -58,7 +58,8 @@ def bench(run: Path, target: str | None, profile: str, runs: int, threads: int |
     host = remote[0] if remote else None
     show_metric = lambda r: click.echo(  # noqa: E731
         f"{r['target']} on {r['profile']}, {r['measured_on']}: {r['metric_name']} {r['metric']:.4f} "
-        f"({r['metric_source']}); {r['size_mb']:.2f} MB")
+        f"({r['metric_source']}" + (f"; {r['gap_to_export']:+.4f} vs export's {r['metric_at_export']:.4f}"
+                                    if "gap_to_export" in r else "") + f"); {r['size_mb']:.2f} MB")
     if emulate:
         from edgetune.emulated import bench_emulated
 
@@ -118,6 +119,8 @@ def _human(r: dict) -> None:
     click.echo(f"{r['target']} on {r['profile']} ({r['threads']} thread(s)): p50 {lat['p50']:.2f} ms, "
                f"p90 {lat['p90']:.2f}, p99 {lat['p99']:.2f}; {r['metric_name']} {r['metric']:.4f}; "
                f"{r['size_mb']:.2f} MB; peak RSS {r['peak_rss_mb']:.0f} MB  → {'PASS' if r['pass'] else 'FAIL'}")
+    if r.get("gap_to_export"):  # measured here, and not what export measured (another runtime build, a board)
+        click.echo(f"  {r['metric_name']} {r['gap_to_export']:+.4f} vs export's {r['metric_at_export']:.4f}")
     if r.get("latency_e2e_ms"):
         e2e = r["latency_e2e_ms"]
         click.echo(f"  end to end (decode + preprocess + inference + post-processing): p50 {e2e['p50']:.2f} ms, "
