@@ -492,6 +492,25 @@ def test_a_signal_that_lands_in_a_finaliser_still_ends_the_command(sig, exit_cod
     assert "Exception ignored" not in proc.stderr
 
 
+def test_sigterm_during_an_import_waits_for_the_import(tmp_path):
+    """Found by test_sigterm_…: raised in the middle of torch's import, SIGTERM went through a native
+    callback and aborted the process (exit -6, a C++ stack). It now waits until the import is done."""
+    (tmp_path / "slow_native_import.py").write_text(
+        "import os, signal, time\nos.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(0.5)\nDONE = True\n")
+    code = ("import sys, time\n"
+            f"sys.path.insert(0, {str(tmp_path)!r})\n"
+            "from edgetune.cli.common import handle_errors\n"
+            "@handle_errors()\n"
+            "def command(as_json=False):\n"
+            "    import slow_native_import\n"
+            "    print('import finished', slow_native_import.DONE, flush=True)\n"
+            "    time.sleep(10)\n"
+            "command()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 143 and proc.stdout.strip() == "import finished True", (proc.stdout, proc.stderr[-1500:])
+    assert proc.stderr.strip().splitlines()[-1] == "edgetune: error: terminated (SIGTERM)"
+
+
 def test_temp_folders_of_killed_processes_are_swept(tmp_path, monkeypatch):
     from edgetune import fsutil
 

@@ -97,16 +97,24 @@ def _terminate_like_ctrl_c() -> Iterator[None]:
     A signal whose handler runs inside a finaliser or a weakref callback (the import system's
     module locks have one) raises where Python ignores exceptions ("Exception ignored in …"): the
     command went on and exited 0 after a SIGTERM. Such an ignored interruption is sent again, so
-    it is raised in the command's own code."""
+    it is raised in the command's own code. Nor is SIGTERM raised inside an import: raised in the
+    middle of torch's, a native callback turned it into an abort (exit -6, a C++ stack); it waits
+    until the import is done."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     owner = os.getpid()
 
+    def send_again(sig: int) -> None:  # from another thread: the handler then runs in the main thread's code
+        threading.Timer(0.05, os.kill, (owner, sig)).start()
+
     def on_sigterm(signum: int, frame: Any) -> None:
         if os.getpid() != owner:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
+            return
+        if _importing(frame):
+            send_again(signal.SIGTERM)
             return
         raise Terminated()
 
@@ -114,9 +122,7 @@ def _terminate_like_ctrl_c() -> Iterator[None]:
 
     def on_unraisable(unraisable: Any) -> None:
         if os.getpid() == owner and isinstance(unraisable.exc_value, KeyboardInterrupt):
-            again = signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT
-            # from another thread: the handler then runs in the main thread's next ordinary code
-            threading.Timer(0.01, os.kill, (owner, again)).start()
+            send_again(signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT)
             return
         previous_hook(unraisable)
 
@@ -127,6 +133,15 @@ def _terminate_like_ctrl_c() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGTERM, previous)
         sys.unraisablehook = previous_hook
+
+
+def _importing(frame: Any) -> bool:
+    """Whether `frame` runs inside an import (importlib's frames are on its stack)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def handle_errors(as_json_param: str = "as_json") -> Callable:
