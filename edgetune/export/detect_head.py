@@ -27,6 +27,12 @@ from pathlib import Path
 DEFAULT_POLICY = "decode+final"
 
 
+def conv_branches(head: str) -> re.Pattern[str]:
+    """Names inside the Detect head `head` ("/model.23/") that belong to its box (cv2) and class
+    (cv3) conv branches, as opposed to the decode after them."""
+    return re.compile(re.escape(head) + r"cv[23]\.\d+/")
+
+
 def head_policies(model_path: Path) -> tuple[dict[str, list[str]], str | None, list]:
     """Candidate float-node sets for an ultralytics Detect head, by policy name, plus the head's
     name prefix and the graph's nodes. Empty sets when the graph has no Detect head (no DFL)."""
@@ -38,7 +44,7 @@ def head_policies(model_path: Path) -> tuple[dict[str, list[str]], str | None, l
     if dfl is None:
         return {"none": [], "decode": [], "decode+final": [], "head": []}, None, nodes
     head = dfl.split("/dfl/")[0] + "/"
-    branch = re.compile(re.escape(head) + r"cv[23]\.\d+/")  # the box (cv2) and class (cv3) conv branches
+    branch = conv_branches(head)
     final = re.compile(re.escape(head) + r"cv[23]\.\d+/cv[23]\.\d+\.2/")  # their last 1x1 convs
     in_head = [n for n in names if n.startswith(head)]
     return {"none": [],

@@ -248,16 +248,15 @@ class RknnBackend(Backend):
                              "simulates it during `edgetune export` (the metric in export.json)",
                              hint="bench it on the board: `edgetune bench RUN --target rknn-int8 --remote user@rk3588`"
                              ) from None
-        rt = RKNNLite(verbose=False)
+        rt, record = RKNNLite(verbose=False), _export_meta(path).get("rknn", {})
         if rt.load_rknn(str(path)) != 0 or rt.init_runtime() != 0:
-            built = _export_meta(path).get("rknn", {}).get("platform")
+            built = record.get("platform")
             raise RunDirError(f"rknn-toolkit-lite2 cannot load {path} on this board"
                               + (f" (it was compiled for the {built.upper()})" if built else ""),
                               hint="export it for this board's chip: `edgetune export RUN --target "
                                    f"{path.parent.name} --profile <this board's profile>`")
 
-        scale = _export_meta(path).get("rknn", {}).get("output_scale")
-        scale = None if scale is None else np.asarray(scale, dtype=np.float32)
+        scale = None if record.get("output_scale") is None else np.asarray(record["output_scale"], dtype=np.float32)
 
         def run(x: np.ndarray) -> list[np.ndarray]:
             outs = [rt.inference(inputs=[sample[None]], data_format="nchw" if x.ndim == 4 else None) for sample in x]
@@ -349,6 +348,9 @@ def _normalised(onnx_path: Path, scale: np.ndarray, dest: Path) -> Path:
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.value_info}
     row, inputs, muls = 0, [], []
     for i, name in enumerate(concat.input):
+        if name not in shapes:
+            raise UnsupportedOpError(f"rknn-int8: the shape of '{name}', joined into this detector's output, is not "
+                                     "known; its box and score rows cannot be given one range", hint=_OTHER_TARGET)
         rows = shapes[name][1]
         part = (1.0 / scale[:, row:row + rows]).astype(np.float32)
         row += rows
@@ -371,13 +373,13 @@ def _normalised(onnx_path: Path, scale: np.ndarray, dest: Path) -> Path:
 def _box_decode(graph: list[list[str]]) -> list[str]:
     """The toolkit's layers of an ultralytics Detect head's decode (DFL onwards, outside the box
     and class conv branches), by output tensor: in int8 they carry box pixels in 1/255 steps."""
-    import re
+    from edgetune.export.detect_head import conv_branches
 
     first = next((i for i, (_, out) in enumerate(graph) if "/dfl/" in out), None)
     if first is None:
         return []
     head = graph[first][1].split("/dfl/")[0] + "/"
-    branch = re.compile(re.escape(head) + r"cv[23]\.\d+/")
+    branch = conv_branches(head)
     start = next(i for i, (_, out) in enumerate(graph) if out.startswith(head) and not branch.match(out))
     return [out for _, out in graph[start:] if not branch.match(out)]
 
