@@ -492,6 +492,24 @@ def test_a_signal_that_lands_in_a_finaliser_still_ends_the_command(sig, exit_cod
     assert "Exception ignored" not in proc.stderr
 
 
+def test_an_interruption_sent_again_never_reaches_past_the_command():
+    """The re-sent signal above is for the command: one that ends first (here at once) leaves its
+    in-process caller alone, and the interpreter's exit does not wait for it."""
+    code = ("import signal, time\n"
+            "from edgetune.cli.common import handle_errors\n"
+            "class Finaliser:\n"
+            "    def __del__(self): signal.raise_signal(signal.SIGINT)\n"
+            "@handle_errors()\n"
+            "def command(as_json=False):\n"
+            "    Finaliser()\n"
+            "    return 'done'\n"
+            "print(command())\n"
+            "time.sleep(0.5)  # the caller's own code, after the command\n"
+            "print('caller went on', flush=True)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.split() == ["done", "caller", "went", "on"], (proc.stdout, proc.stderr)
+
+
 def test_sigterm_during_an_import_waits_for_the_import(tmp_path):
     """Found by test_sigterm_…: raised in the middle of torch's import, SIGTERM went through a native
     callback and aborted the process (exit -6, a C++ stack). It now waits until the import is done."""

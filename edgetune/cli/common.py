@@ -103,10 +103,18 @@ def _terminate_like_ctrl_c() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    owner = os.getpid()
+    owner, running = os.getpid(), [True]
 
-    def send_again(sig: int) -> None:  # from another thread: the handler then runs in the main thread's code
-        threading.Timer(0.05, os.kill, (owner, sig)).start()
+    def send_again(sig: int) -> None:
+        """From another thread, so the handler runs in the main thread's own code; never once the
+        command is over (a caller running commands in-process must not get a stray interruption)."""
+        def send() -> None:
+            if running[0]:
+                os.kill(owner, sig)
+
+        timer = threading.Timer(0.05, send)
+        timer.daemon = True  # nor may it hold up the interpreter's exit
+        timer.start()
 
     def on_sigterm(signum: int, frame: Any) -> None:
         if os.getpid() != owner:
@@ -131,6 +139,7 @@ def _terminate_like_ctrl_c() -> Iterator[None]:
     try:
         yield
     finally:
+        running[0] = False
         signal.signal(signal.SIGTERM, previous)
         sys.unraisablehook = previous_hook
 
