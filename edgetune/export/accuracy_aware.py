@@ -164,11 +164,11 @@ def unmet_note(aa: dict[str, Any]) -> tuple[str, str | None]:
     the remaining drop is not quantisation's (a borderline val sample, or the runtime's own float
     arithmetic), and restoring layers or calibrating differently cannot fix it."""
     last = max(aa.get("trials") or [{"float_layers": 0}], key=lambda t: t["float_layers"])
-    if aa.get("candidates") and last["float_layers"] == aa["candidates"] and aa.get("partial_candidates"):
-        return (f"; with all {aa['candidates']} compute layers back in float it still drops {last['drop']:.4f}: the "
-                f"rest is in tensors this runtime's search cannot restore (the input, other activations)",
-                "calibrate on more samples (--calib-size), or use --max-drop above that drop")
     if aa.get("candidates") and last["float_layers"] == aa["candidates"]:
+        if aa.get("partial_candidates"):
+            return (f"; with all {aa['candidates']} compute layers back in float it still drops {last['drop']:.4f}: "
+                    f"the rest is in tensors this runtime's search cannot restore (the input, other activations)",
+                    "calibrate on more samples (--calib-size), or use --max-drop above that drop")
         return (f"; with all {aa['candidates']} quantised layers back in float it still drops {last['drop']:.4f}, "
                 f"so the rest is not quantisation (a borderline val sample, or the runtime's own arithmetic)",
                 "with few val samples one flip can exceed the budget: use a larger val split, or --max-drop above "

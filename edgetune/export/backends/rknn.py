@@ -88,10 +88,12 @@ class Simulator:
                          work=str(self.work / f"step-{tag}-{self._next()}"))["seconds"]
 
     def layers(self) -> list[str]:
-        return self.graph()["layers"]
+        return self.graph["layers"]
 
+    @functools.cached_property
     def graph(self) -> dict[str, Any]:
-        """{"layers": quantisable compute layers, "graph": every layer's [op, output tensor]}."""
+        """{"layers": quantisable compute layers, "graph": every layer's [op, output tensor]}: the
+        toolkit's first hybrid step, run once per simulator (its graph and calibration never change)."""
         return self.call("layers", onnx=str(self.onnx), platform=self.platform, dataset=str(self.dataset),
                          work=str(self.work / f"layers-{self._next()}"))
 
@@ -280,7 +282,7 @@ class RknnBackend(Backend):
         platform = ctx.options.platform or PLATFORMS[0]
         sim = Simulator(graph, work, dataset, f"building {target.id}", platform, output_scale=scale)
         if scale is not None:  # and its box decode, in input pixels, keeps float16 in every int8 build
-            sim.kept = _box_decode(sim.graph()["graph"])
+            sim.kept = _box_decode(sim.graph["graph"])
         log(f"{target.id}: converting with rknn-toolkit2 for the {platform.upper()}"
             f"{f' (int8 on {len(calib)} calibration samples)' if dataset else ''}", quiet=ctx.quiet)
         meta["rknn_float_fidelity"] = _check_fidelity(sim, ctx, target)  # before int8 is judged at all
