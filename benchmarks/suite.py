@@ -108,7 +108,7 @@ def run_edgetune(name: str, data: Path, method: str, size: int | None) -> Result
     for item in filter(None, overrides.split("+")):
         key, value = item.split("=")
         kind = {"lr": float, "weight_decay": float, "label_smoothing": float, "warmup_epochs": float,
-                "patience": int, "backbone_lr_factor": float}.get(key, str)
+                "patience": int, "backbone_lr_factor": float, "seed": int}.get(key, str)
         if key not in fields:
             raise SystemExit(f"{method}: {key} is not a TrainConfig field")
         extra[key] = kind(value)
@@ -121,7 +121,7 @@ def run_edgetune(name: str, data: Path, method: str, size: int | None) -> Result
 
         shutil.rmtree(out)
     cfg = TrainConfig(task="classify", model=MODEL, data=data, out=out, epochs=EPOCHS, batch=BATCH, img_size=size,
-                      seed=0, **extra)
+                      **{"seed": 0, **extra})
     t0 = time.perf_counter()
     finetune_classifier(cfg, quiet=True)
     seconds = time.perf_counter() - t0

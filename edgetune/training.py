@@ -37,12 +37,12 @@ def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None 
                          hint="drop --cache")
     if keywords is not None and card.task != "kws":
         raise UsageError("--keywords applies to keyword spotting (kws) models only")
-    # A card's default freeze describes how to fine-tune its *pretrained* weights.
-    freeze = freeze or (card.default_freeze if pretrained else None) or "none"
     data, out = Path(data), Path(out)
     check_run_location(out, data)
-    if resume:
-        _check_resumable(out, model)
+    started_with = _check_resumable(out, model, freeze) if resume else None
+    # A card's default freeze describes how to fine-tune its *pretrained* weights; a resumed run
+    # keeps the one it started with (its optimiser state holds exactly those trainable layers).
+    freeze = freeze or started_with or (card.default_freeze if pretrained else None) or "none"
     if not secondary_rank():  # rank 0 alone writes the run (a distributed job ends with it)
         ensure_writable_dir(out, "--out folder")  # before data checks and training, for every task
     runner = get_task(card.task)
@@ -64,16 +64,25 @@ def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None 
     return result
 
 
-def _check_resumable(out: Path, model: str) -> None:
-    """--resume continues the run in OUT with the model it was started with: a run of another
-    model or task is named, not half-loaded."""
+def _check_resumable(out: Path, model: str, freeze: str | None) -> str | None:
+    """--resume continues the run in OUT with the model and the frozen layers it was started with:
+    a run of another model, or a --freeze that would change which layers train (and no longer fit
+    the saved optimiser state), is named, not half-loaded. Returns the run's own --freeze."""
     from edgetune.run import RunDir
 
     run = RunDir(out)
     if not run.manifest_path.is_file():
-        return  # the task's own resume check names what is missing
+        return None  # the task's own resume check names what is missing
     manifest = run.read_manifest()
     if manifest.model != model:
         raise RunDirError(f"{out} holds a {manifest.task} run of {manifest.model}; --resume continues it "
                           f"with the same --model, not {model}",
                           hint=f"pass --model {manifest.model}, or a new --out for {model}")
+    started = (manifest.config or {}).get("freeze")
+    if not (isinstance(started, str) and (started in ("none", "backbone") or started.isdigit())):
+        started = None  # not recorded as a freeze (an edited manifest): the usual default applies
+    if freeze is not None and started is not None and freeze != started:
+        raise RunDirError(f"{out} was started with --freeze {started}; --resume continues it with the same "
+                          f"frozen layers, not --freeze {freeze}",
+                          hint=f"drop --freeze (or pass --freeze {started}), or start a new --out")
+    return started

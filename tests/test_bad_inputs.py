@@ -4,6 +4,7 @@ message, so the table cannot drift from what is checked."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -98,3 +99,18 @@ def test_reliability_table_matches_the_tests():
         assert fragment in joined, \
             f"row {number}: message not found in {file}: {fragment!r}"
         assert int(code) in (2, 3, 4, 5, 6, 7, 8, 9, 130, 137, 143)
+
+
+def test_resume_keeps_the_frozen_layers_it_started_with(fm_data, tmp_path):
+    """A resumed run trains the layers it started training: without --freeze it keeps the run's
+    own (its saved optimiser state holds exactly those), and a different --freeze is one line."""
+    run = tmp_path / "run"
+    args = ("finetune", "--model", "test_tinynet", "--data", fm_data, "--out", run, "--lr", 3e-3, "--quiet")
+    assert invoke(*args, "--epochs", 1, "--freeze", "1").exit_code == 0
+    msg = _one_line(invoke(*args, "--epochs", 2, "--resume", "--freeze", "none"), 3)
+    assert msg == (f"{run} was started with --freeze 1; --resume continues it with the same frozen layers, not "
+                   "--freeze none (hint: drop --freeze (or pass --freeze 1), or start a new --out)")
+    res = invoke(*args, "--epochs", 2, "--resume")
+    assert res.exit_code == 0, res.stderr
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["config"]["freeze"] == "1" and manifest["epochs_done"] == 2
