@@ -49,7 +49,7 @@ def main() -> None:
     demo = REPO / "runs" / "demo"
     jobs = {
         "classify (efficientnet_lite0, 128 px)": ["--model", "efficientnet_lite0", "--data", str(demo / "data"),
-                                                  "--img-size", "128", "--epochs", str(args.epochs)],
+                                                  "--img-size", "128", "--epochs", str(args.epochs), "--freeze", "none"],
         "kws (speech_embedding_kws, head on cached embeddings)": [
             "--model", "speech_embedding_kws", "--data", str(demo / "kws-data"), "--freeze", "backbone",
             "--epochs", str(args.kws_epochs)],

@@ -1,4 +1,4 @@
-"""The detection suite: edgetune's default against plain ultralytics, a frozen-backbone probe and
+"""The detection suite: edgetune's default against plain ultralytics, every layer fine-tuned and
 random init, on real labelled detection sets (issue 17). Writes RESULTS.md "detect-suite".
 
     python benchmarks/detect_suite.py                 # every set and method, native and card size
@@ -18,7 +18,9 @@ epochs, batch 16 and image size:
   core, one loader worker, RAM cache, channels_last).
 - ultralytics: plain `YOLO("yolo11n.yaml").load(w).train(data, epochs, imgsz, batch)` in a fresh
   process with ultralytics' own defaults (offline switches only): what a user would copy.
-- probe: `edgetune finetune --freeze backbone` (backbone frozen, neck and head trained).
+- edgetune's default keeps the backbone frozen (neck and head trained): yolo11n's card has
+  `default_freeze: backbone`, chosen on the tuning half, where it was this suite's "probe" method.
+- full: `edgetune finetune --freeze none` (every layer trained; edgetune's default before).
 - random: `edgetune finetune --no-pretrained` (what pretraining buys).
 - patience-5: `edgetune finetune --patience 5`, the early stopping edgetune used for detection
   before this suite (kept to show why the default changed; run with `--methods patience-5`).
@@ -56,9 +58,12 @@ SETS: dict[str, tuple[str, list[str], int, int]] = {
     "aerial-trees": ("reporting", ["real-det", "aerial-trees"], 320, 30),
     "nuclei": ("reporting", ["real-det", "nuclei"], 256, 60),
 }
-METHODS = ("edgetune", "ultralytics", "probe", "random", "patience-5")
-EXTRA = {"edgetune": [], "probe": ["--freeze", "backbone"], "random": ["--no-pretrained"],
-         "patience-5": ["--patience", "5"]}  # the default before issue 17's suite (tuning evidence)
+METHODS = ("edgetune", "ultralytics", "full", "random", "patience-5")
+# edgetune's default keeps yolo11n's backbone frozen (the card's default_freeze, since 2026-12-03);
+# "full" trains every layer (the default before; the suite's earlier "edgetune" rows), and the
+# earlier "probe" rows (`--freeze backbone`) are what the default now runs
+EXTRA = {"edgetune": [], "full": ["--freeze", "none"], "random": ["--no-pretrained"],
+         "patience-5": ["--patience", "5", "--freeze", "none"]}  # the default before issue 17's suite (tuning evidence)
 
 
 def _known(value: str, known: tuple[str, ...] | dict, what: str) -> None:

@@ -81,7 +81,7 @@ def finetune(data: Path, name: str, *extra) -> dict:
 
 def transfer(rows: list, data: Path, label: str, epochs: int) -> dict:
     probe = finetune(data, f"{label}_probe", "--freeze", "backbone")
-    full = finetune(data, f"{label}_full", "--epochs", epochs)
+    full = finetune(data, f"{label}_full", "--epochs", epochs, "--freeze", "none")  # every stage, as labelled
     rand = finetune(data, f"{label}_random", "--epochs", epochs, "--no-pretrained")
     for arm, r in (("pretrained, linear probe (cached features)", probe), ("pretrained, full fine-tune (LP-FT)", full),
                    ("random init, full fine-tune", rand)):

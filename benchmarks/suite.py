@@ -100,10 +100,12 @@ def run_edgetune(name: str, data: Path, method: str, size: int | None) -> Result
     from edgetune.run import RunDir
     from edgetune.train.classifier import finetune_classifier, load_trained, preprocess_for
     from edgetune.train.config import TrainConfig
+    from edgetune.training import default_freeze
     from edgetune.zoo import get_card
 
     base, _, overrides = method.partition(":")  # "edgetune:lr=1e-3+bn=train": a variant tried on the tuning half
     extra = {"probe": {"freeze": "backbone"}, "random": {"pretrained": False}}.get(base, {})
+    extra = {"freeze": default_freeze(get_card(MODEL), extra.get("pretrained", True)), **extra}  # as `finetune` resolves it
     fields = TrainConfig.__dataclass_fields__
     for item in filter(None, overrides.split("+")):
         key, value = item.split("=")
@@ -301,6 +303,32 @@ def _means(rows: dict[str, list[dict]], sets: dict) -> list[str]:
         f"{m} {np.mean([a for a, _ in v]):.4f} in {sum(t for _, t in v):.0f} s" for m, v in per_method.items())]
 
 
+def _without_seed(method: str) -> tuple[str, int]:
+    """("edgetune:freeze=3", 2) for "edgetune:seed=2+freeze=3"; a method without seed= is seed 0."""
+    base, _, overrides = method.partition(":")
+    items = [i for i in overrides.split("+") if i]
+    seed = next((int(i.split("=")[1]) for i in items if i.startswith("seed=")), 0)
+    rest = "+".join(i for i in items if not i.startswith("seed="))
+    return base + (":" + rest if rest else ""), seed
+
+
+def _seed_means(rows: dict[str, list[dict]], sets: dict) -> list[str]:
+    """Mean top-1 and time over the seeds of every method run with more than one seed."""
+    out = []
+    for name in sets:
+        groups: dict[tuple[str, int], dict[int, dict]] = {}
+        for r in rows.get(name, []):
+            method, seed = _without_seed(r["method"])
+            groups.setdefault((method, r["size"]), {})[seed] = r
+        for (method, size), by_seed in sorted(groups.items()):
+            if len(by_seed) > 1:
+                top1 = [by_seed[k]["top1"] for k in sorted(by_seed)]
+                secs = [by_seed[k]["seconds"] for k in sorted(by_seed)]
+                out.append(f"- {name} {size} px {method}: mean of seeds {sorted(by_seed)} {np.mean(top1):.4f} "
+                           f"({' / '.join(f'{t:.3f}' for t in top1)}) in {np.mean(secs):.0f} s")
+    return ["", "Several seeds:", *out] if out else []
+
+
 def write() -> None:
     """RESULTS.md "suite": one table a half, from every result saved under _work/suite/results."""
     rows = {path.stem: json.loads(path.read_text()) for path in sorted((WORK / "results").glob("*.json"))
@@ -323,12 +351,16 @@ def write() -> None:
             v = _verdict(rows.get(name, []))
             if v:
                 verdicts.append(f"- {name}: {v}")
-        lines += ["", *verdicts, *_means(rows, sets)]
+        lines += ["", *verdicts, *_means(rows, sets), *_seed_means(rows, sets)]
     int8 = WORK / "results" / "int8.json"
     if int8.is_file():
         lines += _int8_lines(json.loads(int8.read_text()))
     write_section("suite", "## suite: real classification sets, edgetune's default vs plain recipes (issue 17)\n\n"
-                  "`python benchmarks/suite.py --half tuning|reporting`, `--int8`, then `--write` (this section)\n"
+                  "`python benchmarks/suite.py --half tuning|reporting`, `--int8`, then `--write` (this section)\n\n"
+                  "`edgetune` = `edgetune finetune`'s defaults, which for EfficientNet-Lite0 keep the first 3 stages "
+                  "frozen (the card's `default_freeze`, chosen on the tuning half's `freeze=3` vs `freeze=none` "
+                  "rows; `freeze=none` was the default before). A `seed=N` variant differs from its row only in "
+                  "the training seed; the data splits are the same.\n"
                   + "\n".join(lines))
 
 

@@ -8,9 +8,12 @@ any data is read or any weight is loaded.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgetune.errors import RunDirError, UsageError
+
+if TYPE_CHECKING:
+    from edgetune.zoo import ModelCard
 
 
 def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None = None, epochs: int = 10,
@@ -42,7 +45,7 @@ def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None 
     started_with = _check_resumable(out, model, freeze) if resume else None
     # A card's default freeze describes how to fine-tune its *pretrained* weights; a resumed run
     # keeps the one it started with (its optimiser state holds exactly those trainable layers).
-    freeze = freeze or started_with or (card.default_freeze if pretrained else None) or "none"
+    freeze = freeze or started_with or default_freeze(card, pretrained)
     if not secondary_rank():  # rank 0 alone writes the run (a distributed job ends with it)
         ensure_writable_dir(out, "--out folder")  # before data checks and training, for every task
     runner = get_task(card.task)
@@ -62,6 +65,12 @@ def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None 
 
         finish()
     return result
+
+
+def default_freeze(card: ModelCard, pretrained: bool) -> str:
+    """--freeze when none is given: the card's `default_freeze`, which describes how to fine-tune
+    its *pretrained* weights (random init trains every stage)."""
+    return (card.default_freeze if pretrained else None) or "none"
 
 
 def _check_resumable(out: Path, model: str, freeze: str | None) -> str | None:

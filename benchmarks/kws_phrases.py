@@ -1,0 +1,163 @@
+"""Does connected speech in the training set help a keyword spotter trained on TTS hear real people?
+An A/B on the demo's KWS data and recipe (`make demo`: 60 clips a keyword from espeak-ng + piper,
+`--freeze backbone --epochs 20`), issue 17's "negative speech" item:
+
+- base: the demo's data as `edgetune data kws-synth` writes it (isolated words; `_unknown_` is
+  single non-keywords);
+- +negatives: plus 1 s windows of rendered non-keyword *phrases* (2-4 common words) in `_unknown_`,
+  the connected speech a device hears between commands;
+- +negatives+context: also each keyword said at the end of a short phrase ("please go"), cut to the
+  last second, so the keyword is learnt with coarticulation from a preceding word.
+
+The phrase vocabulary leaves out the keywords and every word of the real-voice stream
+(edgetune.data.real_speech), so nothing is tuned to the stream it is scored on. Phrases use the
+demo's *training* voices only (read from its provenance), so validation voices stay unseen.
+cpu-int8 exports are scored on the held-out-voice val split, the demo's synthetic stream and the
+real-voice stream at the default threshold. Writes RESULTS.md "kws-phrases".
+
+    python benchmarks/kws_phrases.py            # needs runs/demo/kws-data (make demo)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from _results import write_section
+from kws_real import STREAM, score
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "_work" / "kws-phrases"
+DATA = HERE.parent / "runs" / "demo" / "kws-data"
+SEEDS = (0, 1)
+ARMS = ("base", "+negatives", "+negatives+context")
+NEGATIVES = 300  # phrase clips added to train/_unknown_
+CONTEXT = 20  # phrase clips added to each keyword's folder
+VOCAB = ("the", "a", "to", "and", "it", "is", "this", "that", "what", "when", "where", "there", "here", "now",
+         "please", "turn", "open", "close", "light", "door", "kitchen", "lamp", "morning", "evening", "today",
+         "tomorrow", "weather", "coffee", "time", "music", "play", "later", "maybe", "really", "good", "very",
+         "little", "much", "more", "some", "people", "house", "garden", "car", "phone", "call", "home", "work",
+         "happy", "slowly", "quickly", "again", "thanks", "hello", "okay", "then", "would", "could", "should",
+         "about", "think", "know", "want", "need", "like", "just", "well", "first", "last", "next")
+
+
+def _stream_words() -> set[str]:
+    from edgetune.data.real_speech import CLIPS
+
+    return {w for c in CLIPS for w in c.text.lower().split()}
+
+
+def _train_voices() -> list:
+    """The demo's training voices (engine, name, speed, pitch) from its provenance."""
+    from edgetune.data.tts import Voice
+
+    clips = json.loads((DATA / "provenance.json").read_text())["clips"]
+    ids = sorted({c["voice"] for c in clips if c["file"].startswith("train/")})
+    voices = []
+    for vid in ids:
+        engine, name, speed, pitch = vid.rsplit(":", 3)
+        voices.append(Voice(engine, name, float(speed[1:]), int(pitch[1:])))
+    return voices
+
+
+def _window(audio: np.ndarray, rng: np.random.Generator, *, last: bool) -> np.ndarray:
+    """A 1 s clip of `audio`: its last second (`last`) or a random one, at a random peak level."""
+    from edgetune.data.audio import SAMPLE_RATE
+    from edgetune.data.kws_synth import place
+
+    if len(audio) > SAMPLE_RATE:
+        start = len(audio) - SAMPLE_RATE if last else int(rng.integers(0, len(audio) - SAMPLE_RATE + 1))
+        audio = audio[start: start + SAMPLE_RATE]
+    return place(audio, rng)
+
+
+def make_data(arm: str) -> Path:
+    from edgetune.data.audio import write_wav
+    from edgetune.data.kws_synth import _Renderer
+    from edgetune.data.tts import available_engines
+
+    if arm == "base":
+        return DATA
+    out = WORK / "data" / arm
+    if (out / "done").is_file():
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(DATA, out)
+    vocab = [w for w in VOCAB if w not in _stream_words()]
+    keywords = sorted(d.name for d in (DATA / "train").iterdir() if d.is_dir() and not d.name.startswith("_"))
+    assert not set(vocab) & set(keywords)
+    voices = _train_voices()
+    engines, _ = available_engines(sorted({v.engine for v in voices}))
+    renderer = _Renderer(engines)
+    rng = np.random.default_rng(17)
+    for i in range(NEGATIVES):
+        text = " ".join(rng.choice(vocab, size=int(rng.integers(2, 5))))
+        audio = renderer.render(text, voices[int(rng.integers(len(voices)))])
+        write_wav(out / "train" / "_unknown_" / f"phrase_{i:04d}.wav", _window(audio, rng, last=False))
+    if arm.endswith("+context"):
+        for kw in keywords:
+            for i in range(CONTEXT):
+                text = " ".join([*rng.choice(vocab, size=int(rng.integers(1, 3))), kw])
+                audio = renderer.render(text, voices[int(rng.integers(len(voices)))])
+                write_wav(out / "train" / kw / f"context_{i:04d}.wav", _window(audio, rng, last=True))
+    (out / "done").write_text("")
+    return out
+
+
+def train(arm: str, seed: int) -> Path:
+    from edgetune.training import finetune
+
+    out = WORK / "runs" / f"{arm.strip('+').replace('+', '_')}_s{seed}"
+    if (out / "export" / "cpu-int8" / "export.json").is_file():
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    finetune("speech_embedding_kws", make_data(arm), out, freeze="backbone", epochs=20, seed=seed, quiet=True)
+    subprocess.run([sys.executable, "-m", "edgetune.cli.main", "export", str(out), "--target", "cpu-int8", "--quiet"],
+                   check=True, capture_output=True)
+    return out
+
+
+def main() -> None:
+    from edgetune.data.real_speech import write_stream
+
+    if not (STREAM / "stream.json").is_file():
+        write_stream(STREAM)
+    rows: dict[str, list[dict]] = {}
+    for arm in ARMS:
+        for seed in SEEDS:
+            export = train(arm, seed) / "export" / "cpu-int8"
+            meta = json.loads((export / "export.json").read_text())
+            synth, real = score(export, DATA / "stream"), score(export, STREAM)
+            best = real.get("at_recall_0.85")
+            r = {"val_top1": meta["metric"], "synth_recall": synth["at_threshold"]["recall"],
+                 "synth_fa_h": synth["at_threshold"]["fa_per_hour"], "real_hits": real["at_threshold"]["hits"],
+                 "real_events": real["events"], "real_fa": real["at_threshold"]["false_accepts"],
+                 "real_best": f"{best['threshold']} ({best['false_accepts']})" if best else "not reached"}
+            rows.setdefault(arm, []).append(r)
+            print(arm, seed, json.dumps(r), flush=True)
+    m = lambda rs, k: statistics.mean(r[k] for r in rs)  # noqa: E731
+    lines = ["## kws-phrases: connected speech in the KWS training set, A/B (issue 17)", "",
+             "`python benchmarks/kws_phrases.py` — the demo's KWS data and recipe (60 TTS clips a keyword, head on "
+             f"cached embeddings, 20 epochs), seeds {', '.join(map(str, SEEDS))}; +negatives adds {NEGATIVES} 1-s "
+             f"windows of rendered non-keyword phrases to `_unknown_`, +context also {CONTEXT} clips a keyword said "
+             "after 1-2 other words (training voices only; no word of the real stream in the phrases). cpu-int8 "
+             "exports at the default stream threshold 0.5. Means over seeds (per-seed values in brackets).", "",
+             "| training data | val top-1 (held-out TTS voices) | synthetic stream recall | synthetic FA/h | "
+             "real keyword hits | real false accepts | real: threshold for 0.85 recall (false accepts) |",
+             "|---|---|---|---|---|---|---|"]
+    for arm, rs in rows.items():
+        per = lambda k, f="{:.3f}", rs=rs: " / ".join(f.format(r[k]) for r in rs)  # noqa: E731
+        lines.append(f"| {arm} | {m(rs, 'val_top1'):.3f} ({per('val_top1')}) | {m(rs, 'synth_recall'):.3f} "
+                     f"({per('synth_recall')}) | {m(rs, 'synth_fa_h'):.0f} ({per('synth_fa_h', '{:.0f}')}) | "
+                     f"{m(rs, 'real_hits'):.1f}/{rs[0]['real_events']} ({per('real_hits', '{:d}')}) | "
+                     f"{m(rs, 'real_fa'):.1f} ({per('real_fa', '{:d}')}) | {' / '.join(r['real_best'] for r in rs)} |")
+    write_section("kws-phrases", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
