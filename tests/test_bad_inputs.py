@@ -112,5 +112,5 @@ def test_resume_keeps_the_frozen_layers_it_started_with(fm_data, tmp_path):
                    "--freeze none (hint: drop --freeze (or pass --freeze 1), or start a new --out)")
     res = invoke(*args, "--epochs", 2, "--resume")
     assert res.exit_code == 0, res.stderr
-    manifest = json.loads((run / "manifest.json").read_text())
+    manifest = json.loads((run / "edgetune.json").read_text())
     assert manifest["config"]["freeze"] == "1" and manifest["epochs_done"] == 2
