@@ -22,18 +22,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+from _kws_ab import DEMO_DATA as DATA
+from _kws_ab import measure, table, train_export
 from _results import write_section
-from kws_real import STREAM, score
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work" / "kws-phrases"
-DATA = HERE.parent / "runs" / "demo" / "kws-data"
 SEEDS = (0, 1)
 ARMS = ("base", "+negatives", "+negatives+context")
 NEGATIVES = 300  # phrase clips added to train/_unknown_
@@ -109,53 +106,20 @@ def make_data(arm: str) -> Path:
     return out
 
 
-def train(arm: str, seed: int) -> Path:
-    from edgetune.training import finetune
-
-    out = WORK / "runs" / f"{arm.strip('+').replace('+', '_')}_s{seed}"
-    if (out / "export" / "cpu-int8" / "export.json").is_file():
-        return out
-    shutil.rmtree(out, ignore_errors=True)
-    finetune("speech_embedding_kws", make_data(arm), out, freeze="backbone", epochs=20, seed=seed, quiet=True)
-    subprocess.run([sys.executable, "-m", "edgetune.cli.main", "export", str(out), "--target", "cpu-int8", "--quiet"],
-                   check=True, capture_output=True)
-    return out
-
-
 def main() -> None:
-    from edgetune.data.real_speech import write_stream
-
-    if not (STREAM / "stream.json").is_file():
-        write_stream(STREAM)
     rows: dict[str, list[dict]] = {}
     for arm in ARMS:
         for seed in SEEDS:
-            export = train(arm, seed) / "export" / "cpu-int8"
-            meta = json.loads((export / "export.json").read_text())
-            synth, real = score(export, DATA / "stream"), score(export, STREAM)
-            best = real.get("at_recall_0.85")
-            r = {"val_top1": meta["metric"], "synth_recall": synth["at_threshold"]["recall"],
-                 "synth_fa_h": synth["at_threshold"]["fa_per_hour"], "real_hits": real["at_threshold"]["hits"],
-                 "real_events": real["events"], "real_fa": real["at_threshold"]["false_accepts"],
-                 "real_best": f"{best['threshold']} ({best['false_accepts']})" if best else "not reached"}
-            rows.setdefault(arm, []).append(r)
-            print(arm, seed, json.dumps(r), flush=True)
-    m = lambda rs, k: statistics.mean(r[k] for r in rs)  # noqa: E731
+            run = train_export(make_data(arm), WORK / "runs" / f"{arm.strip('+').replace('+', '_')}_s{seed}", seed)
+            rows.setdefault(arm, []).append(measure(run))
+            print(arm, seed, json.dumps(rows[arm][-1]), flush=True)
     lines = ["## kws-phrases: connected speech in the KWS training set, A/B (issue 17)", "",
              "`python benchmarks/kws_phrases.py` — the demo's KWS data and recipe (60 TTS clips a keyword, head on "
              f"cached embeddings, 20 epochs), seeds {', '.join(map(str, SEEDS))}; +negatives adds {NEGATIVES} 1-s "
              f"windows of rendered non-keyword phrases to `_unknown_`, +context also {CONTEXT} clips a keyword said "
              "after 1-2 other words (training voices only; no word of the real stream in the phrases). cpu-int8 "
              "exports at the default stream threshold 0.5. Means over seeds (per-seed values in brackets).", "",
-             "| training data | val top-1 (held-out TTS voices) | synthetic stream recall | synthetic FA/h | "
-             "real keyword hits | real false accepts | real: threshold for 0.85 recall (false accepts) |",
-             "|---|---|---|---|---|---|---|"]
-    for arm, rs in rows.items():
-        per = lambda k, f="{:.3f}", rs=rs: " / ".join(f.format(r[k]) for r in rs)  # noqa: E731
-        lines.append(f"| {arm} | {m(rs, 'val_top1'):.3f} ({per('val_top1')}) | {m(rs, 'synth_recall'):.3f} "
-                     f"({per('synth_recall')}) | {m(rs, 'synth_fa_h'):.0f} ({per('synth_fa_h', '{:.0f}')}) | "
-                     f"{m(rs, 'real_hits'):.1f}/{rs[0]['real_events']} ({per('real_hits', '{:d}')}) | "
-                     f"{m(rs, 'real_fa'):.1f} ({per('real_fa', '{:d}')}) | {' / '.join(r['real_best'] for r in rs)} |")
+             *table("training data", rows)]
     write_section("kws-phrases", "\n".join(lines))
 
 

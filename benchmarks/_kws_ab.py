@@ -1,0 +1,60 @@
+"""Shared by the KWS A/B benchmarks (kws_rir.py, kws_phrases.py): train an arm of the demo's KWS
+recipe (head on cached embeddings, 20 epochs), export it to cpu-int8, score it on the held-out-voice
+val split, the demo's synthetic stream and the real-voice stream, and tabulate means over seeds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from kws_real import STREAM, score
+
+DEMO_DATA = Path(__file__).resolve().parent.parent / "runs" / "demo" / "kws-data"
+COLUMNS = ("| val top-1 (held-out TTS voices) | synthetic stream recall | synthetic FA/h | real keyword hits "
+           "| real false accepts | real: threshold for 0.85 recall (false accepts) |")
+
+
+def train_export(data: Path, out: Path, seed: int) -> Path:
+    """The demo's KWS recipe on `data` into `out`, exported to cpu-int8 (reused when done)."""
+    from edgetune.training import finetune
+
+    if (out / "export" / "cpu-int8" / "export.json").is_file():
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    finetune("speech_embedding_kws", data, out, freeze="backbone", epochs=20, seed=seed, quiet=True)
+    subprocess.run([sys.executable, "-m", "edgetune.cli.main", "export", str(out), "--target", "cpu-int8", "--quiet"],
+                   check=True, capture_output=True)
+    return out
+
+
+def measure(run: Path) -> dict:
+    """The cpu-int8 export of `run` at the default threshold: val, synthetic stream, real stream."""
+    from edgetune.data.real_speech import write_stream
+
+    if not (STREAM / "stream.json").is_file():
+        write_stream(STREAM)
+    export = run / "export" / "cpu-int8"
+    meta = json.loads((export / "export.json").read_text())
+    synth, real = score(export, DEMO_DATA / "stream"), score(export, STREAM)
+    best = real.get("at_recall_0.85")
+    return {"val_top1": meta["metric"], "synth_recall": synth["at_threshold"]["recall"],
+            "synth_fa_h": synth["at_threshold"]["fa_per_hour"], "real_hits": real["at_threshold"]["hits"],
+            "real_events": real["events"], "real_fa": real["at_threshold"]["false_accepts"],
+            "real_best": f"{best['threshold']} ({best['false_accepts']})" if best else "not reached"}
+
+
+def table(first: str, arms: dict[str, list[dict]]) -> list[str]:
+    """One row an arm: means over its seeds, per-seed values in brackets."""
+    lines = [f"| {first} {COLUMNS}", "|---|---|---|---|---|---|---|"]
+    for arm, rs in arms.items():
+        m = lambda k, rs=rs: statistics.mean(r[k] for r in rs)  # noqa: E731
+        per = lambda k, f="{:.3f}", rs=rs: " / ".join(f.format(r[k]) for r in rs)  # noqa: E731
+        lines.append(f"| {arm} | {m('val_top1'):.3f} ({per('val_top1')}) | {m('synth_recall'):.3f} "
+                     f"({per('synth_recall')}) | {m('synth_fa_h'):.0f} ({per('synth_fa_h', '{:.0f}')}) | "
+                     f"{m('real_hits'):.1f}/{rs[0]['real_events']} ({per('real_hits', '{:d}')}) | "
+                     f"{m('real_fa'):.1f} ({per('real_fa', '{:d}')}) | {' / '.join(r['real_best'] for r in rs)} |")
+    return lines
