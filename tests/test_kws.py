@@ -226,6 +226,8 @@ def test_models_lists_kws_cards():
     rows = {r["name"]: r for r in invoke_json("models", "--task", "kws")}
     assert set(rows) == {"speech_embedding_kws", "dscnn_s"}
     assert rows["speech_embedding_kws"]["input"] == "1s@16kHz" and rows["speech_embedding_kws"]["pretrained"]
+    # the --freeze a fine-tune gets without one: the card's for pretrained weights, none from scratch
+    assert rows["speech_embedding_kws"]["default_freeze"] == "backbone" and rows["dscnn_s"]["default_freeze"] == "none"
 
 
 @pytest.mark.parametrize("name", ["speech_embedding_kws", "dscnn_s"])

@@ -31,7 +31,7 @@ from edgetune.train.launcher import secondary_rank
 @click.option("--freeze", default=None,
               help="none (full fine-tune) | backbone (classify: linear probe on cached features; detect: backbone "
                    "layers frozen; kws: head on cached embeddings) | N (first N stages/layers) "
-                   "[default: the card's, else none].")
+                   "[default: with --resume the run's own, else the card's: `edgetune models` shows it].")
 @click.option("--keywords", default=None,
               help="kws: comma-separated word folders that are keywords; the other words become _unknown_ "
                    "[default: every word folder except _unknown_].")

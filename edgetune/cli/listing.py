@@ -15,6 +15,7 @@ from edgetune.cli.common import emit, handle_errors, json_option, table
 def models(task: str | None, pattern: str, as_json: bool) -> None:
     """List model cards (PATTERN is a glob, e.g. 'mobilenet*')."""
     from edgetune.assets import cached_weights
+    from edgetune.training import default_freeze
     from edgetune.zoo import MODELS
 
     rows = []
@@ -26,10 +27,11 @@ def models(task: str | None, pattern: str, as_json: bool) -> None:
         offline = "none needed" if not w.pretrained else (
             "cached" if cached_weights(c) else ("carrier " + w.carrier.requirement if w.carrier else "--weights FILE"))
         rows.append({"name": name, "task": c.task, "params_m": round(c.num_params / 1e6, 2), "input": c.input.describe,
-                     "pretrained": w.pretrained, "online": w.online_ref, "offline": offline, "license": c.license})
+                     "pretrained": w.pretrained, "online": w.online_ref, "offline": offline, "license": c.license,
+                     "default_freeze": default_freeze(c, w.pretrained)})
     emit(rows, as_json, lambda rs: click.echo(table(
-        [[r["name"], r["task"], r["params_m"], r["input"], r["offline"], r["license"]] for r in rs],
-        ["model", "task", "params(M)", "input", "offline weights", "licence"])))
+        [[r["name"], r["task"], r["params_m"], r["input"], r["default_freeze"], r["offline"], r["license"]] for r in rs],
+        ["model", "task", "params(M)", "input", "--freeze", "offline weights", "licence"])))
 
 
 @click.command()
