@@ -1,8 +1,9 @@
 """The input size, chosen from the data when `--img-size` is not given (classifier: below;
 detector: `choose_detect_size`).
 
-Chosen on the suite's tuning half (benchmarks/suite.py, RESULTS.md "suite"; Fashion-MNIST 28 px
-and UCI digits 8 px, EfficientNet-Lite0, 30 images a class, 8 epochs): small images gain from
+Chosen on the suite's tuning half (benchmarks/suite.py, RESULTS.md "suite, earlier default", with
+every stage trained; Fashion-MNIST 28 px and UCI digits 8 px, EfficientNet-Lite0, 30 images a
+class, 8 epochs): small images gain from
 being upsampled — test top-1 at 64/96/128/160/224 px was 0.787/0.805/0.793/0.814/0.820 and
 0.912/0.927/0.944/0.938/0.954 — while the cost grows with the pixels (about 30/40/60/70/110-190
 s). 160 px keeps all but ~1 point of the card's 224 at about half its time. So: the images'
