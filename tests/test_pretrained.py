@@ -105,3 +105,24 @@ def test_yolo11n_transfer_finds_coco_objects():
         found[image] = sorted(names[int(c)] for c in det[:, 5])
     assert "bus" in found["bus.jpg"] and found["bus.jpg"].count("person") >= 3, found
     assert found["zidane.jpg"].count("person") >= 2, found
+
+
+def test_a_probe_at_chance_on_val_is_warned_about():
+    """Val that does not look like train (here: each class's val images carry another class's
+    label) leaves the probe at chance on val, and the line the fine-tune logs says so; a val that
+    matches gets none."""
+    from edgetune.train.probe import chance_warning, fit_linear
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(3, 16, generator=g) * 4
+    y = torch.arange(3).repeat_interleave(20)
+    x_train = centres[y] + torch.randn(60, 16, generator=g)
+    x_val = centres[y] + torch.randn(60, 16, generator=g)
+    _, acc, _ = fit_linear(x_train, y, x_val, y, 3)
+    assert acc > 0.9 and chance_warning(acc, 3) is None
+    _, acc, _ = fit_linear(x_train, y, x_val, (y + 1) % 3, 3)
+    assert acc <= 1 / 3
+    assert chance_warning(acc, 3) == (
+        f"warning: the linear probe on cached features scores {acc:.2f} on val, no better than chance (0.33 for 3 "
+        "classes): the val images may not look like the training images, and checkpoints chosen on them may not "
+        "carry over to new data; check the split (--val-split holds out training images instead)")

@@ -42,7 +42,7 @@ from edgetune.train.loop import (
     save_state_dict,
     warmup_cosine,
 )
-from edgetune.train.probe import extract_features, fit_linear
+from edgetune.train.probe import chance_warning, extract_features, fit_linear
 from edgetune.zoo import ModelCard, get_card
 
 METRIC = METRIC_NAMES["classify"]
@@ -167,6 +167,9 @@ def _finetune(cfg: TrainConfig, quiet: bool, stack: contextlib.ExitStack) -> dic
         M.head_of(net, card).load_state_dict(head_sd)
         log(f"linear probe on cached features: val {METRIC} {probe_info['val_' + METRIC]:.4f} "
             f"(L2 {probe_info['l2']}, {probe_info['seconds']}s)", quiet=quiet)
+        warning = chance_warning(probe_info["val_" + METRIC], len(data.classes))
+        if warning and dist.is_main:  # whatever --quiet says, like the leak warning
+            log(warning)
 
     if cfg.freeze == "backbone":
         state = _probe_state(run, model, probe_info, epoch=1, mode="linear probe on cached features", dist=dist)
