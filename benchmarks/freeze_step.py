@@ -1,6 +1,6 @@
 """What freezing the first stages saves per training step: EfficientNet-Lite0, a batch of 32 at
 160 px (the size edgetune picks for small images), 2 threads, BN statistics fixed (the default),
-AdamW; median of 5 timed steps after one warm-up, each arm in turn in one process. Writes
+AdamW; median of STEPS timed steps after one warm-up, each arm in turn in one process. Writes
 RESULTS.md "freeze-step".
 
     python benchmarks/freeze_step.py

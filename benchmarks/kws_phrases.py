@@ -54,12 +54,7 @@ def _train_voices() -> list:
     from edgetune.data.tts import Voice
 
     clips = json.loads((DATA / "provenance.json").read_text())["clips"]
-    ids = sorted({c["voice"] for c in clips if c["file"].startswith("train/")})
-    voices = []
-    for vid in ids:
-        engine, name, speed, pitch = vid.rsplit(":", 3)
-        voices.append(Voice(engine, name, float(speed[1:]), int(pitch[1:])))
-    return voices
+    return [Voice.from_id(v) for v in sorted({c["voice"] for c in clips if c["file"].startswith("train/")})]
 
 
 def _window(audio: np.ndarray, rng: np.random.Generator, *, last: bool) -> np.ndarray:

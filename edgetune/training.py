@@ -87,8 +87,10 @@ def _check_resumable(out: Path, model: str, freeze: str | None) -> str | None:
         raise RunDirError(f"{out} holds a {manifest.task} run of {manifest.model}; --resume continues it "
                           f"with the same --model, not {model}",
                           hint=f"pass --model {manifest.model}, or a new --out for {model}")
+    from edgetune.train.config import is_freeze
+
     started = (manifest.config or {}).get("freeze")
-    if not (isinstance(started, str) and (started in ("none", "backbone") or started.isdigit())):
+    if not is_freeze(started):
         started = None  # not recorded as a freeze (an edited manifest): the usual default applies
     if freeze is not None and started is not None and freeze != started:
         raise RunDirError(f"{out} was started with --freeze {started}; --resume continues it with the same "

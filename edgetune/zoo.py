@@ -16,6 +16,7 @@ from edgetune.errors import CardError
 from edgetune.paths import shipped_dir
 from edgetune.registry import Registry
 from edgetune.tasks.names import TASK_NAMES
+from edgetune.train.config import is_freeze
 from edgetune.yamlio import FieldReader, load_yaml_mapping
 
 
@@ -161,7 +162,7 @@ def _parse_card(path: Path) -> ModelCard:
         postprocess=r.get("postprocess", dict, {}),
         backbone_stages=r.get("backbone_stages", int, None, check=lambda n: 1 <= n <= len(stages),
                               expect=f"an integer in [1, {len(stages)}]"),
-        default_freeze=r.get("default_freeze", str, None, check=lambda f: f in ("none", "backbone") or f.isdigit(),
+        default_freeze=r.get("default_freeze", str, None, check=is_freeze,
                              expect="none, backbone or a number of stages"),
         source_file=str(path),
     )

@@ -64,8 +64,11 @@ def test_kws_synth_layout_and_held_out_voices(kws_data):
     assert sorted(p.name for p in (kws_data / "train").iterdir()) == ["_unknown_", "no", "stop", "yes"]
     assert len(list((kws_data / "train" / "yes").glob("*.wav"))) == 40
     assert prov["val_voices_unseen"] is True
-    train_voices = {c["voice"].split(":")[1] for c in prov["clips"] if c["file"].startswith("train/")}
-    val_voices = {c["voice"].split(":")[1] for c in prov["clips"] if c["file"].startswith("val/")}
+    from edgetune.data.tts import Voice
+
+    assert all(Voice.from_id(c["voice"]).id == c["voice"] for c in prov["clips"])  # a row names its voice exactly
+    train_voices = {Voice.from_id(c["voice"]).name for c in prov["clips"] if c["file"].startswith("train/")}
+    val_voices = {Voice.from_id(c["voice"]).name for c in prov["clips"] if c["file"].startswith("val/")}
     assert train_voices.isdisjoint(val_voices)
     audio, sr = read_audio(kws_data / "val" / "yes" / "0000.wav")
     assert sr == SAMPLE_RATE and len(audio) == SAMPLE_RATE and 0.05 < np.abs(audio).max() <= 1.0

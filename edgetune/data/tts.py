@@ -42,6 +42,12 @@ class Voice:
     def id(self) -> str:
         return f"{self.engine}:{self.name}:s{self.speed:.2f}:p{self.pitch}"
 
+    @classmethod
+    def from_id(cls, voice_id: str) -> Voice:
+        """The voice a kws-synth provenance row names (`id`'s inverse; names may hold colons)."""
+        engine, name, speed, pitch = voice_id.rsplit(":", 3)
+        return cls(engine, name, float(speed.removeprefix("s")), int(pitch.removeprefix("p")))
+
 
 class Espeak:
     """libespeak-ng in synchronous mode, collecting samples through the synth callback."""

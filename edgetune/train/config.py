@@ -11,6 +11,12 @@ from edgetune.contract import DataRef, Manifest, ModelSpec, WeightsRef
 from edgetune.errors import UsageError
 
 
+def is_freeze(value: object) -> bool:
+    """Whether `value` is a --freeze value: none, backbone, or a number of stages (the one place
+    that says so: the CLI option, a card's default_freeze and a resumed run's record)."""
+    return isinstance(value, str) and (value in ("none", "backbone") or value.isdigit())
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     task: str
@@ -66,7 +72,7 @@ class TrainConfig:
         if self.freeze == "backbone" and not self.pretrained:
             raise UsageError("--freeze backbone needs pretrained weights (a random backbone has no features)",
                              hint="drop --no-pretrained or --freeze backbone")
-        if self.freeze not in ("none", "backbone") and not self.freeze.isdigit():
+        if not is_freeze(self.freeze):
             raise UsageError(f"--freeze must be none, backbone or a number of stages, got {self.freeze!r}")
 
     @property
