@@ -130,6 +130,26 @@ def test_stream_finds_keyword_at_known_time(kws_run, tmp_path):
     assert 3.9 <= dets[0]["time_s"] <= 5.1 and 0.6 <= dets[0]["score"] <= 1.0
 
 
+def test_export_calibrates_stream_thresholds_on_the_negatives(kws_run):
+    """kws-synth writes negatives/speech.wav (phrases, no keyword); export chooses each keyword's
+    threshold on the artefact's own posteriors there, so that artefact, streamed over the same
+    audio, fires no keyword that calibration did not report as over budget."""
+    run, _ = kws_run
+    out = invoke_json("export", run, "--target", "cpu-int8", "--calib-size", 60, "--max-drop", "none")
+    tuned = out["postprocess_tuned"]
+    meta = json.loads((run / "export" / "cpu-int8" / "export.json").read_text())
+    thresholds = meta["postprocess"]["thresholds"]
+    assert sorted(thresholds) == sorted(WORDS.split(",")) and thresholds == tuned["thresholds"]
+    assert all(0.5 <= t <= 0.95 for t in thresholds.values()) and tuned["recordings"] == ["negatives/speech.wav"]
+    assert 25 < tuned["negative_s"] <= 30 and tuned["allowed_per_keyword"] == 0
+    root = Path(json.loads((run / "edgetune.json").read_text())["data"]["root"])
+    fired = invoke_fresh("predict", run / "export" / "cpu-int8", root / "negatives" / "speech.wav", "--stream")
+    assert fired["predictions"][0]["stream_config"]["thresholds"] == thresholds
+    assert [d for d in fired["detections"] if d["label"] not in tuned["over_budget"]] == []
+    bench = invoke_json("bench", run, "--target", "cpu-int8", "--profile", "x86-64-avx512", "--runs", 100)
+    assert bench["stream"]["config"]["thresholds"] == thresholds
+
+
 def test_bench_reports_false_accepts_per_hour(kws_run):
     run, _ = kws_run
     invoke_json("export", run, "--target", "cpu-fp32")

@@ -128,11 +128,13 @@ def _human(r: dict) -> None:
     stream = r.get("stream")
     if isinstance(stream, dict):
         at, cfg = stream["at_threshold"], stream["config"]
-        click.echo(f"  stream ({stream['audio_s'] / 60:.1f} min, {stream['events']} keywords): threshold "
-                   f"{cfg['threshold']:.2f} → {at['fa_per_hour']:.1f} false accepts/hour, miss rate "
+        which = ("per-keyword thresholds (export's)" if cfg.get("thresholds")
+                 else f"threshold {cfg['threshold']:.2f}")
+        click.echo(f"  stream ({stream['audio_s'] / 60:.1f} min, {stream['events']} keywords): {which} "
+                   f"→ {at['fa_per_hour']:.1f} false accepts/hour, miss rate "
                    f"{at['miss_rate']:.1%}; real-time factor {stream['real_time_factor']:.4f}")
         r90 = stream.get("at_recall_0.9")
-        click.echo("  at 90% keyword recall: " + (f"threshold {r90['threshold']:.3f} → {r90['fa_per_hour']:.1f} "
+        click.echo("  at 90% keyword recall: " + (f"one threshold {r90['threshold']:.3f} → {r90['fa_per_hour']:.1f} "
                                                  f"false accepts/hour" if r90 else "not reached at any threshold"))
     elif stream:
         click.echo(f"  {stream}")

@@ -75,3 +75,15 @@ def _human(r: dict) -> None:
         lat = aa["latency_p50_ms_1thread"]  # empty for an artefact that runs on its accelerator only (rknn)
         click.echo(f"  accuracy-aware: {len(aa['float_layers'])} layer(s) back in float, drop {aa['drop']:+.4f}"
                    + (f"; p50 {lat['plain']:.2f} → {lat['restored']:.2f} ms (1 thread)" if lat else ""))
+    if "postprocess_tuned" in r:
+        _stream_thresholds(r["postprocess_tuned"])
+
+
+def _stream_thresholds(t: dict) -> None:
+    """kws: the per-keyword thresholds export calibrated, and the keywords that stay over budget."""
+    pairs = ", ".join(f"{k} {v:.2f}" for k, v in t["thresholds"].items())
+    click.echo(f"  stream thresholds (≤ {t['fa_budget_per_hour']:g} false accepts/hour on {t['negative_s']:.0f} s of "
+               f"{', '.join(t['recordings'])}): {pairs}")
+    if t["over_budget"]:
+        click.echo(f"  warning: {', '.join(t['over_budget'])} still fire(s) on the negatives at the highest threshold "
+                   f"allowed: expect false accepts from them; more varied training speech in _unknown_ helps")

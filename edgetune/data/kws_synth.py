@@ -7,8 +7,10 @@ training (held-out espeak-ng variants, or whole other synthesisers with `--val-e
 is the honest test of a keyword model: users' speakers are not the training speakers.
 
 Besides the clips it writes `_background_noise_/` (generated white/pink/brown noise and a
-speech-babble bed of non-keywords) and `stream/stream.wav` + `stream/stream.json`: minutes of
-non-keyword speech over noise with keywords at known times, for false accepts per hour.
+speech-babble bed of non-keywords), `stream/stream.wav` + `stream/stream.json`: minutes of
+non-keyword speech over noise with keywords at known times, for false accepts per hour, and
+`negatives/speech.wav`: as many minutes of other, connected speech (phrases of everyday words that
+are neither keywords nor `_unknown_` words) on which export calibrates per-keyword thresholds.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from edgetune.data.audio import SAMPLE_RATE, write_wav
-from edgetune.data.speech_commands import NOISE_DIR, UNKNOWN, generated_noise
+from edgetune.data.speech_commands import NEGATIVES_DIR, NOISE_DIR, UNKNOWN, generated_noise
 from edgetune.data.tts import Voice, available_engines, voice_grid
 from edgetune.errors import DataError
 from edgetune.progress import log, track
@@ -30,6 +32,15 @@ DEFAULT_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop"
 UNKNOWN_WORDS = ("bed", "bird", "cat", "dog", "eight", "five", "four", "happy", "house", "marvin", "nine", "one",
                  "seven", "sheila", "six", "three", "tree", "two", "wow", "zero", "learn", "follow", "forward",
                  "visual", "backward", "table", "water", "music", "window", "paper")
+# negatives/: everyday words, none of them an `_unknown_` word (the model was taught to reject those,
+# so they would flatter it) and none in edgetune.data.real_speech's recordings (which report what
+# the calibration holds on real voices; tests/test_kws_stream.py checks both).
+PHRASE_WORDS = ("the", "a", "to", "and", "it", "is", "this", "that", "what", "when", "where", "there", "here", "now",
+                "please", "turn", "open", "close", "light", "door", "kitchen", "lamp", "morning", "evening", "today",
+                "tomorrow", "weather", "coffee", "time", "play", "later", "maybe", "really", "good", "very",
+                "little", "much", "more", "some", "people", "garden", "car", "phone", "call", "home", "work",
+                "slowly", "quickly", "again", "thanks", "hello", "okay", "then", "would", "could", "should",
+                "about", "think", "know", "want", "need", "like", "just", "well", "first", "last", "next")
 VAL_VOICE_FRACTION = 0.25  # of an engine's voice names, held out for validation when it serves both splits
 
 
@@ -150,13 +161,15 @@ def write_kws_dataset(out: Path, *, words: list[str], per_word: int, val_per_wor
     noise_files = _write_noise(out / NOISE_DIR, renderer, voices["train"], found, unknown_words, seed)
     stream_info = _write_stream(out / "stream", renderer, voices["val"], found, words, unknown_words,
                                 stream_minutes, seed) if stream_minutes > 0 else None
+    negatives_info = _write_negatives(out / NEGATIVES_DIR, renderer, voices["val"], found, words, stream_minutes,
+                                      seed) if stream_minutes > 0 else None
     provenance = {
         "generator": "edgetune data kws-synth", "seed": seed, "words": words, "unknown_words": unknown_words,
         "engines_found": {k: len(v.voices()) for k, v in found.items()}, "engines_missing": missing,
         "train_engines": train_engines, "val_engines": val_list,
         "val_voices_unseen": all(set(voices["val"].get(e, [])).isdisjoint(voices["train"].get(e, []))
                                  for e in voices["val"]),
-        "counts": counts, "noise": noise_files, "stream": stream_info,
+        "counts": counts, "noise": noise_files, "stream": stream_info, "negatives": negatives_info,
         "deterministic": "espeak-ng and flite clips are bit-identical for a seed; piper samples its own "
                          "noise inside the ONNX graph, so its clips vary slightly run to run",
         "licences": {"espeak-ng": "GPL-3.0 engine; generated audio is not covered",
@@ -188,29 +201,69 @@ def _write_noise(folder: Path, renderer: _Renderer, names: dict[str, list[str]],
     return [*written, "babble.wav"]
 
 
+class _Track:
+    """Minutes of pink noise that utterances are laid on one after another, each at a random
+    level from -12 to -3 dBFS, with a pause of 0.3-1.5 s between them (`pause`)."""
+
+    def __init__(self, minutes: float, seed: int, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.total = int(minutes * 60 * SAMPLE_RATE)
+        self.audio = generated_noise(seed + 5, seconds=int(np.ceil(minutes * 60)) + 1)[1][:self.total] * 0.05
+        self.t = int(rng.uniform(1, 3) * SAMPLE_RATE)  # where the next utterance starts
+
+    @property
+    def open(self) -> bool:
+        return self.t < self.total - 2 * SAMPLE_RATE
+
+    def lay(self, w: np.ndarray) -> tuple[int, int]:
+        """Mix `w` in at the cursor; its first and past-the-end sample."""
+        w = w / (np.abs(w).max() or 1.0) * float(10 ** (self.rng.uniform(-12, -3) / 20))
+        start, end = self.t, min(self.total, self.t + len(w))
+        self.audio[start:end] += w[: end - start]
+        self.t = end
+        return start, end
+
+    def pause(self) -> None:
+        self.t += int(self.rng.uniform(0.3, 1.5) * SAMPLE_RATE)
+
+    def write(self, path: Path) -> float:
+        write_wav(path, self.audio / max(1.0, float(np.abs(self.audio).max())))
+        return round(self.total / SAMPLE_RATE, 1)
+
+
 def _write_stream(folder: Path, renderer: _Renderer, names: dict[str, list[str]], engines: dict[str, Any],
                   words: list[str], unknown_words: list[str], minutes: float, seed: int) -> dict[str, Any]:
     """Non-keyword speech over pink noise with one keyword every ~8-15 s; events list their times."""
     rng = np.random.default_rng(seed + 23)
     voices = _Voices(engines, names, rng)
-    total = int(minutes * 60 * SAMPLE_RATE)
-    audio = generated_noise(seed + 5, seconds=int(np.ceil(minutes * 60)) + 1)[1][:total] * 0.05
+    track_ = _Track(minutes, seed, rng)
     events = []
-    t = int(rng.uniform(1, 3) * SAMPLE_RATE)
-    next_kw = t + int(rng.uniform(8, 15) * SAMPLE_RATE)
-    while t < total - 2 * SAMPLE_RATE:
-        is_kw = t >= next_kw
+    next_kw = track_.t + int(rng.uniform(8, 15) * SAMPLE_RATE)
+    while track_.open:
+        is_kw = track_.t >= next_kw
         text = words[int(rng.integers(len(words)))] if is_kw else unknown_words[int(rng.integers(len(unknown_words)))]
-        w = renderer.render(text, voices.next())
-        w = w / (np.abs(w).max() or 1.0) * float(10 ** (rng.uniform(-12, -3) / 20))
-        end = min(total, t + len(w))
-        audio[t:end] += w[: end - t]
+        start, end = track_.lay(renderer.render(text, voices.next()))
         if is_kw:
-            events.append({"label": text, "start_s": round(t / SAMPLE_RATE, 3), "end_s": round(end / SAMPLE_RATE, 3)})
+            events.append({"label": text, "start_s": round(start / SAMPLE_RATE, 3), "end_s": round(end / SAMPLE_RATE, 3)})
             next_kw = end + int(rng.uniform(8, 15) * SAMPLE_RATE)
-        t = end + int(rng.uniform(0.3, 1.5) * SAMPLE_RATE)
-    write_wav(folder / "stream.wav", audio / max(1.0, float(np.abs(audio).max())))
-    meta = {"file": "stream.wav", "seconds": round(total / SAMPLE_RATE, 1), "keywords": words, "events": events}
+        track_.pause()
+    seconds = track_.write(folder / "stream.wav")
+    meta = {"file": "stream.wav", "seconds": seconds, "keywords": words, "events": events}
     (folder / "stream.json").write_text(json.dumps(meta, indent=1) + "\n")
-    return {"file": str(folder / "stream.wav"), "seconds": meta["seconds"], "keyword_events": len(events)}
+    return {"file": str(folder / "stream.wav"), "seconds": seconds, "keyword_events": len(events)}
 
+
+def _write_negatives(folder: Path, renderer: _Renderer, names: dict[str, list[str]], engines: dict[str, Any],
+                     words: list[str], minutes: float, seed: int) -> dict[str, Any]:
+    """Phrases of 2-4 PHRASE_WORDS (never a keyword) by the val voices over pink noise, no keyword."""
+    rng = np.random.default_rng(seed + 29)
+    voices = _Voices(engines, names, rng)
+    track_ = _Track(minutes, seed + 1, rng)
+    vocab = [w for w in PHRASE_WORDS if w not in words]
+    phrases = 0
+    while track_.open:
+        track_.lay(renderer.render(" ".join(rng.choice(vocab, size=int(rng.integers(2, 5)))), voices.next()))
+        track_.pause()
+        phrases += 1
+    seconds = track_.write(folder / "speech.wav")
+    return {"file": str(folder / "speech.wav"), "seconds": seconds, "phrases": phrases}

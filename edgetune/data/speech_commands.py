@@ -9,6 +9,11 @@ Classes are the keyword folders, `_unknown_` (a `_unknown_/` folder, plus every 
 in `--keywords` when that list is given — how the real Speech Commands set is used) and
 `_silence_` (1 s crops of the background noise: the first 80 % of each file for training, the
 rest for validation, so silence is validated on noise it never trained on).
+
+Two folders of long recordings are not words: `ROOT/stream/` (stream.wav + stream.json, keywords at
+known times: what `bench` scores false accepts per hour on) and `ROOT/negatives/*.wav` (the
+deployment's sound with people talking and no keyword: what `export` calibrates each keyword's
+stream threshold on).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from edgetune.errors import DataError
 from edgetune.untrusted import MAX_TEXT_BYTES, read_bytes, read_text
 
 UNKNOWN, SILENCE, NOISE_DIR = "_unknown_", "_silence_", "_background_noise_"
+STREAM_DIR, NEGATIVES_DIR = "stream", "negatives"
 MIN_TRAIN_PER_CLASS = 5
 MIN_VAL_PER_CLASS = 1
 NOISE_TRAIN_FRACTION = 0.8
@@ -67,7 +73,8 @@ def _wavs(folder: Path, root: Path) -> list[Path]:
 
 
 def _word_folders(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != NOISE_DIR)
+    return sorted(p.name for p in folder.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and p.name not in (NOISE_DIR, STREAM_DIR, NEGATIVES_DIR))
 
 
 def scan_kws(root: Path, *, keywords: list[str] | None = None, val_split: float | None = None,

@@ -97,6 +97,7 @@ class Built:
     dir: Path
     meta: dict[str, Any]
     metrics: dict[str, Any]
+    postprocess: dict[str, Any] | None = None  # decoding chosen on this artefact (Task.tune_postprocess)
 
     @property
     def artifact(self) -> Path:
@@ -128,8 +129,11 @@ def build_target(ctx: Context, target: Target) -> Built:
     if metrics is None:
         log(f"{target.id}: evaluating on the val split", quiet=ctx.quiet)
         metrics = ctx.evaluate(artifact)
+    tuned = ctx.task.tune_postprocess(artifact, ctx.spec, ctx.data, quiet=ctx.quiet)
+    if tuned is not None:
+        meta["postprocess_tuned"] = tuned[1]
     meta["build_seconds"] = round(time.perf_counter() - t0, 2)
-    return Built(target, out, meta, metrics)
+    return Built(target, out, meta, metrics, tuned[0] if tuned else None)
 
 
 def commit(ctx: Context, built: Built, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -146,13 +150,14 @@ def commit(ctx: Context, built: Built, extra: dict[str, Any] | None = None) -> d
     # in RUN/export-failed/<target>/, and export/<target>/ stays as it was.
     final = ctx.run.export_dir(target.id) if passed else ctx.run.failed_export_dir(target.id)
     records = {**ctx.base, **built.meta, **(extra or {})}
+    spec = ctx.spec.with_postprocess(**built.postprocess) if built.postprocess else ctx.spec
     seconds = round(records.pop("build_seconds", 0) + ctx.base["onnx_seconds"], 2)
     with atomic_dir(final, owned=(*target.files, EXPORT_META)) as out:  # a user's other files there stay
         for f in target.files:
             shutil.copyfile(built.dir / f, out / f)
         files = {f: sha256_file(out / f) for f in target.files}  # predict/bench verify every file
         meta = ExportMeta(
-            spec=ctx.spec, target=target.id, artifact=str((final / target.artifact).resolve()),
+            spec=spec, target=target.id, artifact=str((final / target.artifact).resolve()),
             metric=metric, metric_fp32=gate.reference, drop=gate.drop(metric), size_mb=built.size_mb,
             passed=passed, max_drop=gate.max_drop, max_drop_source=gate.source, max_abs_diff=records.pop("max_abs_diff", None), files=files,
             sha256=files[target.artifact], curves={k: built.metrics[k] for k in CURVES if k in built.metrics},
@@ -185,7 +190,7 @@ def _result(meta: ExportMeta) -> dict[str, Any]:
         aa = meta.extra["accuracy_aware"]
         result["accuracy_aware"] = {k: aa[k] for k in ("met", "plain_drop", "float_layers", "drop",
                                                        "latency_p50_ms_1thread") if k in aa}
-    for key in ("auto", "emulated_aarch64", "measured_on"):
+    for key in ("auto", "emulated_aarch64", "measured_on", "postprocess_tuned"):
         if key in meta.extra:
             result[key] = meta.extra[key]
     return result

@@ -107,6 +107,12 @@ class Task(ABC):
         """Task-specific bench results beyond latency and the metric (kws: false accepts per hour)."""
         return {}
 
+    def tune_postprocess(self, artefact: Path, spec: ModelSpec, data: DataRef,
+                         *, quiet: bool = True) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Decoding settings chosen on the artefact itself at export (kws: per-keyword stream
+        thresholds): (postprocess changes, the record for export.json), or None to keep the card's."""
+        return None
+
 
 class LabelTask(Task):
     """A task with one label per input (classify, kws): top-1, confusion matrix, softmax top-k,

@@ -7,6 +7,7 @@ device with the light install evaluates, predicts and streams exactly as the exp
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -124,21 +125,57 @@ class KwsTask(LabelTask):
                           track(clips, total=len(clips), desc="evaluate", quiet=quiet)], dtype=np.int64)
         return self.top1(preds, labels, len(spec.labels))
 
+    def tune_postprocess(self, artefact: Path, spec: ModelSpec, data: DataRef,
+                         *, quiet: bool = True) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Per-keyword stream thresholds calibrated on DATA/negatives/ (`kws_stream.calibrate`), on
+        this artefact's own posteriors: an int8 model's scores are what a device compares."""
+        from edgetune.runtime import open_session
+        from edgetune.tasks.kws_stream import StreamConfig, calibrate, smoothed_posteriors
+
+        recordings = negative_recordings(Path(data.root))
+        if not recordings:
+            return None
+        t0 = time.perf_counter()
+        session = open_session(artefact)
+        cfg = StreamConfig.from_dict(spec.postprocess)
+        window = int(spec.preprocessing["samples"])
+        scored = []
+        for wav, events in track(recordings, total=len(recordings), desc="stream thresholds", quiet=quiet):
+            sr, blocks = stream_audio(wav)
+            require_rate(sr, wav)
+            times, sm, _, _ = smoothed_posteriors(session, blocks, cfg, sr=sr, window=window)
+            scored.append((times, sm, events))
+        cal = calibrate(scored, list(spec.labels), cfg, window / SAMPLE_RATE)
+        record = {**cal.to_dict(), "recordings": [str(w.relative_to(data.root)) for w, _ in recordings],
+                  "seconds": round(time.perf_counter() - t0, 2)}
+        return {"thresholds": cal.thresholds}, record
+
     def bench_extra(self, session: Any, spec: ModelSpec, data: DataRef) -> dict[str, Any]:
         """False accepts per hour, miss rate and real-time factor on the data set's stream
         (stream/stream.wav + stream.json, as `edgetune data kws-synth` writes)."""
         from edgetune.tasks.kws_stream import StreamConfig, score_stream
 
         root = Path(data.root)
-        wav, labels_file = root / "stream" / "stream.wav", root / "stream" / "stream.json"
+        wav, labels_file = root / sc.STREAM_DIR / "stream.wav", root / sc.STREAM_DIR / "stream.json"
         if not (wav.is_file() and labels_file.is_file()):
             return {"stream": f"no stream/stream.wav + stream.json under {root}: false accepts not measured"}
         sr, blocks = stream_audio(wav)
         require_rate(sr, wav)
         events = read_stream_events(labels_file)
         cfg = StreamConfig.from_dict(spec.postprocess)
+        cfg.check()
         return {"stream": score_stream(session, blocks, events, list(spec.labels), cfg, sr=SAMPLE_RATE,
                                        window=int(spec.preprocessing["samples"]))}
+
+
+def negative_recordings(root: Path) -> list[tuple[Path, list[dict[str, Any]]]]:
+    """DATA/negatives/*.wav: recordings of the deployment's sound with people talking, and no
+    keyword in them, unless a same-named .json lists their keyword events as stream.json does."""
+    folder = root / sc.NEGATIVES_DIR
+    if not folder.is_dir():
+        return []
+    return [(wav, read_stream_events(wav.with_suffix(".json")) if wav.with_suffix(".json").is_file() else [])
+            for wav in sorted(folder.glob("*.wav"))]
 
 
 def read_stream_events(path: Path) -> list[dict[str, Any]]:
