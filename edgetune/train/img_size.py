@@ -8,7 +8,9 @@ being upsampled — test top-1 at 64/96/128/160/224 px was 0.787/0.805/0.793/0.8
 0.912/0.927/0.944/0.938/0.954 — while the cost grows with the pixels (about 30/40/60/70/110-190
 s). 160 px keeps all but ~1 point of the card's 224 at about half its time. So: the images'
 median shorter side times UPSAMPLE, rounded up to the network's stride, at least MIN_SIZE and at
-most the card's size (larger images are resized down to it, as before).
+most the card's size (larger images are resized down to it, as before). Re-checked with Lite0's
+first 3 stages frozen (its default since; RESULTS.md "size-rule-frozen", 2 seeds): 96/160/224 px
+gave 0.799/0.816/0.820 and 0.927/0.941/0.950, the same shape.
 """
 
 from __future__ import annotations
