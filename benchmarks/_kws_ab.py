@@ -31,20 +31,20 @@ def train_export(data: Path, out: Path, seed: int) -> Path:
     return out
 
 
-def measure(run: Path) -> dict:
-    """The cpu-int8 export of `run` at the default threshold: val, synthetic stream, real stream."""
+def measure(run: Path, *, calibrated: bool = False) -> dict:
+    """The cpu-int8 export of `run`: val, synthetic stream, real stream; at the card's one threshold
+    (as kws_rir and kws_phrases were recorded), or at the export's per-keyword thresholds."""
     from edgetune.data.real_speech import write_stream
 
     if not (STREAM / "stream.json").is_file():
         write_stream(STREAM)
     export = run / "export" / "cpu-int8"
     meta = json.loads((export / "export.json").read_text())
-    # at the card's one threshold, as these A/Bs were recorded (kws_thresholds.py compares calibrated ones)
-    synth, real = score(export, DEMO_DATA / "stream", calibrated=False), score(export, STREAM, calibrated=False)
+    synth, real = (score(export, s, calibrated=calibrated) for s in (DEMO_DATA / "stream", STREAM))
     best = real.get("at_recall_0.85")
     return {"val_top1": meta["metric"], "synth_recall": synth["at_threshold"]["recall"],
             "synth_fa_h": synth["at_threshold"]["fa_per_hour"], "real_hits": real["at_threshold"]["hits"],
-            "real_events": real["events"], "real_fa": real["at_threshold"]["false_accepts"],
+            "real_events": real["events"], "real_fa": real["at_threshold"]["false_accepts"], "real_s": real["audio_s"],
             "real_best": f"{best['threshold']} ({best['false_accepts']})" if best else "not reached"}
 
 

@@ -11,25 +11,16 @@ synthetic stream (keywords among `_unknown_` words, held-out voices) and on the 
 from __future__ import annotations
 
 import json
-import statistics
 from pathlib import Path
 
-from _kws_ab import DEMO_DATA, train_export
+from _kws_ab import DEMO_DATA, measure, table, train_export
 from _results import write_section
-from kws_real import STREAM, score
+from kws_real import STREAM
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work" / "kws-thresholds"
 SEEDS = (0, 1, 2)
 ARMS = {"one threshold (the card's 0.5)": False, "per-keyword (export's calibration)": True}
-
-
-def measure(run: Path, calibrated: bool) -> dict:
-    export = run / "export" / "cpu-int8"
-    synth, real = (score(export, s, calibrated=calibrated) for s in (DEMO_DATA / "stream", STREAM))
-    return {"synth_recall": synth["at_threshold"]["recall"], "synth_fa_h": synth["at_threshold"]["fa_per_hour"],
-            "real_hits": real["at_threshold"]["hits"], "real_events": real["events"],
-            "real_fa": real["at_threshold"]["false_accepts"], "real_s": real["audio_s"]}
 
 
 def main() -> None:
@@ -44,7 +35,7 @@ def main() -> None:
         tuned = json.loads((run / "export" / "cpu-int8" / "export.json").read_text())["postprocess_tuned"]
         thresholds.append(tuned["thresholds"])
         for arm, calibrated in ARMS.items():
-            rows[arm].append(measure(run, calibrated))
+            rows[arm].append(measure(run, calibrated=calibrated))
             print(seed, arm, rows[arm][-1], flush=True)
     lines = ["## kws-thresholds: per-keyword stream thresholds vs one threshold (issue 17)", "",
              "`python benchmarks/kws_thresholds.py` — the demo's KWS data and recipe, seeds "
@@ -52,15 +43,8 @@ def main() -> None:
              f"what `edgetune export` chose on the data's negatives/speech.wav ({tuned['negative_s']:.0f} s of generated "
              "phrases, no keyword; the lowest threshold ≥ 0.5 at which a keyword fires at most its share of "
              f"{tuned['fa_budget_per_hour']:g} false accepts/hour there, at most 0.95). Means over seeds "
-             "(per-seed values in brackets).", "",
-             "| thresholds | synthetic stream recall | synthetic FA/h | real keyword hits | real false accepts |",
-             "|---|---|---|---|---|"]
-    for arm, rs in rows.items():
-        m = lambda k, rs=rs: statistics.mean(r[k] for r in rs)  # noqa: E731
-        per = lambda k, f="{:.3f}", rs=rs: " / ".join(f.format(r[k]) for r in rs)  # noqa: E731
-        lines.append(f"| {arm} | {m('synth_recall'):.3f} ({per('synth_recall')}) | {m('synth_fa_h'):.0f} "
-                     f"({per('synth_fa_h', '{:.0f}')}) | {m('real_hits'):.1f}/{rs[0]['real_events']} "
-                     f"({per('real_hits', '{:d}')}) | {m('real_fa'):.1f} ({per('real_fa', '{:d}')}) |")
+             "(per-seed values in brackets); the last column sweeps one threshold, so it is the same for both rows.",
+             "", *table("thresholds", rows)]
     lines += ["", "Thresholds export chose (seed: keyword threshold …): " + "; ".join(
         f"{s}: " + ", ".join(f"{k} {v:.2f}" for k, v in t.items()) for s, t in zip(SEEDS, thresholds, strict=True)),
         "", f"Real stream: {rows[next(iter(ARMS))][0]['real_s']:.0f} s, so one false accept there is "

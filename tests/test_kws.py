@@ -232,6 +232,26 @@ def test_missing_tts_engine_says_how_to_install(monkeypatch):
     assert not found and missing["flite"] == "OSError: flite not found; install: apt-get install flite"
 
 
+def test_festival_voices_say_keywords_and_are_asked_for_by_name():
+    from edgetune.data import tts
+    from edgetune.data.kws_synth import _Renderer
+
+    assert "festival" not in tts.DEFAULT_ENGINES  # it did not help (RESULTS.md "kws-voices")
+    found, missing = tts.available_engines(["festival"])
+    if not found:
+        pytest.skip(f"festival is not installed here: {missing['festival']}")
+    engine = found["festival"]
+    assert engine.voices() == ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"]
+    renderer = _Renderer(found)
+    for name in engine.voices():  # 16 kHz after the renderer (the HTS voice speaks at 32 kHz)
+        slow, fast = (renderer.render("stop", tts.Voice("festival", name, speed)) for speed in (0.8, 1.25))
+        assert 0.2 * SAMPLE_RATE < len(fast) <= len(slow) < 1.0 * SAMPLE_RATE, (name, len(fast), len(slow))
+        assert (len(fast) == len(slow)) == name.endswith("_hts")  # the HTS voice keeps its own timing
+        assert np.abs(slow).max() > 0.05
+    with pytest.raises(ValueError, match="festival has no voice 'nobody'"):
+        engine.say("stop", tts.Voice("festival", "nobody"))
+
+
 def test_keywords_option_maps_other_words_to_unknown(tmp_path):
     from edgetune.data.speech_commands import scan_kws
 

