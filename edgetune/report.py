@@ -74,6 +74,8 @@ def _provenance(manifest: Manifest, exports: dict[str, ExportMeta]) -> dict[str,
         "exports": {t: {"sha256": m.sha256, "calibration_hash": _dig(m.extra, "calibration", "hash"),
                         "calibration_size": _dig(m.extra, "calibration", "size"),
                         "float_layers": len(_dig(m.extra, "accuracy_aware", "float_layers") or []),
+                        "stream_thresholds": _dig(m.spec.postprocess, "thresholds") or {},
+                        "stream_over_budget": _dig(m.extra, "postprocess_tuned", "over_budget") or [],
                         "versions": {k: v for k, v in (_dig(m.extra, "versions") or {}).items()
                                      if k in ("onnxruntime", "openvino", "nncf", "onnx")}}
                     for t, m in exports.items()},
@@ -148,8 +150,13 @@ def _provenance_lines(p: dict[str, Any]) -> list[str]:
     for t, e in p["exports"].items():
         cal = f"calibration {e['calibration_size']} inputs, hash {e['calibration_hash']}" if e["calibration_hash"] else \
             "no calibration (float)"
+        thresholds = e.get("stream_thresholds") or {}
+        stream = ("; stream thresholds calibrated on DATA/negatives: " + ", ".join(
+            f"{k} {v}" for k, v in thresholds.items() if isinstance(v, (int, float)))
+            + (f" (over budget: {', '.join(map(str, e['stream_over_budget']))})" if e.get("stream_over_budget") else "")
+            if isinstance(thresholds, dict) and thresholds else "")
         lines.append(f"{t}: artefact sha256 {e['sha256']}; {cal}; {e['float_layers']} layer(s) kept in float by "
-                     f"the accuracy-aware search")
+                     f"the accuracy-aware search{stream}")
     return lines
 
 

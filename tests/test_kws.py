@@ -148,6 +148,10 @@ def test_export_calibrates_stream_thresholds_on_the_negatives(kws_run):
     assert [d for d in fired["detections"] if d["label"] not in tuned["over_budget"]] == []
     bench = invoke_json("bench", run, "--target", "cpu-int8", "--profile", "x86-64-avx512", "--runs", 100)
     assert bench["stream"]["config"]["thresholds"] == thresholds
+    assert invoke("report", run).exit_code == 0  # the report's provenance names them
+    pairs = ", ".join(f"{k} {v}" for k, v in thresholds.items())
+    assert f"cpu-int8: artefact sha256 {meta['sha256']}" in (run / "report.md").read_text()
+    assert f"stream thresholds calibrated on DATA/negatives: {pairs}" in (run / "report.md").read_text()
 
 
 def test_bench_reports_false_accepts_per_hour(kws_run):
