@@ -124,5 +124,34 @@ def test_a_probe_at_chance_on_val_is_warned_about():
     assert acc <= 1 / 3
     assert chance_warning(acc, 3) == (
         f"warning: the linear probe on cached features scores {acc:.2f} on val, no better than chance (0.33 for 3 "
-        "classes): the val images may not look like the training images, and checkpoints chosen on them may not "
-        "carry over to new data; check the split (--val-split holds out training images instead)")
+        "classes): the val images may not look like the training images, so no checkpoint is chosen on them: every "
+        "epoch runs and the last is kept; check the split (--val-split holds out training images instead)")
+
+
+@pytest.mark.parametrize("keep_last", [False, True])
+def test_a_val_that_says_nothing_keeps_the_last_epoch(tmp_path, keep_last):
+    """With val uninformative (the probe at chance) every epoch runs and checkpoint.pt is the last
+    one, however val moves; otherwise val chooses it and stops early as before."""
+    from edgetune.run import RunDir
+    from edgetune.train.loop import FitState, fit, load_checkpoint
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    val = iter([0.9, 0.6, 0.5, 0.4, 0.3, 0.2])  # the best epoch is the first
+
+    def train_epoch(epoch: int) -> float:
+        with torch.no_grad():
+            model.weight.fill_(float(epoch))  # each epoch's weights say which epoch it was
+        return 1.0
+
+    run = RunDir(tmp_path)
+    initial = FitState(best_metric=0.5, keep_last=keep_last)
+    state = fit(run=run, model=model, optimizer=opt, scheduler=sched, train_epoch=train_epoch, evaluate=lambda: next(val),
+                epochs=6, patience=2, on_epoch=lambda st: None, resume=False, metric_name="top1", initial=initial)
+    kept = float(load_checkpoint(run.checkpoint)["weight"][0, 0])
+    if keep_last:
+        assert (state.epoch, state.best_epoch, kept, state.stopped_early) == (6, 6, 6.0, False)
+    else:
+        assert (state.epoch, state.best_epoch, kept, state.stopped_early) == (3, 1, 1.0, True)

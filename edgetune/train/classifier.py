@@ -42,7 +42,7 @@ from edgetune.train.loop import (
     save_state_dict,
     warmup_cosine,
 )
-from edgetune.train.probe import chance_warning, extract_features, fit_linear
+from edgetune.train.probe import chance_warning, extract_features, fit_linear, val_uninformative
 from edgetune.zoo import ModelCard, get_card
 
 METRIC = METRIC_NAMES["classify"]
@@ -219,7 +219,8 @@ def _finetune(cfg: TrainConfig, quiet: bool, stack: contextlib.ExitStack) -> dic
             run.write_manifest(manifest.updated(**_results(st, probe_info, "running")))
 
         # The probe-initialised model is epoch 0: fine-tuning must beat it to replace the checkpoint.
-        initial = _probe_state(run, model, probe_info, epoch=0, mode="head fitted on cached features", dist=dist) \
+        initial = _probe_state(run, model, probe_info, epoch=0, mode="head fitted on cached features", dist=dist,
+                               keep_last=val_uninformative(probe_info["val_" + METRIC], len(data.classes))) \
             if probe_info else None
         log(f"training on {device}{f' × {dist.world} processes' if dist.active else ''}", quiet=quiet)
         state = fit(run=run, model=model, optimizer=opt, scheduler=sched, train_epoch=train_epoch,
@@ -235,12 +236,12 @@ def _finetune(cfg: TrainConfig, quiet: bool, stack: contextlib.ExitStack) -> dic
 
 
 def _probe_state(run: RunDir, model: nn.Module, probe: dict[str, Any], *, epoch: int, mode: str,
-                 dist: Dist) -> FitState:
+                 dist: Dist, keep_last: bool = False) -> FitState:
     """Checkpoint the probe-headed model (rank 0) and describe it as a finished epoch of the fit."""
     if dist.is_main:
         save_state_dict(run.checkpoint, model.state_dict())
     acc = probe["val_" + METRIC]
-    return FitState(epoch=epoch, best_metric=acc, best_epoch=epoch,
+    return FitState(epoch=epoch, best_metric=acc, best_epoch=epoch, keep_last=keep_last,
                     history=[{"epoch": epoch, METRIC: acc, "mode": mode, "elapsed": probe["elapsed"]}])
 
 

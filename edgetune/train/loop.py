@@ -33,6 +33,8 @@ class FitState:
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     stopped_early: bool = False
+    # Val says nothing (edgetune.train.probe.val_uninformative): every epoch runs, the last is kept.
+    keep_last: bool = False
 
 
 def resolve_device(name: str) -> torch.device:
@@ -90,7 +92,8 @@ def fit(*, run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer
     when the val metric improves) then call `on_epoch` (which rewrites the manifest).
 
     `initial` carries an epoch-0 result (e.g. the probe-initialised head), which later epochs
-    must beat to replace checkpoint.pt; `started_at` is the clock origin for `elapsed`.
+    must beat to replace checkpoint.pt (unless its `keep_last`: then every epoch replaces it and
+    none stops early; a resumed run keeps the choice); `started_at` is the clock origin for `elapsed`.
 
     Under `dist` (edgetune.train.distributed) `model` is the bare module (DDP's wrapper lives in
     `train_epoch`); rank 0 reads the resume checkpoint and evaluates, every rank gets its answer,
@@ -116,20 +119,21 @@ def fit(*, run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer
             state.history.append({"epoch": epoch, "loss": round(loss, 5), metric_name: round(metric, 5),
                                   "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 2),
                                   "elapsed": round(time.perf_counter() - start, 2)})
-            improved = metric > state.best_metric
+            improved = metric > state.best_metric or state.keep_last
             if improved:
                 state.best_metric, state.best_epoch = metric, epoch
                 if dist.is_main:
                     save_state_dict(run.checkpoint, model.state_dict())
             state.seconds = time.perf_counter() - start
-            if epoch - state.best_epoch >= patience and epoch < epochs:
+            if not state.keep_last and epoch - state.best_epoch >= patience and epoch < epochs:
                 state.stopped_early = True
             if dist.is_main:
                 save_state_dict(run.last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                            "scheduler": scheduler.state_dict(), "rng": _rng_state(),
                                            "fit": state.__dict__})
                 log(f"epoch {epoch}/{epochs}  loss {loss:.4f}  val {metric_name} {metric:.4f}"
-                    f"{'  *best' if improved else ''}  ({time.perf_counter() - t0:.0f}s)")
+                    f"{'  *kept (last)' if state.keep_last else '  *best' if improved else ''}  "
+                    f"({time.perf_counter() - t0:.0f}s)")
                 on_epoch(state)
             if state.stopped_early:
                 log(f"early stop: no val improvement for {patience} epochs (best epoch {state.best_epoch})",

@@ -67,19 +67,24 @@ def _lbfgs_logreg(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float,
     return layer
 
 
-def chance_warning(val_acc: float, num_classes: int) -> str | None:
-    """A warning line when the linear probe scores no better than chance on val, else None.
+def val_uninformative(val_acc: float, num_classes: int) -> bool:
+    """The linear probe scores no better than chance on val: val predicts nothing about the model.
 
     A pretrained feature extractor with a head fitted on the training images that does no better
     than guessing on val says val does not look like train (another site, camera or source). Every
-    checkpoint is then chosen on a split that predicts nothing: on the suite's aerial-trees (val
-    from another aerial tile) the probe scored 0.45 on val and 0.76 on test, and fine-tuned epochs
-    that reached a constant 0.50 on val replaced it and scored chance on test (RESULTS.md "suite").
+    checkpoint would then be chosen on a split that predicts nothing: on the suite's aerial-trees
+    (val from another aerial tile) the probe scored 0.45 on val and 0.76 on test, and fine-tuned
+    epochs that reached a constant 0.50 on val replaced it and scored chance on test (RESULTS.md
+    "suite"). The fine-tune then keeps its last epoch, as a plain recipe without val would.
     """
-    chance = 1 / num_classes
-    if val_acc > chance:
+    return val_acc <= 1 / num_classes
+
+
+def chance_warning(val_acc: float, num_classes: int) -> str | None:
+    """The line the fine-tune logs when `val_uninformative`, else None."""
+    if not val_uninformative(val_acc, num_classes):
         return None
     return (f"warning: the linear probe on cached features scores {val_acc:.2f} on val, no better than chance "
-            f"({chance:.2f} for {num_classes} classes): the val images may not look like the training images, and "
-            "checkpoints chosen on them may not carry over to new data; check the split (--val-split holds out "
-            "training images instead)")
+            f"({1 / num_classes:.2f} for {num_classes} classes): the val images may not look like the training "
+            "images, so no checkpoint is chosen on them: every epoch runs and the last is kept; check the split "
+            "(--val-split holds out training images instead)")
