@@ -6,6 +6,7 @@ data sets nobody tuned edgetune for (edgetune.data.real_sets says where each com
     python benchmarks/suite.py --half tuning --methods "edgetune:lr=0.0002+warmup_epochs=3" --sizes 160
     python benchmarks/suite.py --int8                # every set's default run to each int8 target
     python benchmarks/suite.py --write               # RESULTS.md "suite" from every saved result
+    python benchmarks/suite.py --write-half reporting   # that half alone, in "suite-reporting"
 
 Halves: defaults are chosen on TUNING only; REPORTING is run for the report, never to choose.
 (Fashion-MNIST and digits are in the tuning half because the earlier defaults were already
@@ -254,11 +255,13 @@ def main() -> None:
     ap.add_argument("--sizes", default="default", help="comma list of image sizes; 'default' = edgetune's choice")
     ap.add_argument("--sets", default=None, help="comma list of sets (default: every set of the half)")
     ap.add_argument("--write", action="store_true", help="write the RESULTS.md section from every saved result")
+    ap.add_argument("--write-half", choices=["tuning", "reporting"], default=None,
+                    help="write one half's saved results to its own section, suite-<half>")
     ap.add_argument("--int8", action="store_true", help="export every saved edgetune run to the int8 targets")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    if args.write:
-        return write()
+    if args.write or args.write_half:
+        return write(args.write_half)
     if args.int8:
         return int8_report()
     sets = {**(TUNING if args.half in ("tuning", "both") else {}), **(REPORTING if args.half in ("reporting", "both") else {})}
@@ -329,8 +332,10 @@ def _seed_means(rows: dict[str, list[dict]], sets: dict) -> list[str]:
     return ["", "Several seeds:", *out] if out else []
 
 
-def write() -> None:
-    """RESULTS.md "suite": one table a half, from every result saved under _work/suite/results."""
+def write(only: str | None = None) -> None:
+    """RESULTS.md "suite": one table a half, from every result saved under _work/suite/results;
+    `only` ("tuning" or "reporting"): that half alone, in its own section "suite-<half>" (when the
+    other half's results are not on this machine: their rows stay where they were written)."""
     rows = {path.stem: json.loads(path.read_text()) for path in sorted((WORK / "results").glob("*.json"))
             if path.stem != "int8"}
     for name, results in rows.items():  # the size edgetune's rule picks for this set's images, run or given
@@ -339,6 +344,8 @@ def write() -> None:
             r["default"] = r["method"] == "edgetune" and r["size"] == chosen
     lines = []
     for half, sets in (("tuning", TUNING), ("reporting", REPORTING)):
+        if only and half != only:
+            continue
         lines += [f"\n**{half} half** (test top-1 ± standard error, wall seconds; EfficientNet-Lite0, {EPOCHS} epochs, "
                   f"batch {BATCH}, 2 threads; (default) = the size edgetune chose)\n",
                   "| set | method | px | top-1 | s |", "|---|---|---|---|---|"]
@@ -353,10 +360,13 @@ def write() -> None:
                 verdicts.append(f"- {name}: {v}")
         lines += ["", *verdicts, *_means(rows, sets), *_seed_means(rows, sets)]
     int8 = WORK / "results" / "int8.json"
-    if int8.is_file():
+    if int8.is_file() and not only:
         lines += _int8_lines(json.loads(int8.read_text()))
-    write_section("suite", "## suite: real classification sets, edgetune's default vs plain recipes (issue 17)\n\n"
-                  "`python benchmarks/suite.py --half tuning|reporting`, `--int8`, then `--write` (this section)\n\n"
+    name, command = (f"suite-{only}", f"`python benchmarks/suite.py --half {only}`, then `--write-half {only}` "
+                                      "(this section)") if only else \
+        ("suite", "`python benchmarks/suite.py --half tuning|reporting`, `--int8`, then `--write` (this section)")
+    write_section(name, f"## {name}: real classification sets, edgetune's default vs plain recipes (issue 17)\n\n"
+                  f"{command}\n\n"
                   "`edgetune` = `edgetune finetune`'s defaults, which for EfficientNet-Lite0 keep the first 3 stages "
                   "frozen (the card's `default_freeze`, chosen on the tuning half's `freeze=3` vs `freeze=none` "
                   "rows; `freeze=none` was the default before). A `seed=N` variant differs from its row only in "
