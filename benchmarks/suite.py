@@ -7,6 +7,7 @@ data sets nobody tuned edgetune for (edgetune.data.real_sets says where each com
     python benchmarks/suite.py --int8                # every set's default run to each int8 target
     python benchmarks/suite.py --write               # RESULTS.md "suite" from every saved result
     python benchmarks/suite.py --write-half reporting   # that half alone, in "suite-reporting"
+    python benchmarks/suite.py --write-int8          # the --int8 results alone, in "suite-int8"
 
 Halves: defaults are chosen on TUNING only; REPORTING is run for the report, never to choose.
 (Fashion-MNIST and digits are in the tuning half because the earlier defaults were already
@@ -257,11 +258,16 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="write the RESULTS.md section from every saved result")
     ap.add_argument("--write-half", choices=["tuning", "reporting"], default=None,
                     help="write one half's saved results to its own section, suite-<half>")
+    ap.add_argument("--write-int8", action="store_true", help="write the saved --int8 results to section suite-int8")
     ap.add_argument("--int8", action="store_true", help="export every saved edgetune run to the int8 targets")
     args = ap.parse_args()
     torch.set_num_threads(2)
     if args.write or args.write_half:
         return write(args.write_half)
+    if args.write_int8:
+        return write_section("suite-int8", "## suite-int8: the int8 default budget on the suite's default runs "
+                             "(issue 17)\n\n`python benchmarks/suite.py --int8`, then `--write-int8` (this section)\n"
+                             + "\n".join(_int8_lines(json.loads((WORK / "results" / "int8.json").read_text()))))
     if args.int8:
         return int8_report()
     sets = {**(TUNING if args.half in ("tuning", "both") else {}), **(REPORTING if args.half in ("reporting", "both") else {})}
