@@ -191,6 +191,13 @@ def kws_run(tmp_path_factory, kws_data, frontend_files) -> tuple[Path, dict]:
 
 
 @pytest.fixture(scope="session")
+def kws_int8(kws_run) -> dict:
+    """The kws run's plain cpu-int8 export (60 calibration clips, no budget), made once: its JSON."""
+    run, _ = kws_run
+    return invoke_json("export", run, "--target", "cpu-int8", "--calib-size", 60, "--max-drop", "none")
+
+
+@pytest.fixture(scope="session")
 def sshd(tmp_path_factory) -> Iterator[list[str]]:
     """A running loopback sshd; yields the --ssh-option arguments that reach it."""
     from loopback_sshd import available, loopback_sshd

@@ -89,7 +89,7 @@ def test_dscnn_trains_from_scratch(kws_data, tmp_path):
     assert result["metric"] > 0.6  # chance is 0.2; 20 epochs reached 0.79 and 0.86 (seeds 0, 1) on held-out voices
 
 
-def test_export_takes_raw_audio_and_matches_pytorch(kws_run, tmp_path):
+def test_export_takes_raw_audio_and_matches_pytorch(kws_run, kws_int8, tmp_path):
     import onnx
 
     run, result = kws_run
@@ -100,7 +100,7 @@ def test_export_takes_raw_audio_and_matches_pytorch(kws_run, tmp_path):
     assert dims == [1, SAMPLE_RATE]  # raw audio in, front end inside
     assert any(n.op_type in ("STFT", "DFT") for n in graph.node)
     # the plain quantiser's structure and accuracy (the budget's search is tested in test_accuracy_aware.py)
-    int8 = invoke_json("export", run, "--target", "cpu-int8", "--calib-size", 60, "--max-drop", "none")
+    int8 = kws_int8
     meta = json.loads((run / "export" / "cpu-int8" / "export.json").read_text())
     assert meta["quantization"]["task_kept_float"]["front_end_nodes"] > 3
     # behind the float front end, the first conv int8 would see (fed by log-mels) stays float too
@@ -130,13 +130,12 @@ def test_stream_finds_keyword_at_known_time(kws_run, tmp_path):
     assert 3.9 <= dets[0]["time_s"] <= 5.1 and 0.6 <= dets[0]["score"] <= 1.0
 
 
-def test_export_calibrates_stream_thresholds_on_the_negatives(kws_run):
+def test_export_calibrates_stream_thresholds_on_the_negatives(kws_run, kws_int8):
     """kws-synth writes negatives/speech.wav (phrases, no keyword); export chooses each keyword's
     threshold on the artefact's own posteriors there, so that artefact, streamed over the same
     audio, fires no keyword that calibration did not report as over budget."""
     run, _ = kws_run
-    out = invoke_json("export", run, "--target", "cpu-int8", "--calib-size", 60, "--max-drop", "none")
-    tuned = out["postprocess_tuned"]
+    tuned = kws_int8["postprocess_tuned"]
     meta = json.loads((run / "export" / "cpu-int8" / "export.json").read_text())
     thresholds = meta["postprocess"]["thresholds"]
     assert sorted(thresholds) == sorted(WORDS.split(",")) and thresholds == tuned["thresholds"]
