@@ -148,7 +148,13 @@ def detect(times: np.ndarray, smoothed: np.ndarray, labels: list[str], cfg: Stre
     return out
 
 
-def match(detections: list[dict[str, Any]], events: list[dict[str, Any]], tolerance_s: float = 0.75) -> dict[str, int]:
+# A detection counts for a keyword event when it falls within the event ± this (the word's centre
+# may sit anywhere in a 1 s window); elsewhere it is a false accept.
+TOLERANCE_S = 0.75
+
+
+def match(detections: list[dict[str, Any]], events: list[dict[str, Any]],
+          tolerance_s: float = TOLERANCE_S) -> dict[str, int]:
     """Hits (right label, within the event ± tolerance, each event once), misses, false accepts
     (everything else, wrong labels included)."""
     used = [False] * len(events)
@@ -223,7 +229,7 @@ class Calibration:
 
 
 def negative_windows(times: np.ndarray, events: list[dict[str, Any]], window_s: float,
-                     tolerance_s: float = 0.75) -> np.ndarray:
+                     tolerance_s: float = TOLERANCE_S) -> np.ndarray:
     """Windows whose centre is farther than `match`'s tolerance from every keyword event: what a
     detection there would count as, a false accept."""
     centre = times - window_s / 2
