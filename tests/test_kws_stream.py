@@ -97,3 +97,14 @@ def test_negative_phrases_share_no_word_with_unknowns_keywords_or_the_real_voice
     assert set(PHRASE_WORDS).isdisjoint(UNKNOWN_WORDS)
     assert set(PHRASE_WORDS).isdisjoint(DEFAULT_WORDS)
     assert set(PHRASE_WORDS).isdisjoint(real_words)
+
+
+def test_export_output_names_the_thresholds_and_the_keywords_over_budget(capsys):
+    from edgetune.cli.export import _stream_thresholds
+
+    _stream_thresholds({"thresholds": {"yes": 0.95, "no": 0.5}, "fa_budget_per_hour": 2.0, "negative_s": 119.6,
+                        "recordings": ["negatives/speech.wav"], "over_budget": ["yes"]})
+    assert capsys.readouterr().out.splitlines() == [
+        "  stream thresholds (≤ 2 false accepts/hour on 120 s of negatives/speech.wav): yes 0.95, no 0.50",
+        "  warning: yes still fire(s) on the negatives at the highest threshold allowed: expect false accepts from "
+        "them; more varied training speech in _unknown_ helps"]
