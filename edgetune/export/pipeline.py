@@ -97,7 +97,6 @@ class Built:
     dir: Path
     meta: dict[str, Any]
     metrics: dict[str, Any]
-    postprocess: dict[str, Any] | None = None  # decoding chosen on this artefact (Task.tune_postprocess)
 
     @property
     def artifact(self) -> Path:
@@ -129,11 +128,8 @@ def build_target(ctx: Context, target: Target) -> Built:
     if metrics is None:
         log(f"{target.id}: evaluating on the val split", quiet=ctx.quiet)
         metrics = ctx.evaluate(artifact)
-    tuned = ctx.task.tune_postprocess(artifact, ctx.spec, ctx.data, quiet=ctx.quiet)
-    if tuned is not None:
-        meta["postprocess_tuned"] = tuned[1]
     meta["build_seconds"] = round(time.perf_counter() - t0, 2)
-    return Built(target, out, meta, metrics, tuned[0] if tuned else None)
+    return Built(target, out, meta, metrics)
 
 
 def commit(ctx: Context, built: Built, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -150,7 +146,12 @@ def commit(ctx: Context, built: Built, extra: dict[str, Any] | None = None) -> d
     # in RUN/export-failed/<target>/, and export/<target>/ stays as it was.
     final = ctx.run.export_dir(target.id) if passed else ctx.run.failed_export_dir(target.id)
     records = {**ctx.base, **built.meta, **(extra or {})}
-    spec = ctx.spec.with_postprocess(**built.postprocess) if built.postprocess else ctx.spec
+    # Decoding chosen on the artefact itself (kws: per-keyword stream thresholds), here and not in
+    # build_target: `--target auto` builds several candidates and commits one.
+    tuned = ctx.task.tune_postprocess(built.artifact, ctx.spec, ctx.data, quiet=ctx.quiet)
+    spec = ctx.spec.with_postprocess(**tuned[0]) if tuned else ctx.spec
+    if tuned:
+        records["postprocess_tuned"] = tuned[1]
     seconds = round(records.pop("build_seconds", 0) + ctx.base["onnx_seconds"], 2)
     with atomic_dir(final, owned=(*target.files, EXPORT_META)) as out:  # a user's other files there stay
         for f in target.files:

@@ -42,7 +42,7 @@ from edgetune.train.loop import (
     save_state_dict,
     warmup_cosine,
 )
-from edgetune.train.probe import chance_warning, extract_features, fit_linear, val_uninformative
+from edgetune.train.probe import chance_warning, extract_features, fit_linear
 from edgetune.zoo import ModelCard, get_card
 
 METRIC = METRIC_NAMES["classify"]
@@ -170,6 +170,7 @@ def _finetune(cfg: TrainConfig, quiet: bool, stack: contextlib.ExitStack) -> dic
         warning = chance_warning(probe_info["val_" + METRIC], len(data.classes))
         if warning and dist.is_main:  # whatever --quiet says, like the leak warning
             log(warning)
+        probe_info["val_uninformative"] = warning is not None  # then the fit keeps its last epoch
 
     if cfg.freeze == "backbone":
         state = _probe_state(run, model, probe_info, epoch=1, mode="linear probe on cached features", dist=dist)
@@ -220,7 +221,7 @@ def _finetune(cfg: TrainConfig, quiet: bool, stack: contextlib.ExitStack) -> dic
 
         # The probe-initialised model is epoch 0: fine-tuning must beat it to replace the checkpoint.
         initial = _probe_state(run, model, probe_info, epoch=0, mode="head fitted on cached features", dist=dist,
-                               keep_last=val_uninformative(probe_info["val_" + METRIC], len(data.classes))) \
+                               keep_last=probe_info["val_uninformative"]) \
             if probe_info else None
         log(f"training on {device}{f' × {dist.world} processes' if dist.active else ''}", quiet=quiet)
         state = fit(run=run, model=model, optimizer=opt, scheduler=sched, train_epoch=train_epoch,
