@@ -227,3 +227,19 @@ def test_ranks_holding_different_data_are_named_on_every_rank(tmp_path):
     said = [(tmp_path / f"{r}.txt").read_text() for r in range(3)]
     line = "DataError: the data in D (its hash) differs between rank 0 and rank(s) 2 (hint: same files)"
     assert said == [f"{line} echo=False", f"{line} echo=True", f"{line} echo=True"]  # rank 0 alone prints it
+
+
+@pytest.mark.parametrize("codes, cause", [
+    ({0: 3, 1: 143}, 0),    # rank 0 printed the data error; the agent then stopped rank 1
+    ({0: 143, 1: 3}, 1),    # rank 1's own error; rank 0 was stopped
+    ({0: -15, 1: 2}, 1),    # rank 0 stopped while still importing (no handler yet)
+    ({0: 143, 1: -9}, 1),   # the OOM killer's SIGKILL outweighs everything
+    ({0: 143, 1: 143}, 0),  # only SIGTERMs: the lowest rank
+])
+def test_the_launcher_reports_the_rank_that_ended_the_job_not_one_it_stopped(codes, cause):
+    from types import SimpleNamespace
+
+    from edgetune.train.launcher import _cause
+
+    failures = {rank: SimpleNamespace(exitcode=code) for rank, code in codes.items()}
+    assert _cause(SimpleNamespace(failures=failures))[0] == cause

@@ -71,10 +71,12 @@ def emit(result: Any, as_json: bool, human: Callable[[Any], None] | None = None)
 
 def fail(message: str, code: int, exc: BaseException | None = None) -> None:
     if exc is not None and "RANK" in os.environ:  # a process of a distributed fine-tune (torchrun)
-        from edgetune.train.launcher import rank_prefix, silent_here
+        from edgetune.train.distributed import finish
+        from edgetune.train.launcher import exit_silently, rank_prefix, silent_here
 
+        finish()  # a process group left at exit can abort the process (SIGABRT) and hide its exit code
         if silent_here(exc):
-            sys.exit(code)
+            exit_silently(exc, code)
         message = rank_prefix() + message
     click.echo(f"edgetune: error: {message}", err=True)
     sys.exit(code)

@@ -222,7 +222,12 @@ def start(device_name: str, threads: int | None, quiet: bool) -> tuple[Dist, boo
 
 
 def finish() -> None:
-    """Leave the process group (after the last collective; rank 0 has written the run)."""
+    """Leave the process group: after the last collective (rank 0 has written the run), or on the way
+    out with an error. Python's exit with the group still up can end in `terminate called without
+    an active exception` (SIGABRT), which the launcher would report instead of the error."""
     if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+        try:
+            torch.distributed.destroy_process_group()
+        except RuntimeError:  # a broken group (a peer died): nothing left to close cleanly
+            pass
 

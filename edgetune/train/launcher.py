@@ -19,12 +19,15 @@ import logging
 import os
 import signal
 import sys
+import time
 import uuid
 from pathlib import Path
+from typing import Any, NoReturn
 
 from edgetune.errors import EdgetuneError, ExitCode, Terminated, UsageError
 
 LAUNCHED = "EDGETUNE_LAUNCHER"  # in the ranks' environment when `finetune --nproc` started them
+WAIT_FOR_RANK0_S = 30.0  # a silent rank's wait for the agent to stop it (rank 0 is printing the line)
 
 
 class JobFailed(EdgetuneError):
@@ -72,6 +75,44 @@ def rank_prefix() -> str:
     return f"rank {env_int('RANK', 0)}: " if secondary_rank() else ""
 
 
+def exit_silently(exc: BaseException, code: int) -> NoReturn:
+    """End a rank whose error another process reports (`silent_here`).
+
+    Under `--nproc`, a rank that stopped because another one did exits 143, the code of a rank the
+    agent stopped, so the launcher never takes it for the job's cause. A rank other than 0 holding
+    the error rank 0 reports waits, up to WAIT_FOR_RANK0_S, for the agent to stop it: had it left
+    first, the agent could stop rank 0 before rank 0 printed the job's one line (seen in CI: the
+    job said "rank 1 was stopped by SIGTERM" for a missing --data folder)."""
+    launched = bool(os.environ.get(LAUNCHED))
+    if launched and getattr(exc, "_edgetune_peer", False):
+        code = ExitCode.TERMINATED
+    elif launched and secondary_rank() and getattr(exc, "_edgetune_echo", False):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(code))
+        end = time.monotonic() + WAIT_FOR_RANK0_S
+        while time.monotonic() < end:
+            time.sleep(0.05)
+    sys.exit(code)
+
+
+def _cause(exc: Any) -> tuple[int, Any]:
+    """The rank whose end ended the job, and its failure record (torchelastic's ProcessFailure).
+
+    The agent stops the other ranks with SIGTERM once one rank ends, so a SIGTERM (143, or -15 for
+    a rank still importing) is the least likely cause; a rank killed by another signal (the OOM
+    killer's SIGKILL) is the likeliest, then a rank that ended with its own exit code (it printed
+    why, or rank 0 did for it)."""
+    def weight(item: tuple[int, Any]) -> tuple[int, int]:
+        rank, failure = item
+        code = failure.exitcode
+        if code in (ExitCode.TERMINATED, -signal.SIGTERM):
+            return 2, rank
+        return (0 if code < 0 else 1), rank
+
+    return min(exc.failures.items(), key=weight)
+
+
 def launch(argv: list[str], nproc: int, out: Path) -> int:
     """Run `edgetune <argv>` as `nproc` ranks on this machine; the job's exit code. `out` is the
     run directory, named in the messages about where the last completed epoch is."""
@@ -90,9 +131,7 @@ def launch(argv: list[str], nproc: int, out: Path) -> int:
     try:
         elastic_launch(config, sys.executable)("-m", "edgetune", *argv)
     except ChildFailedError as exc:
-        # a rank killed by a signal caused the others' failures (they report a broken collective)
-        killed = [r for r, f in exc.failures.items() if f.exitcode < 0]
-        rank, failure = (killed[0], exc.failures[killed[0]]) if killed else exc.get_first_failure()
+        rank, failure = _cause(exc)
         code = failure.exitcode
         if code > 0 and code != ExitCode.TERMINATED:
             return code  # that rank printed its own line (or, for a bug, its traceback)
