@@ -191,6 +191,13 @@ def kws_run(tmp_path_factory, kws_data, frontend_files) -> tuple[Path, dict]:
 
 
 @pytest.fixture(scope="session")
+def kws_fp32(kws_run) -> dict:
+    """The kws run's cpu-fp32 export, made once (about 4 s, the negatives' calibration included):
+    its JSON. Tests read it; none changes the folder."""
+    return invoke_json("export", kws_run[0], "--target", "cpu-fp32")
+
+
+@pytest.fixture(scope="session")
 def kws_int8(kws_run) -> dict:
     """The kws run's plain cpu-int8 export (60 calibration clips, no budget), made once: its JSON."""
     run, _ = kws_run

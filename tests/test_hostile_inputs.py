@@ -566,10 +566,8 @@ def test_16_bit_images_are_scaled_not_squashed(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_wav_with_nan_samples_is_refused(kws_run, tmp_path, bad):
+def test_wav_with_nan_samples_is_refused(kws_run, kws_fp32, tmp_path, bad):
     run, _ = kws_run
-    if not (run / "export" / "cpu-fp32" / "export.json").is_file():
-        invoke_json("export", run, "--target", "cpu-fp32")
     audio = np.zeros(16000, np.float32)
     audio[100:200] = bad
     wav = tmp_path / "nan.wav"
@@ -618,10 +616,8 @@ def test_report_on_hand_edited_files_is_one_line(tiny_run, tiny_exports, tmp_pat
 
 @pytest.mark.parametrize("option, value", [("--smooth", "inf"), ("--hop", "nan"), ("--threshold", "-inf"),
                                            ("--refractory", "1e999")])
-def test_non_finite_options_are_usage_errors(kws_run, tmp_path, option, value):
+def test_non_finite_options_are_usage_errors(kws_run, kws_fp32, tmp_path, option, value):
     run, _ = kws_run
-    if not (run / "export" / "cpu-fp32" / "export.json").is_file():
-        invoke_json("export", run, "--target", "cpu-fp32")
     wav = tmp_path / "a.wav"
     sf.write(wav, np.zeros(16000, np.float32), 16000)
     res = invoke("predict", run / "export" / "cpu-fp32", wav, "--stream", option, value)

@@ -89,11 +89,11 @@ def test_dscnn_trains_from_scratch(kws_data, tmp_path):
     assert result["metric"] > 0.6  # chance is 0.2; 20 epochs reached 0.79 and 0.86 (seeds 0, 1) on held-out voices
 
 
-def test_export_takes_raw_audio_and_matches_pytorch(kws_run, kws_int8, tmp_path):
+def test_export_takes_raw_audio_and_matches_pytorch(kws_run, kws_fp32, kws_int8, tmp_path):
     import onnx
 
     run, result = kws_run
-    fp32 = invoke_json("export", run, "--target", "cpu-fp32")
+    fp32 = kws_fp32
     assert fp32["max_abs_diff"] < 1e-3 and fp32["metric"] == pytest.approx(result["metric"], abs=0.02)
     graph = onnx.load(fp32["artifact"]).graph
     dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
@@ -114,9 +114,8 @@ def test_export_takes_raw_audio_and_matches_pytorch(kws_run, kws_int8, tmp_path)
     assert out["predictions"][0]["top"][0]["label"] == "stop"
 
 
-def test_stream_finds_keyword_at_known_time(kws_run, tmp_path):
+def test_stream_finds_keyword_at_known_time(kws_run, kws_fp32, tmp_path):
     run, _ = kws_run
-    invoke_json("export", run, "--target", "cpu-fp32")
     root = Path(json.loads((run / "edgetune.json").read_text())["data"]["root"])
     word, _ = read_audio(sorted((root / "val" / "yes").glob("*.wav"))[1])
     rng = np.random.default_rng(0)
@@ -153,9 +152,8 @@ def test_export_calibrates_stream_thresholds_on_the_negatives(kws_run, kws_int8)
     assert f"stream thresholds calibrated on DATA/negatives: {pairs}" in (run / "report.md").read_text()
 
 
-def test_bench_reports_false_accepts_per_hour(kws_run):
+def test_bench_reports_false_accepts_per_hour(kws_run, kws_fp32):
     run, _ = kws_run
-    invoke_json("export", run, "--target", "cpu-fp32")
     b = invoke_json("bench", run, "--target", "cpu-fp32", "--profile", "x86-64-avx512", "--runs", 100)
     s = b["stream"]
     assert s["audio_s"] == 30.0 and s["events"] >= 1 and s["real_time_factor"] > 0
@@ -208,7 +206,7 @@ def test_bad_audio_one_line(tmp_path, case, expected):
     assert not (tmp_path / "run").exists()
 
 
-def test_other_sample_rate_is_resampled_for_training_and_refused_on_device(tmp_path, kws_run):
+def test_other_sample_rate_is_resampled_for_training_and_refused_on_device(tmp_path, kws_run, kws_fp32):
     root = tmp_path / "d"
     _tiny_set(root)
     sf.write(root / "train" / "yes" / "0.wav", np.zeros(8000, np.float32) + 0.01, 8000)
@@ -216,7 +214,6 @@ def test_other_sample_rate_is_resampled_for_training_and_refused_on_device(tmp_p
     assert res.exit_code == 0, res.stderr
     assert "resampled 1 clip(s) to 16000 Hz with torchaudio" in res.stderr
     run, _ = kws_run
-    invoke_json("export", run, "--target", "cpu-fp32")
     res = invoke("predict", run / "export" / "cpu-fp32", root / "train" / "yes" / "0.wav")
     assert res.exit_code == 3
     assert res.stderr.strip() == (f"edgetune: error: audio {root / 'train' / 'yes' / '0.wav'} is 8000 Hz; the model takes 16000 Hz "

@@ -161,7 +161,7 @@ def test_a_profile_that_names_no_chip_for_the_target_is_one_line_before_any_work
 @installed
 def test_the_profile_chooses_the_rockchip_chip_compiled_for(tiny_run, tmp_path):
     run = shutil.copytree(tiny_run, tmp_path / "run")
-    for profile, chip in (("rockchip-rk3566", "rk3566"), ("rockchip-rk3576", "rk3576")):
+    for profile, chip in (("rockchip-rk3576", "rk3576"),):  # rk3588 is the other test's default
         r = invoke_json("export", run, "--target", "rknn-fp16", "--profile", profile)
         meta = json.loads((run / "export" / "rknn-fp16" / "export.json").read_text())
         assert meta["rknn"]["platform"] == chip and abs(r["drop"]) <= 0.01
