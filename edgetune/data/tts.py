@@ -15,8 +15,10 @@ Every engine returns mono float32 at its own sample rate; the writer resamples t
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import shutil
 import subprocess
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +82,17 @@ class Espeak:
         self._lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
                                            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
         self.data_path = data_path
+        self._libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        self._seed = 0
+
+    def reseed(self, seed: int) -> None:
+        """The breathy variants (victor, Alicia, whisper, f2, f5…) add noise drawn from espeak-ng's own
+        generator, which it seeds from the clock, and from the C library's rand(): the same seed
+        gave different clips (10 of 44 espeak-ng clips differed between two runs). Each clip now
+        seeds both from the data set's seed, its voice and its text. A clip still depends on the
+        ones said before it in the process (espeak-ng keeps its flutter phase), so what a seed
+        fixes is the whole sequence: kws-synth's data set, not one clip said on its own."""
+        self._seed = seed
 
     def voices(self) -> list[str]:
         """English voices × the bundled variants (`en-us+f3`, …)."""
@@ -93,6 +106,10 @@ class Espeak:
         self._lib.espeak_SetParameter(1, int(175 * voice.speed), 0)  # espeakRATE, words per minute
         self._lib.espeak_SetParameter(3, int(voice.pitch), 0)  # espeakPITCH
         self._chunks = []
+        clip_seed = zlib.crc32(f"{self._seed}|{voice.id}|{text}".encode())
+        self._libc.srand(clip_seed)
+        if hasattr(self._lib, "espeak_ng_SetRandSeed"):  # espeak-ng ≥ 1.51: its own generator, seeded by the clock
+            self._lib.espeak_ng_SetRandSeed(ctypes.c_long(clip_seed))
         data = text.encode() + b"\0"
         self._lib.espeak_Synth(data, len(data), 0, 1, 0, 0, None, None)  # POS_CHARACTER, espeakCHARS_AUTO
         self._lib.espeak_Synchronize()
@@ -182,6 +199,16 @@ class Piper:
 
     def voices(self) -> list[str]:
         return ["en_US-joe-medium"]
+
+    def reseed(self, seed: int) -> None:
+        """VITS samples its noise inside the ONNX graph, from ONNX Runtime's own generators; without
+        a seed every clip differed run to run, and with them the data set `make demo` scores its
+        stream on (three generations: 8/8, 6/9, 5/9 keywords found). ORT seeds each random op when
+        a session is created, from this global seed, so the sessions are made again after it."""
+        import onnxruntime
+
+        onnxruntime.set_seed(seed)
+        self._voices.clear()
 
     def say(self, text: str, voice: Voice) -> np.ndarray:
         from piper import PiperVoice, SynthesisConfig
