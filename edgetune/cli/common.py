@@ -71,10 +71,11 @@ def emit(result: Any, as_json: bool, human: Callable[[Any], None] | None = None)
 
 def fail(message: str, code: int, exc: BaseException | None = None) -> None:
     if exc is not None and "RANK" in os.environ:  # a process of a distributed fine-tune (torchrun)
-        from edgetune.train.distributed import finish
         from edgetune.train.launcher import exit_silently, rank_prefix, silent_here
 
-        finish()  # a process group left at exit can abort the process (SIGABRT) and hide its exit code
+        if "edgetune.train.distributed" in sys.modules:  # never import torch here (a device's light install)
+            # a process group left up at exit can abort the process (SIGABRT) and hide its exit code
+            sys.modules["edgetune.train.distributed"].finish()
         if silent_here(exc):
             exit_silently(exc, code)
         message = rank_prefix() + message
