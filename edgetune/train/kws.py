@@ -63,6 +63,11 @@ SHIFT_S = 0.1
 # seeds (benchmarks/kws_rir.py, RESULTS.md "kws-rir").
 RIR_PROB = 0.0
 RT60_S = (0.15, 0.7)
+# Speed perturbation (Ko et al. 2015, Kaldi's 0.9/1.0/1.1): the clip resampled by a factor in
+# SPEED_RANGE, which moves tempo, pitch and formants together, as a shorter or longer vocal tract
+# would: one TTS voice becomes a family of speakers. At SPEED_PROB per clip.
+SPEED_PROB = 0.0
+SPEED_RANGE = (0.9, 1.1)
 PREPROCESSING = {"kind": "audio", "sample_rate": SAMPLE_RATE, "samples": CLIP_SAMPLES, "range": "[-1, 1] float"}
 
 
@@ -95,6 +100,8 @@ class Augment:
 
     def audio(self, x: torch.Tensor, silence: torch.Tensor) -> torch.Tensor:
         n, length = x.shape
+        if SPEED_PROB > 0:  # off: no draw either, so the rest of the augmentation stream is unchanged
+            x = self.perturb_speed(x, (torch.rand(n, generator=self.g) < SPEED_PROB) & ~silence)
         shift = (self._u(n, -SHIFT_S, SHIFT_S) * SAMPLE_RATE).long()
         idx = torch.arange(length).unsqueeze(0) - shift.unsqueeze(1)
         valid = (idx >= 0) & (idx < length)
@@ -110,6 +117,19 @@ class Augment:
         use = (torch.rand(n, generator=self.g) < NOISE_PROB) & ~silence
         x = x + noise * (scale * use).unsqueeze(1)
         return x.clamp(-1, 1)
+
+    def perturb_speed(self, x: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
+        """Clips `use` played faster or slower by a factor drawn in SPEED_RANGE (linear
+        interpolation), then cut or zero-padded about their centre back to the clip's length."""
+        length = x.shape[1]
+        out = x.clone()
+        rows = torch.nonzero(use).squeeze(1)
+        for row, factor in zip(rows.tolist(), self._u(len(rows), *SPEED_RANGE).tolist(), strict=True):
+            played = F.interpolate(x[row].view(1, 1, -1), size=max(1, round(length / factor)), mode="linear",
+                                   align_corners=False).view(-1)
+            lead = (len(played) - length) // 2
+            out[row] = played[lead: lead + length] if lead >= 0 else F.pad(played, (-lead, length - len(played) + lead))
+        return out
 
     def reverberate(self, x: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
         """Clips `use` convolved with a synthetic room impulse response of random RT60 (energy
@@ -389,7 +409,8 @@ def _manifest(cfg: TrainConfig, card: ModelCard, data: sc.KwsData, data_hash: st
                           versions=versions(("edgetune", "torch", "torchaudio", "onnx", "onnxruntime", "openvino")),
                           postprocess=StreamConfig().to_dict(), freeze=freeze,
                           augmentation={"shift_s": SHIFT_S, "gain_db": [-6, 6], "rir_prob": RIR_PROB,
-                                                      "rt60_s": list(RT60_S), "snr_db": list(SNR_DB),
+                                                      "rt60_s": list(RT60_S), "speed_prob": SPEED_PROB,
+                                        "speed_range": list(SPEED_RANGE), "snr_db": list(SNR_DB),
                                         "noise_prob": NOISE_PROB, "specaugment": "1 time mask ≤10, 1 mel mask ≤4"})
 
 
