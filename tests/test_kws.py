@@ -349,3 +349,25 @@ def test_room_impulse_responses_reverberate_and_keep_energy():
     y = aug.reverberate(x, torch.tensor([True, False, True]))
     assert torch.equal(y[1], x[1]) and not torch.allclose(y[0], x[0])
     assert torch.allclose(y.pow(2).mean(1), x.pow(2).mean(1), rtol=1e-4)  # loudness kept
+
+
+def test_speed_perturbation_moves_pitch_and_length_together_about_the_centre(monkeypatch):
+    """A 440 Hz tone of 0.25 s in the middle of a clip, played at factor f: (440·f) Hz for 0.25/f s,
+    still centred; rows not drawn are untouched."""
+    import torch
+
+    import edgetune.train.kws as kws
+
+    monkeypatch.setattr(kws, "SPEED_RANGE", (1.1, 1.1))
+    t = torch.arange(16000) / 16000
+    x = torch.zeros(2, 16000)
+    x[:, 6000:10000] = torch.sin(2 * np.pi * 440 * t[6000:10000])
+    aug = kws.Augment([np.zeros(48000, np.float32)], torch.Generator().manual_seed(0))
+    y = aug.perturb_speed(x, torch.tensor([True, False]))
+    assert y.shape == x.shape and torch.equal(y[1], x[1])
+    assert int(torch.fft.rfft(y[0]).abs().argmax()) == pytest.approx(484, abs=2)  # 1 Hz bins over 1 s
+    sounding = torch.nonzero(y[0].abs() > 1e-6).squeeze(1)
+    assert int(sounding[0]) == pytest.approx(8000 - 4000 / 1.1 / 2, abs=3) and len(sounding) == pytest.approx(3636, abs=6)
+    monkeypatch.setattr(kws, "SPEED_RANGE", (0.9, 0.9))  # slower: longer, lower, still inside the clip
+    y = aug.perturb_speed(x, torch.tensor([True, True]))
+    assert int(torch.fft.rfft(y[0]).abs().argmax()) == pytest.approx(396, abs=2)
