@@ -80,9 +80,7 @@ def test_rknn_int8_is_simulated_labelled_and_searched_back_within_budget(tiny_ru
     # bench and predict on this host say where it runs, in one line
     res = invoke("bench", run, "--target", "rknn-int8", "--profile", "rockchip-rk3588")
     assert res.exit_code == 2 and "runs on a Rockchip NPU only" in res.stderr and len(res.stderr.splitlines()) == 1
-    fp16 = invoke_json("export", run, "--target", "rknn-fp16")
-    assert abs(fp16["drop"]) <= 0.01
-    assert json.loads((run / "export" / "rknn-fp16" / "export.json").read_text())["rknn"]["platform"] == "rk3588"
+    assert searched["rknn"]["platform"] == "rk3588"  # the default profile's chip (rknn-fp16: the test below)
 
 
 @installed
