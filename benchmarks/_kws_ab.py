@@ -1,4 +1,4 @@
-"""Shared by the KWS A/B benchmarks (kws_rir.py, kws_phrases.py): train an arm of the demo's KWS
+"""Shared by the KWS A/B benchmarks (kws_rir.py, kws_speed.py, kws_phrases.py, …): train an arm of the demo's KWS
 recipe (head on cached embeddings, 20 epochs), export it to cpu-int8, score it on the held-out-voice
 val split, the demo's synthetic stream and the real-voice stream, and tabulate means over seeds."""
 
@@ -59,3 +59,25 @@ def table(first: str, arms: dict[str, list[dict]]) -> list[str]:
                      f"{m('real_hits'):.1f}/{rs[0]['real_events']} ({per('real_hits', '{:d}')}) | "
                      f"{m('real_fa'):.1f} ({per('real_fa', '{:d}')}) | {' / '.join(r['real_best'] for r in rs)} |")
     return lines
+
+
+def ab_module_default(name: str, arms: tuple[float, ...], work: Path, seeds: tuple[int, ...], *,
+                      calibrated: bool) -> dict[str, list[dict]]:
+    """An A/B of one augmentation constant of edgetune.train.kws (RIR_PROB, SPEED_PROB): each value
+    in `arms` over `seeds` on the demo's data, as rows for `table` keyed by the value, the module's
+    default marked. The constant is set in this process only (the trainer runs here) and restored."""
+    import edgetune.train.kws as kws
+
+    default = getattr(kws, name)
+    rows: dict[str, list[dict]] = {}
+    try:
+        for value in arms:
+            for seed in seeds:
+                setattr(kws, name, value)  # benchmark-only override of the module default
+                run = train_export(DEMO_DATA, work / f"{name.split('_')[0].lower()}{value:g}_s{seed}", seed)
+                row = measure(run, calibrated=calibrated)
+                rows.setdefault(f"{value:g}{' (default)' if value == default else ''}", []).append(row)
+                print(name, value, seed, row, flush=True)
+    finally:
+        setattr(kws, name, default)
+    return rows

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _kws_ab import DEMO_DATA, measure, table, train_export
+from _kws_ab import ab_module_default, table
 from _results import write_section
 
 HERE = Path(__file__).resolve().parent
@@ -21,18 +21,7 @@ ARMS = (0.0, 0.5)  # RIR_PROB
 
 
 def main() -> None:
-    import edgetune.train.kws as kws
-
-    default = kws.RIR_PROB
-    rows: dict[str, list[dict]] = {}
-    for rir in ARMS:
-        for seed in SEEDS:
-            kws.RIR_PROB = rir  # benchmark-only override of the module default
-            run = train_export(DEMO_DATA, WORK / f"rir{rir:g}_s{seed}", seed)
-            row = measure(run)
-            rows.setdefault(f"{rir:g}{' (default)' if rir == default else ''}", []).append(row)
-            print(rir, seed, row, flush=True)
-    kws.RIR_PROB = default
+    rows = ab_module_default("RIR_PROB", ARMS, WORK, SEEDS, calibrated=False)
     lines = ["## kws-rir: reverberation augmentation A/B (issue 17)", "",
              "`python benchmarks/kws_rir.py` — the demo's KWS data and recipe (60 TTS clips a keyword, head on cached "
              "embeddings, 20 epochs), seeds " + ", ".join(map(str, SEEDS)) + "; cpu-int8 exports at the default "

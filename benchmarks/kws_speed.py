@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _kws_ab import DEMO_DATA, measure, table, train_export
+from _kws_ab import ab_module_default, table
 from _results import write_section
 
 HERE = Path(__file__).resolve().parent
@@ -26,18 +26,7 @@ ARMS = (0.0, 0.5)  # SPEED_PROB
 
 
 def main() -> None:
-    import edgetune.train.kws as kws
-
-    default = kws.SPEED_PROB
-    rows: dict[str, list[dict]] = {}
-    for prob in ARMS:
-        for seed in SEEDS:
-            kws.SPEED_PROB = prob  # benchmark-only override of the module default
-            run = train_export(DEMO_DATA, WORK / f"speed{prob:g}_s{seed}", seed)
-            row = measure(run, calibrated=True)
-            rows.setdefault(f"{prob:g}{' (default)' if prob == default else ''}", []).append(row)
-            print(prob, seed, row, flush=True)
-    kws.SPEED_PROB = default
+    rows = ab_module_default("SPEED_PROB", ARMS, WORK, SEEDS, calibrated=True)
     lines = ["## kws-speed: speed perturbation A/B (issue 17)", "",
              "`python benchmarks/kws_speed.py` — the demo's KWS data (seeded kws-synth, `make demo` of 2026-12-03) "
              "and recipe (60 TTS clips a keyword, head on cached embeddings, 20 epochs), seeds "
