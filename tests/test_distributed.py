@@ -73,6 +73,7 @@ def ddp_runs(tmp_path_factory, fm_data) -> dict[str, Path]:
     return runs
 
 
+@pytest.mark.slow
 def test_two_processes_train_like_one_with_the_same_global_batch(ddp_runs, tiny_run):
     one, two = history(tiny_run), history(ddp_runs["full"])
     assert [h["epoch"] for h in two] == [h["epoch"] for h in one] == list(range(1, 11))
@@ -95,6 +96,7 @@ def test_same_seed_and_world_size_give_the_same_run(fm_data, tmp_path):
     assert numbers(tmp_path / "a") == numbers(tmp_path / "b")
 
 
+@pytest.mark.slow
 def test_only_rank_0_writes_the_run_directory(ddp_runs):
     root = ddp_runs["writes"]
     for name in ("full",):
@@ -108,6 +110,7 @@ def test_only_rank_0_writes_the_run_directory(ddp_runs):
     assert p.returncode == 0 and "probe.txt" in (root / "probe.writes").read_text()
 
 
+@pytest.mark.slow
 def test_a_run_of_two_processes_resumes_with_two_and_with_one_and_exports(ddp_runs, fm_data, tmp_path):
     out = tmp_path / "r"
     shutil.copytree(ddp_runs["full"], out)
