@@ -9,8 +9,10 @@ import shutil
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from _results import write_section
 from kws_real import STREAM, score
 
 DEMO_DATA = Path(__file__).resolve().parent.parent / "runs" / "demo" / "kws-data"
@@ -61,6 +63,20 @@ def table(first: str, arms: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
+def run_arms(arms: dict[str, Path], seeds: tuple[int, ...], run_dir: Callable[[str, int], Path], *,
+             calibrated: bool, prepare: Callable[[str], None] = lambda _label: None) -> dict[str, list[dict]]:
+    """Each arm (label → its data set) over `seeds`: `prepare(label)`, the demo's recipe into
+    `run_dir(label, seed)`, then `measure`; rows for `table`, keyed by label."""
+    rows: dict[str, list[dict]] = {}
+    for label, data in arms.items():
+        for seed in seeds:
+            prepare(label)
+            row = measure(train_export(data, run_dir(label, seed), seed), calibrated=calibrated)
+            rows.setdefault(label, []).append(row)
+            print(label, seed, row, flush=True)
+    return rows
+
+
 def ab_module_default(name: str, arms: tuple[float, ...], work: Path, seeds: tuple[int, ...], *,
                       calibrated: bool) -> dict[str, list[dict]]:
     """An A/B of one augmentation constant of edgetune.train.kws (RIR_PROB, SPEED_PROB): each value
@@ -69,15 +85,17 @@ def ab_module_default(name: str, arms: tuple[float, ...], work: Path, seeds: tup
     import edgetune.train.kws as kws
 
     default = getattr(kws, name)
-    rows: dict[str, list[dict]] = {}
+    values = {f"{v:g}{' (default)' if v == default else ''}": v for v in arms}
+    prefix = name.split("_")[0].lower()
     try:
-        for value in arms:
-            for seed in seeds:
-                setattr(kws, name, value)  # benchmark-only override of the module default
-                run = train_export(DEMO_DATA, work / f"{name.split('_')[0].lower()}{value:g}_s{seed}", seed)
-                row = measure(run, calibrated=calibrated)
-                rows.setdefault(f"{value:g}{' (default)' if value == default else ''}", []).append(row)
-                print(name, value, seed, row, flush=True)
+        return run_arms(dict.fromkeys(values, DEMO_DATA), seeds, lambda label, seed: work / f"{prefix}{values[label]:g}_s{seed}",
+                        calibrated=calibrated, prepare=lambda label: setattr(kws, name, values[label]))
     finally:
         setattr(kws, name, default)
-    return rows
+
+
+def write_ab(section: str, title: str, intro: str, first: str, rows: dict[str, list[dict]],
+             notes: tuple[str, ...] = ()) -> None:
+    """One A/B section of RESULTS.md: `## section: title`, the command and set-up, the arms' table
+    (`first` heads the arm column), then any note lines."""
+    write_section(section, "\n".join([f"## {section}: {title}", "", intro, "", *table(first, rows), *notes]))

@@ -26,8 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from _kws_ab import DEMO_DATA as DATA
-from _kws_ab import measure, table, train_export
-from _results import write_section
+from _kws_ab import run_arms, write_ab
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work" / "kws-phrases"
@@ -102,20 +101,15 @@ def make_data(arm: str) -> Path:
 
 
 def main() -> None:
-    rows: dict[str, list[dict]] = {}
-    for arm in ARMS:
-        for seed in SEEDS:
-            run = train_export(make_data(arm), WORK / "runs" / f"{arm.strip('+').replace('+', '_')}_s{seed}", seed)
-            rows.setdefault(arm, []).append(measure(run))
-            print(arm, seed, json.dumps(rows[arm][-1]), flush=True)
-    lines = ["## kws-phrases: connected speech in the KWS training set, A/B (issue 17)", "",
+    rows = run_arms({arm: make_data(arm) for arm in ARMS}, SEEDS,
+                    lambda arm, seed: WORK / "runs" / f"{arm.strip('+').replace('+', '_')}_s{seed}", calibrated=False)
+    write_ab("kws-phrases", "connected speech in the KWS training set, A/B (issue 17)",
              "`python benchmarks/kws_phrases.py` — the demo's KWS data and recipe (60 TTS clips a keyword, head on "
              f"cached embeddings, 20 epochs), seeds {', '.join(map(str, SEEDS))}; +negatives adds {NEGATIVES} 1-s "
              f"windows of rendered non-keyword phrases to `_unknown_`, +context also {CONTEXT} clips a keyword said "
              "after 1-2 other words (training voices only; no word of the real stream in the phrases). cpu-int8 "
-             "exports at the default stream threshold 0.5. Means over seeds (per-seed values in brackets).", "",
-             *table("training data", rows)]
-    write_section("kws-phrases", "\n".join(lines))
+             "exports at the default stream threshold 0.5. Means over seeds (per-seed values in brackets).",
+             "training data", rows)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _kws_ab import ab_module_default, table
-from _results import write_section
+from _kws_ab import ab_module_default, write_ab
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work" / "kws-rir"
@@ -22,11 +21,10 @@ ARMS = (0.0, 0.5)  # RIR_PROB
 
 def main() -> None:
     rows = ab_module_default("RIR_PROB", ARMS, WORK, SEEDS, calibrated=False)
-    lines = ["## kws-rir: reverberation augmentation A/B (issue 17)", "",
+    write_ab("kws-rir", "reverberation augmentation A/B (issue 17)",
              "`python benchmarks/kws_rir.py` — the demo's KWS data and recipe (60 TTS clips a keyword, head on cached "
              "embeddings, 20 epochs), seeds " + ", ".join(map(str, SEEDS)) + "; cpu-int8 exports at the default "
-             "stream threshold 0.5. Means over seeds (per-seed values in brackets).", "", *table("RIR_PROB", rows)]
-    write_section("kws-rir", "\n".join(lines))
+             "stream threshold 0.5. Means over seeds (per-seed values in brackets).", "RIR_PROB", rows)
 
 
 if __name__ == "__main__":

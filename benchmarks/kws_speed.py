@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _kws_ab import ab_module_default, table
-from _results import write_section
+from _kws_ab import ab_module_default, write_ab
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work" / "kws-speed"
@@ -27,13 +26,11 @@ ARMS = (0.0, 0.5)  # SPEED_PROB
 
 def main() -> None:
     rows = ab_module_default("SPEED_PROB", ARMS, WORK, SEEDS, calibrated=True)
-    lines = ["## kws-speed: speed perturbation A/B (issue 17)", "",
+    write_ab("kws-speed", "speed perturbation A/B (issue 17)",
              "`python benchmarks/kws_speed.py` — the demo's KWS data (seeded kws-synth, `make demo` of 2026-12-03) "
              "and recipe (60 TTS clips a keyword, head on cached embeddings, 20 epochs), seeds "
              + ", ".join(map(str, SEEDS)) + "; cpu-int8 exports at their per-keyword thresholds (calibrated by "
-             "export on DATA/negatives). Means over seeds (per-seed values in brackets).", "",
-             *table("SPEED_PROB", rows)]
-    write_section("kws-speed", "\n".join(lines))
+             "export on DATA/negatives). Means over seeds (per-seed values in brackets).", "SPEED_PROB", rows)
 
 
 if __name__ == "__main__":

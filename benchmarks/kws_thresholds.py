@@ -13,8 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from _kws_ab import DEMO_DATA, measure, table, train_export
-from _results import write_section
+from _kws_ab import DEMO_DATA, measure, train_export, write_ab
 from kws_real import STREAM
 
 HERE = Path(__file__).resolve().parent
@@ -37,19 +36,20 @@ def main() -> None:
         for arm, calibrated in ARMS.items():
             rows[arm].append(measure(run, calibrated=calibrated))
             print(seed, arm, rows[arm][-1], flush=True)
-    lines = ["## kws-thresholds: per-keyword stream thresholds vs one threshold (issue 17)", "",
+    first = rows[next(iter(ARMS))][0]
+    write_ab("kws-thresholds", "per-keyword stream thresholds vs one threshold (issue 17)",
              "`python benchmarks/kws_thresholds.py` — the demo's KWS data and recipe, seeds "
              + ", ".join(map(str, SEEDS)) + "; the same cpu-int8 export of each seed scored both ways. Per-keyword: "
              f"what `edgetune export` chose on the data's negatives/speech.wav ({tuned['negative_s']:.0f} s of generated "
              "phrases, no keyword; the lowest threshold ≥ 0.5 at which a keyword fires at most its share of "
              f"{tuned['fa_budget_per_hour']:g} false accepts/hour there, at most 0.95). Means over seeds "
              "(per-seed values in brackets); the last column sweeps one threshold, so it is the same for both rows.",
-             "", *table("thresholds", rows)]
-    lines += ["", "Thresholds export chose (seed: keyword threshold …): " + "; ".join(
-        f"{s}: " + ", ".join(f"{k} {v:.2f}" for k, v in t.items()) for s, t in zip(SEEDS, thresholds, strict=True)),
-        "", f"Real stream: {rows[next(iter(ARMS))][0]['real_s']:.0f} s, so one false accept there is "
-        f"{3600 / rows[next(iter(ARMS))][0]['real_s']:.0f} per hour."]
-    write_section("kws-thresholds", "\n".join(lines))
+             "thresholds", rows, notes=(
+                 "", "Thresholds export chose (seed: keyword threshold …): " + "; ".join(
+                     f"{s}: " + ", ".join(f"{k} {v:.2f}" for k, v in t.items())
+                     for s, t in zip(SEEDS, thresholds, strict=True)),
+                 "", f"Real stream: {first['real_s']:.0f} s, so one false accept there is "
+                 f"{3600 / first['real_s']:.0f} per hour."))
 
 
 if __name__ == "__main__":

@@ -17,8 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _kws_ab import DEMO_DATA, measure, table, train_export
-from _results import write_section
+from _kws_ab import DEMO_DATA, run_arms, write_ab
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work" / "kws-voices"
@@ -39,19 +38,14 @@ def make_data(engines: str | None) -> Path:
 
 
 def main() -> None:
-    rows: dict[str, list[dict]] = {}
-    for arm, engines in ARMS.items():
-        data = make_data(engines)
-        for seed in SEEDS:
-            run = train_export(data, WORK / "runs" / f"{(engines or 'demo').replace(',', '_')}_s{seed}", seed)
-            rows.setdefault(arm, []).append(measure(run, calibrated=True))
-            print(arm, seed, rows[arm][-1], flush=True)
-    lines = ["## kws-voices: festival's voices added to the KWS training voices, A/B (issue 17)", "",
+    rows = run_arms({arm: make_data(engines) for arm, engines in ARMS.items()}, SEEDS,
+                    lambda arm, seed: WORK / "runs" / f"{(ARMS[arm] or 'demo').replace(',', '_')}_s{seed}",
+                    calibrated=True)
+    write_ab("kws-voices", "festival's voices added to the KWS training voices, A/B (issue 17)",
              "`python benchmarks/kws_voices.py` — the demo's kws-synth call and recipe, seeds "
              + ", ".join(map(str, SEEDS)) + "; cpu-int8 exports at their own per-keyword thresholds. Val top-1 is on "
-             "each arm's own held-out voices. Means over seeds (per-seed values in brackets).", "",
-             *table("training voices", rows)]
-    write_section("kws-voices", "\n".join(lines))
+             "each arm's own held-out voices. Means over seeds (per-seed values in brackets).", "training voices",
+             rows)
 
 
 if __name__ == "__main__":
