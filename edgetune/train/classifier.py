@@ -42,7 +42,7 @@ from edgetune.train.loop import (
     save_state_dict,
     warmup_cosine,
 )
-from edgetune.train.probe import chance_warning, extract_features, fit_linear
+from edgetune.train.probe import chance_warning, extract_features, fit_linear, val_uninformative
 from edgetune.zoo import ModelCard, get_card
 
 METRIC = METRIC_NAMES["classify"]
@@ -170,7 +170,8 @@ def _finetune(cfg: TrainConfig, quiet: bool, stack: contextlib.ExitStack) -> dic
         warning = chance_warning(probe_info["val_" + METRIC], len(data.classes))
         if warning and dist.is_main:  # whatever --quiet says, like the leak warning
             log(warning)
-        probe_info["val_uninformative"] = warning is not None  # then the fit keeps its last epoch
+        # then the fit keeps its last epoch (the predicate the warning is built on)
+        probe_info["val_uninformative"] = val_uninformative(probe_info["val_" + METRIC], len(data.classes))
 
     if cfg.freeze == "backbone":
         state = _probe_state(run, model, probe_info, epoch=1, mode="linear probe on cached features", dist=dist)
