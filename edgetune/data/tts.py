@@ -224,8 +224,9 @@ class Piper:
 
 ENGINES = {"espeak-ng": Espeak, "flite": Flite, "festival": Festival, "piper": Piper}
 # What kws-synth uses without --engines (those of them found here). festival is asked for by name:
-# added to the demo's voices it found one more real utterance of 7 but tripled the real false
-# accepts and lost synthetic-stream recall (benchmarks/RESULTS.md "kws-voices", 3 seeds).
+# added to the demo's voices it found 4.0 real utterances of 7 against 3.3, but nearly doubled the
+# real false accepts at the calibrated thresholds (2.3 → 4.3 in 89 s; synthetic stream 100 → 130
+# FA/h, recall 0.630 → 0.704) (benchmarks/RESULTS.md "kws-voices", 3 seeds).
 DEFAULT_ENGINES = ("espeak-ng", "flite", "piper")
 
 

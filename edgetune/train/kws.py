@@ -58,9 +58,9 @@ SHIFT_S = 0.1
 # Reverberation: generated voices are dry, real ones are recorded in rooms. A synthetic room
 # impulse response (direct path + exponentially decaying noise tail, the statistical model) with
 # RT60 drawn in RT60_S, convolved with the clip at RIR_PROB. Off by default: at 0.5 it found no
-# more real utterances (4 of 7 either way) and added false accepts (real stream 5.3 → 6.7,
-# synthetic 180 → 240 /h; synthetic recall 0.74 → 0.85, val top-1 0.954 → 0.942), mean of 3
-# seeds (benchmarks/kws_rir.py, RESULTS.md "kws-rir").
+# more real utterances (4 of 7 either way) and added real false accepts (5.3 → 6.3 in 89 s); val
+# top-1 0.950 → 0.944; synthetic recall 0.667 → 0.704 at 260 → 220 FA/h; mean of 3 seeds on the
+# seeded demo data with speed perturbation (benchmarks/kws_rir.py, RESULTS.md "kws-rir").
 RIR_PROB = 0.0
 RT60_S = (0.15, 0.7)
 # Speed perturbation (Ko et al. 2015, Kaldi's 0.9/1.0/1.1): the clip resampled by a factor in
