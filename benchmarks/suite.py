@@ -144,7 +144,8 @@ def run_plain(name: str, data: Path, method: str, size: int) -> Result:
     from edgetune.train.classifier import build_model, preprocess_for
     from edgetune.zoo import get_card
 
-    torch.manual_seed(0)
+    method, seed = _without_seed(method)  # "adamw-timm:seed=1": the recipe with another training seed
+    torch.manual_seed(seed)
     card = get_card(MODEL)
     pre = preprocess_for(card, size)
     folder = scan_imagefolder(data)
@@ -181,7 +182,7 @@ def run_plain(name: str, data: Path, method: str, size: int) -> Result:
             sched.step()
     seconds = time.perf_counter() - t0
     top1, n = test_top1(model, data, folder.classes, pre)
-    return Result(name, method, size, top1, n, seconds)
+    return Result(name, method + (f":seed={seed}" if seed else ""), size, top1, n, seconds)
 
 
 def run(name: str, counts: tuple[int, int, int], methods: list[str], sizes: list[int | None]) -> list[Result]:
@@ -321,21 +322,49 @@ def _without_seed(method: str) -> tuple[str, int]:
     return base + (":" + rest if rest else ""), seed
 
 
+def _seed_groups(results: list[dict]) -> dict[tuple[str, int], dict[int, dict]]:
+    """A set's results by (method without its seed, size), then by seed."""
+    groups: dict[tuple[str, int], dict[int, dict]] = {}
+    for r in results:
+        method, seed = _without_seed(r["method"])
+        groups.setdefault((method, r["size"]), {})[seed] = r
+    return groups
+
+
 def _seed_means(rows: dict[str, list[dict]], sets: dict) -> list[str]:
-    """Mean top-1 and time over the seeds of every method run with more than one seed."""
+    """Mean top-1 and time over the seeds of every method run with more than one seed, and the
+    default against the best peer recipe on those means where both ran the same seeds."""
     out = []
     for name in sets:
-        groups: dict[tuple[str, int], dict[int, dict]] = {}
-        for r in rows.get(name, []):
-            method, seed = _without_seed(r["method"])
-            groups.setdefault((method, r["size"]), {})[seed] = r
+        groups = _seed_groups(rows.get(name, []))
         for (method, size), by_seed in sorted(groups.items()):
             if len(by_seed) > 1:
                 top1 = [by_seed[k]["top1"] for k in sorted(by_seed)]
                 secs = [by_seed[k]["seconds"] for k in sorted(by_seed)]
                 out.append(f"- {name} {size} px {method}: mean of seeds {sorted(by_seed)} {np.mean(top1):.4f} "
                            f"({' / '.join(f'{t:.3f}' for t in top1)}) in {np.mean(secs):.0f} s")
+        verdict = _verdict(_mean_rows(groups))
+        if verdict:
+            out.append(f"- {name}, means over the same seeds: {verdict}")
     return ["", "Several seeds:", *out] if out else []
+
+
+def _mean_rows(groups: dict[tuple[str, int], dict[int, dict]]) -> list[dict]:
+    """One row per method and size that ran the default's seeds (two or more): its mean top-1 and
+    time, with the test split's standard error at that mean, for `_verdict`."""
+    default = next(((m, size) for (m, size), by in groups.items()
+                    if m == "edgetune" and any(r.get("default") for r in by.values())), None)
+    seeds = set(groups[default]) if default else set()
+    if len(seeds) < 2:
+        return []
+    rows = []
+    for (method, size), by_seed in groups.items():
+        if set(by_seed) >= seeds and size == default[1]:
+            picked = [by_seed[k] for k in sorted(seeds)]
+            top1, n = float(np.mean([r["top1"] for r in picked])), picked[0]["n"]
+            rows.append({"method": method, "size": size, "top1": top1, "seconds": float(np.mean([r["seconds"] for r in picked])),
+                         "se": math.sqrt(max(top1 * (1 - top1), 1e-12) / n), "default": (method, size) == default})
+    return rows
 
 
 def write(only: str | None = None) -> None:
