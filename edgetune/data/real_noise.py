@@ -4,10 +4,11 @@ through a package index.
 Generated noise (white/pink/brown) and TTS babble are all kws-synth can make; a real room adds
 what they lack: far-field talk over each other, reverberant room tone, chairs, paper, a microphone's
 own noise. No package ships an environmental-noise corpus; what ships is pyannote.audio 4.0.7's
-source archive on PyPI (MIT), whose diarization test fixtures are 30 s far-field excerpts of
-meetings, their RTTM speaker labels (MEE068, MEO069, …) being the AMI Meeting Corpus's (AMI:
-CC BY 4.0). 13 excerpts, 6.5 minutes: mostly distant conversation, i.e. real babble and room tone,
-which is the background a command word is said over in an office or a kitchen.
+source archive on PyPI (MIT), whose diarization test fixtures are 30 s far-field recordings of
+meetings. The archive does not name their source; their RTTM speaker labels (MEE068, MEO069, …)
+are AMI Meeting Corpus speaker IDs, so they appear to be AMI excerpts (AMI: CC BY 4.0). 13
+excerpts, 6.5 minutes: mostly distant conversation, i.e. real babble and room tone, which is the
+background a command word is said over in an office or a kitchen.
 
 The fixtures' speech is unlabelled at the word level, so they may hold a keyword said in passing.
 As background mixed 5–25 dB below a clip, or cut for the _silence_ class, that is what a deployed
@@ -21,7 +22,7 @@ import numpy as np
 from edgetune.data.audio import read_audio, require_rate
 
 PYANNOTE = "pyannote.audio==4.0.7"
-SOURCE = f"{PYANNOTE} sdist test fixtures (MIT; AMI Meeting Corpus excerpts, CC BY 4.0)"
+SOURCE = f"{PYANNOTE} sdist test fixtures (MIT; by their speaker IDs, AMI Meeting Corpus excerpts, CC BY 4.0)"
 _DATA = "pyannote_audio-4.0.7/tests/data/"
 EXCERPTS = {
     "dev00.wav": "187386cda67317574da5b30068a8b853e52cc6df0d13abfec381912dfa9e7461",
