@@ -186,7 +186,7 @@ def objects_on_photos(out: Path, n_train: int, n_val: int, seed: int, long_side:
               help="Length of stream/stream.wav (keywords at known times among other speech), for false accepts per "
                    "hour, and of negatives/speech.wav (other speech, no keyword), on which export calibrates thresholds.")
 @click.option("--real-noise/--no-real-noise", default=None,
-              help="Also write 6.5 min of real meeting-room background (far-field talk, room tone; AMI excerpts from "
+              help="Also write 6.5 min of real meeting-room background (far-field talk, room tone; meeting excerpts from "
                    "pyannote.audio's source archive, fetched once with pip) to _background_noise_/ [default: off].")
 @click.option("--seed", default=0, show_default=True, type=int)
 @json_option
