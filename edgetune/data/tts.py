@@ -15,7 +15,6 @@ Every engine returns mono float32 at its own sample rate; the writer resamples t
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import shutil
 import subprocess
 import zlib
@@ -82,7 +81,7 @@ class Espeak:
         self._lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
                                            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
         self.data_path = data_path
-        self._libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        self._libc = ctypes.CDLL(None)  # the process's own symbols: the C library's srand, no ldconfig run
         self._seed = 0
 
     def reseed(self, seed: int) -> None:

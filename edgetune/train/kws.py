@@ -1,9 +1,9 @@
 """Fine-tune a keyword spotter (the kws Task's trainer): raw 1 s clips in, class logits out.
 
 Clips are decoded once into a float32 array; every batch is augmented as a tensor, in the order
-a microphone would corrupt it: speed perturbation (another speaker), time shift, gain, the room (reverberation with a synthetic room
-impulse response; measured, off by default: RIR_PROB), background noise at a random SNR, then
-SpecAugment time/frequency masks on the front end's output. `_unknown_` and `_silence_` are
+a microphone would corrupt it: speed perturbation (another speaker), time shift, gain, the room
+(reverberation with a synthetic room impulse response; measured, off by default: RIR_PROB),
+background noise at a random SNR, then SpecAugment time/frequency masks on the front end's output. `_unknown_` and `_silence_` are
 balanced per epoch (each class draws the median keyword count; silence is cut fresh from the
 training part of the background noise), so a large pool of other words cannot swamp the keywords.
 
@@ -413,7 +413,7 @@ def _manifest(cfg: TrainConfig, card: ModelCard, data: sc.KwsData, data_hash: st
                           versions=versions(("edgetune", "torch", "torchaudio", "onnx", "onnxruntime", "openvino")),
                           postprocess=StreamConfig().to_dict(), freeze=freeze,
                           augmentation={"shift_s": SHIFT_S, "gain_db": [-6, 6], "rir_prob": RIR_PROB,
-                                                      "rt60_s": list(RT60_S), "speed_prob": SPEED_PROB,
+                                        "rt60_s": list(RT60_S), "speed_prob": SPEED_PROB,
                                         "speed_range": list(SPEED_RANGE), "snr_db": list(SNR_DB),
                                         "noise_prob": NOISE_PROB, "specaugment": "1 time mask ≤10, 1 mel mask ≤4"})
 
