@@ -302,13 +302,14 @@ def test_keywords_option_maps_other_words_to_unknown(tmp_path):
 
 def test_models_lists_kws_cards():
     rows = {r["name"]: r for r in invoke_json("models", "--task", "kws")}
-    assert set(rows) == {"speech_embedding_kws", "dscnn_s"}
+    assert set(rows) == {"speech_embedding_kws", "dscnn_s", "mobilenetv2_kws"}
     assert rows["speech_embedding_kws"]["input"] == "1s@16kHz" and rows["speech_embedding_kws"]["pretrained"]
     # the --freeze a fine-tune gets without one: the card's for pretrained weights, none from scratch
     assert rows["speech_embedding_kws"]["default_freeze"] == "backbone" and rows["dscnn_s"]["default_freeze"] == "none"
+    assert rows["mobilenetv2_kws"]["pretrained"] and rows["mobilenetv2_kws"]["default_freeze"] == "none"
 
 
-@pytest.mark.parametrize("name", ["speech_embedding_kws", "dscnn_s"])
+@pytest.mark.parametrize("name", ["speech_embedding_kws", "dscnn_s", "mobilenetv2_kws"])
 def test_kws_card_matches_architecture(name):
     from edgetune.train.kws import build_model
     from edgetune.train.speech_models import count_params

@@ -49,7 +49,7 @@ from edgetune.train.speech_models import CLIP_SAMPLES, DSCNN, SAMPLE_RATE, Embed
 from edgetune.zoo import ModelCard, get_card
 
 METRIC = METRIC_NAMES["kws"]
-DEFAULT_LR = {"speech_embedding": 1e-3, "dscnn": 3e-3}
+DEFAULT_LR = {"speech_embedding": 1e-3, "dscnn": 3e-3, "mobilenetv2_kws": 1e-3}
 BACKBONE_LR_FACTOR = 0.1  # pretrained embedding stages move 10x slower than the new head
 CACHED_COPIES = 4  # augmented copies per clip for the cached-embedding mode
 SNR_DB = (5.0, 25.0)
@@ -75,7 +75,9 @@ SPEED_RANGE = (0.9, 1.1)
 PREPROCESSING = {"kind": "audio", "sample_rate": SAMPLE_RATE, "samples": CLIP_SAMPLES, "range": "[-1, 1] float"}
 
 
-def build_model(card: ModelCard, num_classes: int, weights: Any) -> nn.Module:
+def build_model(card: ModelCard, num_classes: int, weights: Any, labels: list[str] | None = None) -> nn.Module:
+    """The card's network; with `weights`, pretrained (a pretrained head keeps the rows of the
+    `labels` it knows)."""
     if card.arch_name == "speech_embedding":
         model = EmbeddingKws(num_classes)
         if weights is not None:
@@ -83,6 +85,13 @@ def build_model(card: ModelCard, num_classes: int, weights: Any) -> nn.Module:
         return model
     if card.arch_name == "dscnn":
         return DSCNN(num_classes)
+    if card.arch_name == "mobilenetv2_kws":
+        from edgetune.train.speech_mobilenet import MobileNetKws
+
+        net = MobileNetKws(num_classes)
+        if weights is not None:
+            net.load_pretrained(weights.path, labels or [])
+        return net
     raise UsageError(f"model card {card.name}: unknown kws architecture {card.arch_name!r}")
 
 
@@ -271,7 +280,7 @@ def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
             f"{len(val_x)} val clips; weights: {weights.source + ' ' + weights.path.name if weights else 'none (random init)'}"
             f"; freeze: {freeze}{f'; {dist.world} processes' if dist.active else ''}", quiet=quiet)
         device = dist.device(resolve_device(cfg.device))
-        model = build_model(card, len(data.classes), weights).to(device)
+        model = build_model(card, len(data.classes), weights, data.classes).to(device)
         val_clips, val_labels = sc.validation_set(data, noises, val_x, cfg.seed)
     dist.check_same_data(data_hash, cfg.data)
     manifest = _manifest(cfg, card, data, data_hash, weights, freeze, resampled, len(val_labels))
