@@ -20,14 +20,19 @@ COLUMNS = ("| val top-1 (held-out TTS voices) | synthetic stream recall | synthe
            "| real false accepts | real: threshold for 0.85 recall (false accepts) |")
 
 
-def train_export(data: Path, out: Path, seed: int) -> Path:
-    """The demo's KWS recipe on `data` into `out`, exported to cpu-int8 (reused when done)."""
+# `make demo`'s KWS fine-tune (edgetune.training.finetune's arguments)
+DEMO_RECIPE = {"model": "speech_embedding_kws", "freeze": "backbone", "epochs": 20}
+
+
+def train_export(data: Path, out: Path, seed: int, recipe: dict | None = None) -> Path:
+    """A KWS recipe (the demo's by default) on `data` into `out`, exported to cpu-int8 (reused when done)."""
     from edgetune.training import finetune
 
     if (out / "export" / "cpu-int8" / "export.json").is_file():
         return out
     shutil.rmtree(out, ignore_errors=True)
-    finetune("speech_embedding_kws", data, out, freeze="backbone", epochs=20, seed=seed, quiet=True)
+    r = dict(recipe or DEMO_RECIPE)
+    finetune(r.pop("model"), data, out, seed=seed, quiet=True, **r)
     subprocess.run([sys.executable, "-m", "edgetune.cli.main", "export", str(out), "--target", "cpu-int8", "--quiet"],
                    check=True, capture_output=True)
     return out
@@ -73,14 +78,16 @@ def table(first: str, arms: dict[str, list[dict]]) -> list[str]:
 
 
 def run_arms(arms: dict[str, Path], seeds: tuple[int, ...], run_dir: Callable[[str, int], Path], *,
-             calibrated: bool, prepare: Callable[[str], None] = lambda _label: None) -> dict[str, list[dict]]:
-    """Each arm (label → its data set) over `seeds`: `prepare(label)`, the demo's recipe into
-    `run_dir(label, seed)`, then `measure`; rows for `table`, keyed by label."""
+             calibrated: bool, prepare: Callable[[str], None] = lambda _label: None,
+             recipes: dict[str, dict] | None = None) -> dict[str, list[dict]]:
+    """Each arm (label → its data set) over `seeds`: `prepare(label)`, its recipe (`recipes[label]`,
+    else the demo's) into `run_dir(label, seed)`, then `measure`; rows for `table`, keyed by label."""
     rows: dict[str, list[dict]] = {}
     for label, data in arms.items():
         for seed in seeds:
             prepare(label)
-            row = measure(train_export(data, run_dir(label, seed), seed), calibrated=calibrated)
+            row = measure(train_export(data, run_dir(label, seed), seed, (recipes or {}).get(label)),
+                          calibrated=calibrated)
             rows.setdefault(label, []).append(row)
             print(label, seed, row, flush=True)
     return rows
