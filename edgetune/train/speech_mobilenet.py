@@ -235,8 +235,15 @@ class MobileNetV2Kws(nn.Module):
             self.classifier.bias.copy_(take("predictions", "bias"))
 
 
-# The classes of the shipped head, in its order (keyword_spotting_mobilenetv2.py's `classes`).
+# The classes of the shipped head, in its order, and the front end it was trained with, in the
+# compiled original's setting names (keyword_spotting_mobilenetv2.py's `classes` and `frontend_settings`).
 MLTK_LABELS = ("left", "right", "up", "down", "stop", "go", "_unknown_", "_silence_")
+MLTK_FRONTEND = {"sample_rate_hz": 16000, "sample_length_ms": 1200, "window_size_ms": 30, "window_step_ms": 20,
+                 "filterbank_n_channels": 49, "filterbank_upper_band_limit": 3999.0,
+                 "filterbank_lower_band_limit": 125.0, "noise_reduction_enable": True,
+                 "noise_reduction_smoothing_bits": 10, "noise_reduction_even_smoothing": 0.025,
+                 "noise_reduction_odd_smoothing": 0.06, "noise_reduction_min_signal_remaining": 0.03,
+                 "pcan_enable": False, "log_scale_enable": True, "log_scale_shift": 6}
 
 
 class MobileNetKws(nn.Module):
@@ -293,11 +300,11 @@ class _Pad(nn.Module):
         return F.pad(audio, (self.samples, self.samples))
 
 
-def compiled_microfrontend(wrapper_so: Path, settings_py: Path, **settings: float | int | bool
-                           ) -> Callable[[np.ndarray], np.ndarray]:
-    """The compiled original from the MLTK wheel (its C++ AudioFeatureGenerator), for checking
-    `Microfrontend` against it: int16 audio → the int8 spectrogram. Its Python package is stubbed
-    so the wheel's mltk/__init__ (which imports TensorFlow) never runs; x86-64 CPython 3.11 only."""
+def compiled_microfrontend(wrapper_so: Path, settings_py: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """The compiled original from the MLTK wheel (its C++ AudioFeatureGenerator) with the shipped
+    model's settings, for checking `Microfrontend` against it: int16 audio (1.2 s) → the int8
+    spectrogram. Its Python package is stubbed so the wheel's mltk/__init__ (which imports
+    TensorFlow) never runs; x86-64 CPython 3.11 only."""
     import importlib
     import shutil
     import sys
@@ -320,7 +327,7 @@ def compiled_microfrontend(wrapper_so: Path, settings_py: Path, **settings: floa
             sys.modules[name] = mod
     sys.path.insert(0, str(root))
     cfg = importlib.import_module(pkg + ".audio_feature_generator_settings").AudioFeatureGeneratorSettings()
-    for k, v in settings.items():
+    for k, v in MLTK_FRONTEND.items():
         setattr(cfg, k, v)
     gen = importlib.import_module(pkg + "._audio_feature_generator_wrapper").AudioFeatureGeneratorWrapper(cfg)
     shape = cfg.spectrogram_shape
