@@ -72,6 +72,10 @@ RT60_S = (0.15, 0.7)
 # (benchmarks/kws_speed.py, RESULTS.md "kws-speed").
 SPEED_PROB = 0.5
 SPEED_RANGE = (0.9, 1.1)
+# Fine-tunes from a shipped pretrained KWS model (mobilenetv2_kws) can distil from it on its own
+# classes while they learn the user's (edgetune.train.speech_mobilenet.ShippedHeadDistiller), with
+# this weight on the distillation term; 0 is off.
+DISTILL_WEIGHT = 0.0
 PREPROCESSING = {"kind": "audio", "sample_rate": SAMPLE_RATE, "samples": CLIP_SAMPLES, "range": "[-1, 1] float"}
 
 
@@ -316,6 +320,12 @@ def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
     for m in frozen:
         for p in m.parameters():
             p.requires_grad_(False)
+    distill = None
+    if DISTILL_WEIGHT > 0 and weights is not None and card.arch_name == "mobilenetv2_kws":
+        from edgetune.train.speech_mobilenet import ShippedHeadDistiller
+
+        distill = ShippedHeadDistiller(weights.path, model.body, DISTILL_WEIGHT).to(device)
+        groups.append({"params": distill.parameters()})  # at the head's rate
     lr = cfg.lr or DEFAULT_LR[card.arch_name]
     for grp in groups:
         grp["lr"] = lr * grp.get("lr_factor", 1.0)
@@ -354,8 +364,11 @@ def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
                 x, y = batch_audio(idx, cfg.seed * 100000 + epoch * 1000 + b)
                 x = dist.shard(augment.spec(frontend(augment.audio(x, y == data.silence).to(device))))
                 y = dist.shard(y)
-            logits, y = trained(x.to(device)), y.to(device)
-            loss = dist.global_mean(F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing), len(y), len(idx))
+            x, y = x.to(device), y.to(device)
+            loss = F.cross_entropy(trained(x), y, label_smoothing=cfg.label_smoothing)
+            if distill is not None:
+                loss = loss + distill.loss(x)
+            loss = dist.global_mean(loss, len(y), len(idx))
             total += optimizer_step(opt, sched, loss) * len(idx) / dist.world
             seen += len(idx)
         return dist.sum(total)[0] / max(seen, 1)
@@ -424,7 +437,8 @@ def _manifest(cfg: TrainConfig, card: ModelCard, data: sc.KwsData, data_hash: st
                           augmentation={"shift_s": SHIFT_S, "gain_db": [-6, 6], "rir_prob": RIR_PROB,
                                         "rt60_s": list(RT60_S), "speed_prob": SPEED_PROB,
                                         "speed_range": list(SPEED_RANGE), "snr_db": list(SNR_DB),
-                                        "noise_prob": NOISE_PROB, "specaugment": "1 time mask ≤10, 1 mel mask ≤4"})
+                                        "noise_prob": NOISE_PROB, "specaugment": "1 time mask ≤10, 1 mel mask ≤4",
+                                        "distill_weight": DISTILL_WEIGHT if card.arch_name == "mobilenetv2_kws" else None})
 
 
 def _results(state: FitState, status: str) -> dict[str, Any]:

@@ -338,3 +338,37 @@ def compiled_microfrontend(wrapper_so: Path, settings_py: Path) -> Callable[[np.
         return out
 
     return run
+
+
+class ShippedHeadDistiller:
+    """Learning without forgetting (Li & Hoiem, 2016) for a fine-tune from the shipped model: a
+    frozen copy of it (the teacher) and a trainable copy of its 8-class head on the student's body;
+    the loss adds the KL divergence between the two heads' softened outputs, so the body keeps
+    telling apart what thousands of real speakers taught it while the new head learns the user's
+    words. The extra head is training-only: it is not part of the model that is saved or exported."""
+
+    def __init__(self, archive: Path, body: nn.Module, weight: float, temperature: float = 2.0) -> None:
+        self.teacher = MobileNetKws(len(MLTK_LABELS))
+        self.teacher.load_pretrained(archive, list(MLTK_LABELS))
+        self.teacher.eval().requires_grad_(False)
+        self.old_head = nn.Linear(self.teacher.classifier.in_features, len(MLTK_LABELS))
+        self.old_head.load_state_dict(self.teacher.classifier.state_dict())
+        self.weight, self.temperature = weight, temperature
+        self._features: torch.Tensor | None = None
+        body.register_forward_hook(lambda _m, _i, out: setattr(self, "_features", out))
+
+    def to(self, device: torch.device) -> ShippedHeadDistiller:
+        self.teacher.to(device)
+        self.old_head.to(device)
+        return self
+
+    def parameters(self) -> list[nn.Parameter]:
+        return list(self.old_head.parameters())
+
+    def loss(self, spectrogram: torch.Tensor) -> torch.Tensor:
+        """The distillation term for the batch the student's body has just seen (`spectrogram`)."""
+        assert self._features is not None, "the student's body must run first"
+        with torch.no_grad():
+            target = F.softmax(self.teacher.classifier(self.teacher.body(spectrogram)) / self.temperature, dim=1)
+        student = F.log_softmax(self.old_head(self._features) / self.temperature, dim=1)
+        return self.weight * self.temperature ** 2 * F.kl_div(student, target, reduction="batchmean")
