@@ -133,3 +133,26 @@ def test_pretrained_weights_hear_real_people():
         with torch.no_grad():
             peak = torch.softmax(model(windows), 1).max(0).values
         assert labels[int(peak[:-2].argmax())] == clip.keyword and peak[labels.index(clip.keyword)] > 0.9, clip.text
+
+
+def test_distiller_starts_at_zero_and_pulls_the_body_back():
+    """The distillation term is 0 while the student is the shipped model, grows once its body
+    moves, and its gradient reaches the body (what keeps the real-speech features)."""
+    from edgetune.train.speech_mobilenet import ShippedHeadDistiller
+
+    _, weights = offline_weights("mobilenetv2_kws")
+    student = MobileNetKws(5)
+    student.load_pretrained(weights.path, ["left", "right", "yes", "_unknown_", "_silence_"])
+    distill = ShippedHeadDistiller(weights.path, student.body, weight=1.0)
+    rng = np.random.default_rng(0)
+    x = student.features(torch.from_numpy((rng.standard_normal((4, 16000)) * 0.1).astype(np.float32)))
+    student.eval()
+    student.classifier(student.body(x))  # the student's forward pass, which the distiller listens to
+    assert float(distill.loss(x)) < 1e-6
+    with torch.no_grad():
+        student.body[-3].conv.weight.mul_(-1.0)  # the last conv, flipped: another body
+    student.classifier(student.body(x))
+    moved = distill.loss(x)
+    assert float(moved) > 0.01
+    moved.backward()
+    assert student.body[-3].conv.weight.grad.abs().sum() > 0 and distill.teacher.body[-3].conv.weight.grad is None
