@@ -94,18 +94,23 @@ def run_arms(arms: dict[str, Path], seeds: tuple[int, ...], run_dir: Callable[[s
 
 
 def ab_module_default(name: str, arms: tuple[float, ...], work: Path, seeds: tuple[int, ...], *,
-                      calibrated: bool) -> dict[str, list[dict]]:
-    """An A/B of one augmentation constant of edgetune.train.kws (RIR_PROB, SPEED_PROB): each value
-    in `arms` over `seeds` on the demo's data, as rows for `table` keyed by the value, the module's
-    default marked. The constant is set in this process only (the trainer runs here) and restored."""
+                      calibrated: bool, recipe: dict | None = None,
+                      run_dir: Callable[[float, int], Path] | None = None) -> dict[str, list[dict]]:
+    """An A/B of one training constant of edgetune.train.kws (RIR_PROB, SPEED_PROB, DISTILL_WEIGHT):
+    each value in `arms` over `seeds` on the demo's data with `recipe` (the demo's by default), as
+    rows for `table` keyed by the value, the module's default marked. `run_dir(value, seed)` may
+    place (or reuse) a run; else work/<prefix><value>_s<seed>. The constant is set in this process
+    only (the trainer runs here) and restored."""
     import edgetune.train.kws as kws
 
     default = getattr(kws, name)
     values = {f"{v:g}{' (default)' if v == default else ''}": v for v in arms}
     prefix = name.split("_")[0].lower()
+    where = run_dir or (lambda value, seed: work / f"{prefix}{value:g}_s{seed}")
     try:
-        return run_arms(dict.fromkeys(values, DEMO_DATA), seeds, lambda label, seed: work / f"{prefix}{values[label]:g}_s{seed}",
-                        calibrated=calibrated, prepare=lambda label: setattr(kws, name, values[label]))
+        return run_arms(dict.fromkeys(values, DEMO_DATA), seeds, lambda label, seed: where(values[label], seed),
+                        calibrated=calibrated, prepare=lambda label: setattr(kws, name, values[label]),
+                        recipes=dict.fromkeys(values, recipe) if recipe else None)
     finally:
         setattr(kws, name, default)
 

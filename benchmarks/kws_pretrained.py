@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from _results import write_section
-from kws_real import STREAM, score
+from kws_real import STREAM, exports, score
 
 from edgetune.train.speech_mobilenet import MLTK_LABELS
 
@@ -121,18 +121,14 @@ def main(runs: list[Path]) -> None:
              f"| MLTK MobileNetV2 (real voices) | one, 0.5 | {at['hits']}/{m['events']} | {at['false_accepts']} "
              f"| {fmt(best)} | {' / '.join(peaks(session, None))} |"]
     print(lines[-1], flush=True)
-    for run in runs:
-        for target in ("cpu-fp32", "cpu-int8"):
-            export = run / "export" / target
-            if not (export / "export.json").is_file():
-                continue
-            r, one = score(export, STREAM), score(export, STREAM, calibrated=False)
-            pk = " / ".join(peaks(None, export))
-            lines.append(f"| {run} {target} (generated voices) | calibrated per keyword | {r['at_threshold']['hits']}/"
-                         f"{r['events']} | {r['at_threshold']['false_accepts']} | {fmt(r.get('at_recall_0.85'))} | {pk} |")
-            lines.append(f"| {run} {target} (generated voices) | one, 0.5 | {one['at_threshold']['hits']}/{one['events']} "
-                         f"| {one['at_threshold']['false_accepts']} | {fmt(one.get('at_recall_0.85'))} | {pk} |")
-            print(*lines[-2:], sep="\n", flush=True)
+    for run, target, export in exports(runs):
+        r, one = score(export, STREAM), score(export, STREAM, calibrated=False)
+        pk = " / ".join(peaks(None, export))
+        lines.append(f"| {run} {target} (generated voices) | calibrated per keyword | {r['at_threshold']['hits']}/"
+                     f"{r['events']} | {r['at_threshold']['false_accepts']} | {fmt(r.get('at_recall_0.85'))} | {pk} |")
+        lines.append(f"| {run} {target} (generated voices) | one, 0.5 | {one['at_threshold']['hits']}/{one['events']} "
+                     f"| {one['at_threshold']['false_accepts']} | {fmt(one.get('at_recall_0.85'))} | {pk} |")
+        print(*lines[-2:], sep="\n", flush=True)
     write_section("kws-pretrained", "\n".join(lines))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,6 +41,15 @@ def score(export: Path, stream: Path, *, calibrated: bool = True) -> dict:
                         window=int(spec.preprocessing["samples"]), target_recall=0.85)
 
 
+def exports(runs: list[Path]) -> Iterator[tuple[Path, str, Path]]:
+    """(run, target, export folder) of each run's cpu-fp32 and cpu-int8 exports that exist."""
+    for run in runs:
+        for target in ("cpu-fp32", "cpu-int8"):
+            export = run / "export" / target
+            if (export / "export.json").is_file():
+                yield run, target, export
+
+
 def main(runs: list[Path]) -> None:
     from edgetune.data.real_speech import write_stream
 
@@ -55,21 +65,17 @@ def main(runs: list[Path]) -> None:
              "| run | export | per-keyword thresholds: hits | false accepts | one threshold: threshold | hits "
              "| false accepts | best recall, one threshold (threshold, false accepts) |",
              "|---|---|---|---|---|---|---|---|"]
-    for run in runs:
-        for target in ("cpu-fp32", "cpu-int8"):
-            export = run / "export" / target
-            if not (export / "export.json").is_file():
-                continue
-            r, one = score(export, STREAM), score(export, STREAM, calibrated=False)
-            cal, at = r["at_threshold"], one["at_threshold"]
-            sweep_best = r.get("at_recall_0.85")
-            best = (f"{sweep_best['recall']:.2f} ({sweep_best['threshold']}, {sweep_best['false_accepts']})"
-                    if sweep_best else "0.85 not reached")
-            per_kw = (f"{cal['hits']}/{r['events']} | {cal['false_accepts']}" if r["config"]["thresholds"]
-                      else "(no negatives: not calibrated) | –")
-            lines.append(f"| {run} | {target} | {per_kw} | {at['threshold']} | {at['hits']}/{r['events']} "
-                         f"| {at['false_accepts']} | {best} |")
-            print(lines[-1], flush=True)
+    for run, target, export in exports(runs):
+        r, one = score(export, STREAM), score(export, STREAM, calibrated=False)
+        cal, at = r["at_threshold"], one["at_threshold"]
+        sweep_best = r.get("at_recall_0.85")
+        best = (f"{sweep_best['recall']:.2f} ({sweep_best['threshold']}, {sweep_best['false_accepts']})"
+                if sweep_best else "0.85 not reached")
+        per_kw = (f"{cal['hits']}/{r['events']} | {cal['false_accepts']}" if r["config"]["thresholds"]
+                  else "(no negatives: not calibrated) | –")
+        lines.append(f"| {run} | {target} | {per_kw} | {at['threshold']} | {at['hits']}/{r['events']} "
+                     f"| {at['false_accepts']} | {best} |")
+        print(lines[-1], flush=True)
     write_section("kws-real", "\n".join(lines))
 
 

@@ -57,6 +57,15 @@ def test_front_end_frames_and_range():
     assert torch.all(out[1] == -128)
 
 
+def test_freeze_backbone_is_the_embedding_cards_mode(kws_data, tmp_path):
+    res = invoke("finetune", "--model", "mobilenetv2_kws", "--data", kws_data, "--out", tmp_path / "r",
+                 "--freeze", "backbone")
+    assert res.exit_code == 2
+    assert res.stderr.strip() == ("edgetune: error: --freeze backbone (a head on cached embeddings) is "
+                                  "speech_embedding_kws's mode; mobilenetv2_kws has none (hint: drop --freeze, pass "
+                                  "--freeze N to keep the first N stages, or use --model speech_embedding_kws)")
+
+
 def test_archive_without_keras_weights_is_one_error(tmp_path):
     bad = tmp_path / "m.mltk.zip"
     with zipfile.ZipFile(bad, "w") as z:

@@ -254,8 +254,10 @@ class MobileNetKws(nn.Module):
     PAD = 1600
 
     def __init__(self, num_classes: int) -> None:
+        from edgetune.train.speech_models import ContextPad
+
         super().__init__()
-        self.features = nn.Sequential(_Pad(self.PAD), Microfrontend())
+        self.features = nn.Sequential(ContextPad(self.PAD), Microfrontend())
         net = MobileNetV2Kws(num_classes)
         self.body, self.classifier = net.body, net.classifier
 
@@ -289,15 +291,6 @@ class MobileNetKws(nn.Module):
                 self.classifier.weight[i] = net.classifier.weight[j]
                 self.classifier.bias[i] = net.classifier.bias[j]
         return copied
-
-
-class _Pad(nn.Module):
-    def __init__(self, samples: int) -> None:
-        super().__init__()
-        self.samples = samples
-
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        return F.pad(audio, (self.samples, self.samples))
 
 
 def compiled_microfrontend(wrapper_so: Path, settings_py: Path) -> Callable[[np.ndarray], np.ndarray]:
