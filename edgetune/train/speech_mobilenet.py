@@ -338,7 +338,9 @@ class ShippedHeadDistiller:
     frozen copy of it (the teacher) and a trainable copy of its 8-class head on the student's body;
     the loss adds the KL divergence between the two heads' softened outputs, so the body keeps
     telling apart what thousands of real speakers taught it while the new head learns the user's
-    words. The extra head is training-only: it is not part of the model that is saved or exported."""
+    words. The extra head is training-only: it is not part of the model that is saved or exported
+    (nor checkpointed: a resumed run starts it again from the shipped head). Off by default
+    (edgetune.train.kws.DISTILL_WEIGHT): its A/B did not pass, RESULTS.md "kws-distill"."""
 
     def __init__(self, archive: Path, body: nn.Module, weight: float, temperature: float = 2.0) -> None:
         self.teacher = MobileNetKws(len(MLTK_LABELS))
