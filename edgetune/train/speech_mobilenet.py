@@ -301,16 +301,21 @@ def compiled_microfrontend(wrapper_so: Path, settings_py: Path) -> Callable[[np.
     import importlib
     import shutil
     import sys
-    import tempfile
     import types
 
+    from edgetune.paths import cache_dir
+
     pkg = "mltk.core.preprocess.audio.audio_feature_generator"
-    root = Path(tempfile.mkdtemp(prefix="edgetune-mltk-"))
+    root = cache_dir() / "mltk-frontend"  # one fixed place: repeated calls reuse it, nothing piles up in /tmp
     where = root / pkg.replace(".", "/")
-    where.mkdir(parents=True)
-    # the module's init symbol fixes its file name; the settings class is plain Python
-    shutil.copy(wrapper_so, where / "_audio_feature_generator_wrapper.cpython-311-x86_64-linux-gnu.so")
-    shutil.copy(settings_py, where / "audio_feature_generator_settings.py")
+    where.mkdir(parents=True, exist_ok=True)
+    # the module's init symbol fixes its file name; the settings class is plain Python. A copy that
+    # is there is the same pinned file, and may be loaded: never written over (it is mapped)
+    for src, name in ((wrapper_so, "_audio_feature_generator_wrapper.cpython-311-x86_64-linux-gnu.so"),
+                      (settings_py, "audio_feature_generator_settings.py")):
+        if not (where / name).is_file():
+            shutil.copy(src, where / (name + ".part"))
+            (where / (name + ".part")).replace(where / name)
     parts = pkg.split(".")
     for i in range(1, len(parts) + 1):
         name = ".".join(parts[:i])
@@ -318,7 +323,8 @@ def compiled_microfrontend(wrapper_so: Path, settings_py: Path) -> Callable[[np.
             mod = types.ModuleType(name)
             mod.__path__ = [str(root / name.replace(".", "/"))]
             sys.modules[name] = mod
-    sys.path.insert(0, str(root))
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     cfg = importlib.import_module(pkg + ".audio_feature_generator_settings").AudioFeatureGeneratorSettings()
     for k, v in MLTK_FRONTEND.items():
         setattr(cfg, k, v)
