@@ -21,10 +21,11 @@ import json
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from _results import write_section
-from kws_real import STREAM, exports, score
+from kws_real import STREAM, export_model, exports, score, score_session
 
 from edgetune.train.speech_mobilenet import MLTK_LABELS
 
@@ -65,30 +66,14 @@ class MltkSession:
         return [np.log(np.maximum(p, 1e-6))[None]]
 
 
-def score_mltk(session: MltkSession) -> dict:
-    from edgetune.data.audio import SAMPLE_RATE, stream_audio
-    from edgetune.tasks.kws import read_stream_events
-    from edgetune.tasks.kws_stream import StreamConfig, score_stream
-
-    _, blocks = stream_audio(STREAM / "stream.wav")
-    return score_stream(session, blocks, read_stream_events(STREAM / "stream.json"), list(MLTK_LABELS), StreamConfig(),
-                        sr=SAMPLE_RATE, window=WINDOW, target_recall=0.85)
-
-
-def peaks(session: MltkSession | None, export: Path | None) -> list[str]:
+def peaks(session: Any, labels: list[str], window: int) -> list[str]:
     """Per real keyword utterance: the highest smoothed probability of its own word (± 0.75 s)."""
-    from edgetune.artifact import open_export
     from edgetune.data.audio import SAMPLE_RATE, stream_audio
     from edgetune.tasks.kws import read_stream_events
     from edgetune.tasks.kws_stream import StreamConfig, smoothed_posteriors
 
-    if export is not None:
-        art = open_export(export)
-        sess, labels, window = art.open_session(), list(art.meta.spec.labels), int(art.meta.spec.preprocessing["samples"])
-    else:
-        sess, labels, window = session, list(MLTK_LABELS), WINDOW
     _, blocks = stream_audio(STREAM / "stream.wav")
-    times, sm, _, _ = smoothed_posteriors(sess, blocks, StreamConfig(), sr=SAMPLE_RATE, window=window)
+    times, sm, _, _ = smoothed_posteriors(session, blocks, StreamConfig(), sr=SAMPLE_RATE, window=window)
     out = []
     for e in read_stream_events(STREAM / "stream.json"):
         near = (times >= e["start_s"] - 0.75) & (times <= e["end_s"] + 0.75 + window / SAMPLE_RATE)
@@ -102,8 +87,10 @@ def main(runs: list[Path]) -> None:
     if not (STREAM / "stream.json").is_file():
         write_stream(STREAM)
     meta = json.loads((STREAM / "stream.json").read_text())
+    from edgetune.tasks.kws_stream import StreamConfig
+
     session = MltkSession()
-    m = score_mltk(session)
+    m = score_session(session, list(MLTK_LABELS), WINDOW, StreamConfig(), STREAM)
     at, best = m["at_threshold"], m.get("at_recall_0.85")
     fmt = lambda b: f"{b['recall']:.2f} ({b['threshold']}, {b['false_accepts']})" if b else "0.85 not reached"  # noqa: E731
     texts = ", ".join(e["text"] for e in meta["events"])
@@ -119,11 +106,11 @@ def main(runs: list[Path]) -> None:
              "| peak probability of the said word, per utterance |",
              "|---|---|---|---|---|---|",
              f"| MLTK MobileNetV2 (real voices) | one, 0.5 | {at['hits']}/{m['events']} | {at['false_accepts']} "
-             f"| {fmt(best)} | {' / '.join(peaks(session, None))} |"]
+             f"| {fmt(best)} | {' / '.join(peaks(session, list(MLTK_LABELS), WINDOW))} |"]
     print(lines[-1], flush=True)
     for run, target, export in exports(runs):
         r, one = score(export, STREAM), score(export, STREAM, calibrated=False)
-        pk = " / ".join(peaks(None, export))
+        pk = " / ".join(peaks(*export_model(export)[:3]))
         lines.append(f"| {run} {target} (generated voices) | calibrated per keyword | {r['at_threshold']['hits']}/"
                      f"{r['events']} | {r['at_threshold']['false_accepts']} | {fmt(r.get('at_recall_0.85'))} | {pk} |")
         lines.append(f"| {run} {target} (generated voices) | one, 0.5 | {one['at_threshold']['hits']}/{one['events']} "

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from _results import write_section
 
@@ -24,21 +25,31 @@ HERE = Path(__file__).resolve().parent
 STREAM = HERE / "_work" / "kws-real" / "stream"
 
 
-def score(export: Path, stream: Path, *, calibrated: bool = True) -> dict:
+def export_model(export: Path) -> tuple[Any, list[str], int, Any]:
+    """(session, labels, window samples, the stream config it recorded) of an export folder."""
     from edgetune.artifact import open_export
-    from edgetune.data.audio import SAMPLE_RATE, stream_audio
-    from edgetune.tasks.kws import read_stream_events
-    from edgetune.tasks.kws_stream import StreamConfig, score_stream
+    from edgetune.tasks.kws_stream import StreamConfig
 
     art = open_export(export)
     spec = art.meta.spec
-    sr, blocks = stream_audio(stream / "stream.wav")
-    events = read_stream_events(stream / "stream.json")
-    cfg = StreamConfig.from_dict(spec.postprocess)
-    if not calibrated:
-        cfg = replace(cfg, thresholds={})
-    return score_stream(art.open_session(), blocks, events, list(spec.labels), cfg, sr=SAMPLE_RATE,
-                        window=int(spec.preprocessing["samples"]), target_recall=0.85)
+    return art.open_session(), list(spec.labels), int(spec.preprocessing["samples"]), StreamConfig.from_dict(spec.postprocess)
+
+
+def score_session(session: Any, labels: list[str], window: int, cfg: Any, stream: Path) -> dict:
+    """edgetune's stream score of any model behind the session interface on `stream`."""
+    from edgetune.data.audio import SAMPLE_RATE, stream_audio
+    from edgetune.tasks.kws import read_stream_events
+    from edgetune.tasks.kws_stream import score_stream
+
+    _, blocks = stream_audio(stream / "stream.wav")
+    return score_stream(session, blocks, read_stream_events(stream / "stream.json"), labels, cfg, sr=SAMPLE_RATE,
+                        window=window, target_recall=0.85)
+
+
+def score(export: Path, stream: Path, *, calibrated: bool = True) -> dict:
+    """An export at its calibrated per-keyword thresholds, or (`calibrated=False`) at its one threshold."""
+    session, labels, window, cfg = export_model(export)
+    return score_session(session, labels, window, cfg if calibrated else replace(cfg, thresholds={}), stream)
 
 
 def exports(runs: list[Path]) -> Iterator[tuple[Path, str, Path]]:

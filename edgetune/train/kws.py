@@ -78,6 +78,12 @@ SPEED_RANGE = (0.9, 1.1)
 # classes while they learn the user's (edgetune.train.speech_mobilenet.ShippedHeadDistiller), with
 # this weight on the distillation term; 0 is off.
 DISTILL_WEIGHT = 0.0
+
+
+def distill_weight(card: ModelCard, weights: Any) -> float:
+    """The distillation weight a fine-tune of `card` trains with: DISTILL_WEIGHT where there is a
+    shipped head to distil from (mobilenetv2_kws with its weights), else 0."""
+    return DISTILL_WEIGHT if weights is not None and card.arch_name == "mobilenetv2_kws" else 0.0
 PREPROCESSING = {"kind": "audio", "sample_rate": SAMPLE_RATE, "samples": CLIP_SAMPLES, "range": "[-1, 1] float"}
 
 
@@ -325,10 +331,10 @@ def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
         for p in m.parameters():
             p.requires_grad_(False)
     distill = None
-    if DISTILL_WEIGHT > 0 and weights is not None and card.arch_name == "mobilenetv2_kws":
+    if distill_weight(card, weights) > 0:
         from edgetune.train.speech_mobilenet import ShippedHeadDistiller
 
-        distill = ShippedHeadDistiller(weights.path, model.body, DISTILL_WEIGHT).to(device)
+        distill = ShippedHeadDistiller(weights.path, model.body, distill_weight(card, weights)).to(device)
         groups.append({"params": distill.parameters()})  # at the head's rate
     lr = cfg.lr or DEFAULT_LR[card.arch_name]
     for grp in groups:
@@ -442,7 +448,7 @@ def _manifest(cfg: TrainConfig, card: ModelCard, data: sc.KwsData, data_hash: st
                                         "rt60_s": list(RT60_S), "speed_prob": SPEED_PROB,
                                         "speed_range": list(SPEED_RANGE), "snr_db": list(SNR_DB),
                                         "noise_prob": NOISE_PROB, "specaugment": "1 time mask ≤10, 1 mel mask ≤4",
-                                        "distill_weight": DISTILL_WEIGHT if card.arch_name == "mobilenetv2_kws" else None})
+                                        "distill_weight": distill_weight(card, weights)})
 
 
 def _results(state: FitState, status: str) -> dict[str, Any]:

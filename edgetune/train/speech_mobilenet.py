@@ -284,12 +284,13 @@ class MobileNetKws(nn.Module):
         net = MobileNetV2Kws(len(MLTK_LABELS))
         net.load_keras_h5(data, what=f"{archive}: {name}")
         self.body.load_state_dict(net.body.state_dict())
-        copied = [c for c in labels if c in MLTK_LABELS]
+        copied = []
         for i, c in enumerate(labels):
             if c in MLTK_LABELS:
                 j = MLTK_LABELS.index(c)
                 self.classifier.weight[i] = net.classifier.weight[j]
                 self.classifier.bias[i] = net.classifier.bias[j]
+                copied.append(c)
         return copied
 
 
