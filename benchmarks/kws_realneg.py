@@ -68,10 +68,12 @@ def measure(export: Path) -> dict[str, dict]:
     out = {}
     for name in CALIBRATIONS:
         c = cfg if name == "generated" else replace(cfg, thresholds=real_word_thresholds(export))
-        words, real, synth = (score_session(session, labels, window, c, s)["at_threshold"]
+        words, real, synth = (score_session(session, labels, window, c, s)
                               for s in (WORDS / "reporting", STREAM, DEMO_DATA / "stream"))
+        real_events = real["events"]
+        words, real, synth = (r["at_threshold"] for r in (words, real, synth))
         out[name] = {"words_fa": words["false_accepts"], "words_fa_h": words["fa_per_hour"],
-                     "real_hits": real["hits"], "real_events": real["events"], "real_fa": real["false_accepts"],
+                     "real_hits": real["hits"], "real_events": real_events, "real_fa": real["false_accepts"],
                      "synth_recall": synth["recall"], "thresholds": c.thresholds}
         print(export, name, {k: v for k, v in out[name].items() if k != "thresholds"}, flush=True)
     return out

