@@ -79,7 +79,9 @@ def measure(export: Path) -> dict[str, dict]:
     return out
 
 
-def main() -> None:
+def prepare_words() -> None:
+    """WORDS/tuning.wav and WORDS/reporting.wav (+ .json), and WORDS/reporting/ as a stream folder
+    (score_session reads <folder>/stream.wav + stream.json); the real-voice stream too."""
     from edgetune.data import real_words
     from edgetune.data.real_speech import write_stream
 
@@ -88,11 +90,15 @@ def main() -> None:
     for which in ("tuning", "reporting"):
         if not (WORDS / f"{which}.json").is_file():
             real_words.write_recording(WORDS / f"{which}.wav", which)
-    (WORDS / "reporting").mkdir(exist_ok=True)  # score_session reads <folder>/stream.wav + stream.json
+    (WORDS / "reporting").mkdir(exist_ok=True)
     for ext in (".wav", ".json"):
         link = WORDS / "reporting" / f"stream{ext}"
         if not link.exists():
             link.symlink_to(WORDS / f"reporting{ext}")
+
+
+def main() -> None:
+    prepare_words()
     rows = {(m, s): measure(run(s) / "export" / "cpu-int8") for m, run in MODELS.items() for s in SEEDS}
     lines = ["## kws-realneg: calibrating KWS thresholds on real spoken words (issue 17)", "",
              "`python benchmarks/kws_realneg.py` — the same cpu-int8 exports (kws-noise demo recipe, kws-mobilenet "

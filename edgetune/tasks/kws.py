@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from edgetune.data.audio import SAMPLE_RATE, fit_length, read_audio, require_rat
 from edgetune.errors import DataError
 from edgetune.progress import track
 from edgetune.tasks.base import LabelTask, check_classes
+
+if TYPE_CHECKING:
+    from edgetune.tasks.kws_stream import Calibration, StreamConfig
 
 
 class AudioWindow:
@@ -130,22 +133,14 @@ class KwsTask(LabelTask):
         """Per-keyword stream thresholds calibrated on DATA/negatives/ (`kws_stream.calibrate`), on
         this artefact's own posteriors: an int8 model's scores are what a device compares."""
         from edgetune.runtime import open_session
-        from edgetune.tasks.kws_stream import StreamConfig, calibrate, smoothed_posteriors
+        from edgetune.tasks.kws_stream import StreamConfig
 
         recordings = negative_recordings(Path(data.root))
         if not recordings:
             return None
         t0 = time.perf_counter()
-        session = open_session(artefact)
-        cfg = StreamConfig.from_dict(spec.postprocess)
-        window = int(spec.preprocessing["samples"])
-        scored = []
-        for wav, events in track(recordings, total=len(recordings), desc="stream thresholds", quiet=quiet):
-            sr, blocks = stream_audio(wav)
-            require_rate(sr, wav)
-            times, sm, _, _ = smoothed_posteriors(session, blocks, cfg, sr=sr, window=window)
-            scored.append((times, sm, events))
-        cal = calibrate(scored, list(spec.labels), cfg, window / SAMPLE_RATE)
+        cal = calibrate_on(open_session(artefact), list(spec.labels), int(spec.preprocessing["samples"]),
+                           StreamConfig.from_dict(spec.postprocess), recordings, quiet=quiet)
         record = {**cal.to_dict(), "recordings": [str(w.relative_to(data.root)) for w, _ in recordings],
                   "seconds": round(time.perf_counter() - t0, 2)}
         return {"thresholds": cal.thresholds}, record
@@ -166,6 +161,21 @@ class KwsTask(LabelTask):
         cfg.check()
         return {"stream": score_stream(session, blocks, events, list(spec.labels), cfg, sr=SAMPLE_RATE,
                                        window=int(spec.preprocessing["samples"]))}
+
+
+def calibrate_on(session: Any, labels: list[str], window: int, cfg: StreamConfig,
+                 recordings: list[tuple[Path, list[dict[str, Any]]]], *, quiet: bool = True) -> Calibration:
+    """`kws_stream.calibrate` on any model behind the session interface, streamed over
+    `recordings` ((wav, keyword events) each, as `negative_recordings` lists them)."""
+    from edgetune.tasks.kws_stream import calibrate, smoothed_posteriors
+
+    scored = []
+    for wav, events in track(recordings, total=len(recordings), desc="stream thresholds", quiet=quiet):
+        sr, blocks = stream_audio(wav)
+        require_rate(sr, wav)
+        times, sm, _, _ = smoothed_posteriors(session, blocks, cfg, sr=sr, window=window)
+        scored.append((times, sm, events))
+    return calibrate(scored, labels, cfg, window / SAMPLE_RATE)
 
 
 def negative_recordings(root: Path) -> list[tuple[Path, list[dict[str, Any]]]]:
