@@ -79,12 +79,16 @@ class Microfrontend(nn.Module):
         self.register_buffer("basis", torch.from_numpy(basis.astype(np.float32)), persistent=False)
         self.register_buffer("fb", torch.from_numpy(fb[:, start:end].T.copy()), persistent=False)
         smoothing = np.where(np.arange(channels) % 2 == 0, even_smoothing, odd_smoothing)
-        self.register_buffer("smoothing", torch.from_numpy(smoothing.astype(np.float32)), persistent=False)
+        self._smoothing_values = tuple(float(v) for v in np.unique(smoothing))
+        # (values, 1, channels): 1 where a channel uses that smoothing value
+        pick = (smoothing[None, :] == np.array(self._smoothing_values)[:, None]).astype(np.float32)[:, None]
+        self.register_buffer("pick", torch.from_numpy(pick), persistent=False)
         self.min_signal_remaining = min_signal_remaining
         # log: 2^scale_shift · ln(signal · 2^correction), correction = log2(fft) - 1 - 12 / 2
         self.log_gain = float(1 << scale_shift)
         self.log_input_gain = float(2 ** ((fft.bit_length()) - 1 - 6))
         self._index: torch.Tensor | None = None
+        self._decay: torch.Tensor | None = None  # (smoothing values, T, T), see _noise_estimate
 
     def _frame_index(self, samples: int, device: torch.device) -> torch.Tensor:
         """(T, win) sample indices of every frame: a Gather, which every runtime has (unlike unfold)."""
@@ -92,6 +96,21 @@ class Microfrontend(nn.Module):
             starts = torch.arange(0, samples - self.win + 1, self.step)
             self._index = starts[:, None] + torch.arange(self.win)[None, :]
         return self._index.to(device)
+
+    def _noise_estimate(self, signal: torch.Tensor) -> torch.Tensor:
+        """The per-channel noise estimate e[t] = s·x[t] + (1 − s)·e[t−1], from e = 0 for every window.
+
+        The recursion is linear, so it is one lower-triangular (T, T) matmul over time per smoothing
+        value (even and odd channels differ): the same values as the C code's loop, without a
+        T-step loop unrolled into the exported graph (which stalled LiteRT's int8 calibration)."""
+        frames = signal.shape[1]
+        if self._decay is None or self._decay.shape[-1] != frames:
+            lag = np.arange(frames)[:, None] - np.arange(frames)[None, :]
+            s = np.array(self._smoothing_values, np.float64)[:, None, None]
+            decay = np.where(lag >= 0, s * (1 - s) ** np.maximum(lag, 0), 0.0)  # (values, T, T)
+            self._decay = torch.from_numpy(decay.astype(np.float32))
+        estimates = self._decay.to(signal.device) @ signal.unsqueeze(1)  # (N, values, T, channels)
+        return (estimates * self.pick).sum(dim=1)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         x = torch.clamp(audio, -1.0, 1.0) * INT16_MAX
@@ -102,13 +121,9 @@ class Microfrontend(nn.Module):
         # the C code's integers are kept where they matter: a channel whose noise-reduced value is
         # below 1 is 0 there (log 0 → the int8 floor); in float it would be a loud -128 + 40
         signal = torch.floor(64.0 * torch.sqrt(energy))  # sqrt of the 12-bit weighted sum: × 2^6
-        estimate = torch.zeros_like(signal[:, 0])
-        out = []
-        for t in range(signal.shape[1]):  # per-channel noise estimate, from zero for every window
-            s = signal[:, t]
-            estimate = self.smoothing * s + (1 - self.smoothing) * estimate
-            out.append(torch.floor(torch.maximum(s - torch.minimum(estimate, s), self.min_signal_remaining * s)))
-        reduced = torch.stack(out, dim=1) * self.log_input_gain
+        estimate = self._noise_estimate(signal)
+        reduced = torch.floor(torch.maximum(signal - torch.minimum(estimate, signal), self.min_signal_remaining * signal))
+        reduced = reduced * self.log_input_gain
         logged = torch.where(reduced > 1.0, self.log_gain * torch.log(torch.clamp(reduced, min=1.0)),
                              torch.zeros_like(reduced))
         # TFLite-Micro's micro_features: int8 = (uint16 · 256 + 333) / 666 - 128, clamped
