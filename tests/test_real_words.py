@@ -116,3 +116,14 @@ def test_real_words_are_the_pinned_ktuberling_recordings():
     assert langs(reporting) == set(real_words.REPORTING) and not langs(tuning) & langs(reporting)
     audio = real_words.load_word(next(p for p in tuning if p.suffix == ".ogg"))
     assert 0.2 * SAMPLE_RATE < len(audio) < 3 * SAMPLE_RATE and abs(float(np.abs(audio).max()) - 0.5) < 1e-6
+
+
+def test_export_without_negatives_says_how_to_add_them(tmp_path, capsys):
+    """A user's own KWS data with no negatives/: export keeps one threshold and says what calibrates it."""
+    from edgetune.contract import DataRef
+    from edgetune.tasks.kws import TASK
+
+    assert TASK.tune_postprocess(tmp_path / "model.onnx", None, DataRef(root=str(tmp_path)), quiet=False) is None
+    assert capsys.readouterr().err.strip() == (
+        f"stream thresholds: not calibrated, {tmp_path / 'negatives'} holds no .wav; every keyword keeps the card's "
+        f"one threshold. `edgetune data kws-negatives {tmp_path}` adds 28 min of real spoken words to calibrate on")

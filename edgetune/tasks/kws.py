@@ -17,7 +17,7 @@ from edgetune.contract import DataRef, Manifest, ModelSpec
 from edgetune.data import speech_commands as sc
 from edgetune.data.audio import SAMPLE_RATE, fit_length, read_audio, require_rate, stream_audio
 from edgetune.errors import DataError
-from edgetune.progress import track
+from edgetune.progress import log, track
 from edgetune.tasks.base import LabelTask, check_classes
 
 if TYPE_CHECKING:
@@ -137,6 +137,9 @@ class KwsTask(LabelTask):
 
         recordings = negative_recordings(Path(data.root))
         if not recordings:
+            log(f"stream thresholds: not calibrated, {Path(data.root) / sc.NEGATIVES_DIR} holds no .wav; every keyword "
+                f"keeps the card's one threshold. `edgetune data kws-negatives {data.root}` adds 28 min of real "
+                "spoken words to calibrate on", quiet=quiet)
             return None
         t0 = time.perf_counter()
         cal = calibrate_on(open_session(artefact), list(spec.labels), int(spec.preprocessing["samples"]),
