@@ -127,3 +127,15 @@ def test_export_without_negatives_says_how_to_add_them(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         f"stream thresholds: not calibrated, {tmp_path / 'negatives'} holds no .wav; every keyword keeps the card's "
         f"one threshold. `edgetune data kws-negatives {tmp_path}` adds 28 min of real spoken words to calibrate on")
+
+
+def test_a_host_without_apt_is_told_how_to_do_without(tmp_path, monkeypatch):
+    """No apt-get (not Debian/Ubuntu) and nothing cached: one line naming what to copy, or how to skip."""
+    monkeypatch.setenv("EDGETUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(debian.shutil, "which", lambda _name: None)
+    with pytest.raises(AssetError) as err:
+        real_words.recordings()
+    assert err.value.one_line() == (
+        "fetching Debian's ktuberling-data needs apt-get and dpkg-deb (Debian/Ubuntu) (hint: copy "
+        f"/usr/share/ktuberling/sounds from Debian's ktuberling-data to {tmp_path / 'cache' / 'data' / 'ktuberling-data'}, "
+        "or leave real words out (`kws-synth --no-real-negatives`))")

@@ -239,14 +239,13 @@ def kws_negatives(root: Path, as_json: bool) -> None:
     object names by real speakers in 11 languages (Debian ktuberling-data, GPL-2+; fetched once with
     apt-get), none of them an English command word. `edgetune export` calibrates each keyword's stream
     threshold on everything in negatives/; add recordings of your own deployment there too."""
-    from edgetune.data.kws_synth import REAL_WORDS
-    from edgetune.data.real_words import write_recording
+    from edgetune.data.real_words import FILE_NAME, write_recording
     from edgetune.data.speech_commands import NEGATIVES_DIR
     from edgetune.errors import UsageError
 
     if not root.is_dir():
         raise UsageError(f"{root} is not a folder", hint="pass the KWS data set's root (the folder holding train/)")
-    wav = root / NEGATIVES_DIR / REAL_WORDS
+    wav = root / NEGATIVES_DIR / FILE_NAME
     meta = write_recording(wav, "tuning")
     emit({**meta, "file": str(wav)}, as_json, lambda r: click.echo(
         f"wrote {r['seconds'] / 60:.1f} min of real spoken words ({r['words']} words; languages: {', '.join(r['languages'])}) "

@@ -34,7 +34,7 @@ def debian_files(package: str, folder: str, names: Sequence[str] | None, *, fetc
         raise AssetError(f"{package}'s files are not available locally", hint=hint or f"apt-get install {package}")
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         raise AssetError(f"fetching Debian's {package} needs apt-get and dpkg-deb (Debian/Ubuntu)",
-                         hint=hint or f"copy {', '.join(names)} from {package} to {cached}")
+                         hint=hint or f"copy {', '.join(names) if names else f'/{folder}'} from {package} to {cached}")
     with work_dir("deb") as tmp:
         proc = subprocess.run(["apt-get", "download", "-q", package], cwd=tmp, capture_output=True, text=True)
         debs = sorted(Path(tmp).glob("*.deb"))

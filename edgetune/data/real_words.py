@@ -21,8 +21,10 @@ import numpy as np
 
 from edgetune.data.audio import SAMPLE_RATE, write_wav
 from edgetune.errors import AssetError
+from edgetune.paths import cache_dir
 
 PACKAGE, FOLDER = "ktuberling-data", "usr/share/ktuberling/sounds"
+FILE_NAME = "real-words.wav"  # the tuning half's name in a data set's negatives/
 SOURCE = f"Debian {PACKAGE} 4:22.12.3-1 (KTuberling's spoken object names; GPL-2+)"
 # sha256 over "language/name sha256" lines of every distinct recording, sorted: ktuberling-data 4:22.12.3-1
 SET_SHA256 = "e4b2883ac20536312200695762ff429ddabb5fb1d170b7552cff353367afd468"
@@ -37,7 +39,8 @@ def recordings() -> dict[str, list[Path]]:
     holds is dropped: the sr@… variants repeat sr), checked against the pinned set."""
     from edgetune.data.debian import debian_files
 
-    root = debian_files(PACKAGE, FOLDER, None)
+    root = debian_files(PACKAGE, FOLDER, None, hint=f"copy /{FOLDER} from Debian's {PACKAGE} to "
+                        f"{cache_dir() / 'data' / PACKAGE}, or leave real words out (`kws-synth --no-real-negatives`)")
     seen: set[str] = set()
     by_language: dict[str, list[Path]] = {}
     lines = []
@@ -89,9 +92,13 @@ def write_recording(wav: Path, which: Half, *, gap_s: float = 0.5, noise_db: flo
         pieces += [word, gap]
     audio = np.concatenate(pieces)
     audio += rng.standard_normal(len(audio)).astype(np.float32) * float(10 ** (noise_db / 20))
-    partial = wav.with_name(f".{wav.stem}.partial.wav")  # into a user's data set: never half a file there
-    write_wav(partial, np.clip(audio, -1, 1))
-    os.replace(partial, wav)
+    # into a user's data set: never half a file there (export would calibrate on any *.wav it finds)
+    partial = wav.with_name(f".{wav.stem}.partial.wav")
+    try:
+        write_wav(partial, np.clip(audio, -1, 1))
+        os.replace(partial, wav)
+    finally:
+        partial.unlink(missing_ok=True)
     meta = {"file": wav.name, "seconds": round(len(audio) / SAMPLE_RATE, 1), "events": [],
             "non_keyword_speech_s": round(speech / SAMPLE_RATE, 1), "words": len(paths), "half": which,
             "languages": sorted({p.parent.name for p in paths}),
