@@ -64,16 +64,24 @@ def speech_top1(meta: dict) -> float:
     return sum(conf[i][i] for i in rows) / sum(sum(conf[i]) for i in rows)
 
 
+def seeds_cell(rows: list[dict], key: str, fmt: str = "{:.3f}", mean_fmt: str | None = None) -> str:
+    """A table cell over seeds: the mean of `key` (`mean_fmt`, else `fmt`), each seed's value in brackets."""
+    mean = statistics.mean(r[key] for r in rows)
+    return f"{(mean_fmt or fmt).format(mean)} ({' / '.join(fmt.format(r[key]) for r in rows)})"
+
+
+def hits_cell(rows: list[dict]) -> str:
+    """Real keyword hits over seeds, as "3.2/7 (3 / 4 / …)"."""
+    return seeds_cell(rows, "real_hits", "{:d}", "{:.1f}/" + str(rows[0]["real_events"]))
+
+
 def table(first: str, arms: dict[str, list[dict]]) -> list[str]:
     """One row an arm: means over its seeds, per-seed values in brackets."""
     lines = [f"| {first} {COLUMNS}", "|---|---|---|---|---|---|---|"]
     for arm, rs in arms.items():
-        m = lambda k, rs=rs: statistics.mean(r[k] for r in rs)  # noqa: E731
-        per = lambda k, f="{:.3f}", rs=rs: " / ".join(f.format(r[k]) for r in rs)  # noqa: E731
-        lines.append(f"| {arm} | {m('val_top1'):.3f} ({per('val_top1')}) | {m('synth_recall'):.3f} "
-                     f"({per('synth_recall')}) | {m('synth_fa_h'):.0f} ({per('synth_fa_h', '{:.0f}')}) | "
-                     f"{m('real_hits'):.1f}/{rs[0]['real_events']} ({per('real_hits', '{:d}')}) | "
-                     f"{m('real_fa'):.1f} ({per('real_fa', '{:d}')}) | {' / '.join(r['real_best'] for r in rs)} |")
+        lines.append(f"| {arm} | {seeds_cell(rs, 'val_top1')} | {seeds_cell(rs, 'synth_recall')} | "
+                     f"{seeds_cell(rs, 'synth_fa_h', '{:.0f}')} | {hits_cell(rs)} | "
+                     f"{seeds_cell(rs, 'real_fa', '{:d}', '{:.1f}')} | {' / '.join(r['real_best'] for r in rs)} |")
     return lines
 
 

@@ -29,7 +29,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from _kws_ab import DEMO_DATA
+from _kws_ab import DEMO_DATA, hits_cell, seeds_cell
 from _results import write_section
 from kws_real import STREAM, export_model, score_session
 
@@ -113,12 +113,11 @@ def main() -> None:
     for m in MODELS:
         for name in CALIBRATIONS:
             rs = [rows[(m, s)][name] for s in SEEDS]
-            mean = lambda k, rs=rs: statistics.mean(r[k] for r in rs)  # noqa: E731
-            per = lambda k, f="{:d}", rs=rs: " / ".join(f.format(r[k]) for r in rs)  # noqa: E731
             thr = statistics.mean(statistics.mean(r["thresholds"].values()) for r in rs)
-            lines.append(f"| {m} | {name} | {mean('words_fa'):.1f} ({per('words_fa')}; {mean('words_fa_h'):.0f}/h) | "
-                         f"{mean('real_hits'):.1f}/{rs[0]['real_events']} ({per('real_hits')}) | {mean('real_fa'):.1f} "
-                         f"({per('real_fa')}) | {mean('synth_recall'):.3f} ({per('synth_recall', '{:.3f}')}) | {thr:.3f} |")
+            words = seeds_cell(rs, "words_fa", "{:d}", "{:.1f}")[:-1]  # the FA/h mean goes inside the brackets
+            lines.append(f"| {m} | {name} | {words}; {statistics.mean(r['words_fa_h'] for r in rs):.0f}/h) | "
+                         f"{hits_cell(rs)} | {seeds_cell(rs, 'real_fa', '{:d}', '{:.1f}')} | "
+                         f"{seeds_cell(rs, 'synth_recall')} | {thr:.3f} |")
     write_section("kws-realneg", "\n".join(lines))
 
 

@@ -29,7 +29,7 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
-from _kws_ab import DEMO_DATA, speech_top1, train_export
+from _kws_ab import DEMO_DATA, hits_cell, seeds_cell, speech_top1, train_export
 from _results import write_section
 from kws_real import STREAM, export_model, score_session
 from kws_realneg import WORDS, prepare_words
@@ -107,12 +107,9 @@ def main() -> None:
              "| arm | held-out-voice top-1 (keyword + _unknown_ clips) | real words: false accepts | real keyword hits "
              "| real-stream false accepts | synthetic stream recall | mean threshold |", "|---|---|---|---|---|---|---|"]
     for arm, rs in rows.items():
-        mean = lambda k, rs=rs: statistics.mean(r[k] for r in rs)  # noqa: E731
-        per = lambda k, f="{:d}", rs=rs: " / ".join(f.format(r[k]) for r in rs)  # noqa: E731
-        lines.append(f"| {arm} | {mean('speech_top1'):.3f} ({per('speech_top1', '{:.3f}')}) | {mean('words_fa'):.1f} "
-                     f"({per('words_fa')}) | {mean('real_hits'):.1f}/{rs[0]['real_events']} ({per('real_hits')}) | "
-                     f"{mean('real_fa'):.1f} ({per('real_fa')}) | {mean('synth_recall'):.3f} "
-                     f"({per('synth_recall', '{:.3f}')}) | {mean('threshold'):.3f} |")
+        lines.append(f"| {arm} | {seeds_cell(rs, 'speech_top1')} | {seeds_cell(rs, 'words_fa', '{:d}', '{:.1f}')} | "
+                     f"{hits_cell(rs)} | {seeds_cell(rs, 'real_fa', '{:d}', '{:.1f}')} | {seeds_cell(rs, 'synth_recall')} "
+                     f"| {statistics.mean(r['threshold'] for r in rs):.3f} |")
     write_section("kws-realunknown", "\n".join(lines))
 
 
