@@ -75,6 +75,15 @@ def hits_cell(rows: list[dict]) -> str:
     return seeds_cell(rows, "real_hits", "{:d}", "{:.1f}/" + str(rows[0]["real_events"]))
 
 
+# the real-words benchmarks' (kws_realneg, kws_realunknown) shared columns
+STREAM_COLUMNS = "real keyword hits | real-stream false accepts | synthetic stream recall"
+
+
+def stream_cells(rows: list[dict]) -> str:
+    """STREAM_COLUMNS' cells of one arm over seeds."""
+    return f"{hits_cell(rows)} | {seeds_cell(rows, 'real_fa', '{:d}', '{:.1f}')} | {seeds_cell(rows, 'synth_recall')}"
+
+
 def table(first: str, arms: dict[str, list[dict]]) -> list[str]:
     """One row an arm: means over its seeds, per-seed values in brackets."""
     lines = [f"| {first} {COLUMNS}", "|---|---|---|---|---|---|---|"]
