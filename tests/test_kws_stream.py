@@ -103,8 +103,9 @@ def test_export_output_names_the_thresholds_and_the_keywords_over_budget(capsys)
     from edgetune.cli.export import _stream_thresholds
 
     _stream_thresholds({"thresholds": {"yes": 0.95, "no": 0.5}, "fa_budget_per_hour": 2.0, "negative_s": 119.6,
-                        "recordings": ["negatives/speech.wav"], "over_budget": ["yes"]})
+                        "recordings": ["negatives/speech.wav"], "over_budget": ["yes"],
+                        "false_accepts": {"yes": 3, "no": 0}})
     assert capsys.readouterr().out.splitlines() == [
         "  stream thresholds (≤ 2 false accepts/hour on 120 s of negatives/speech.wav): yes 0.95, no 0.50",
-        "  warning: yes still fire(s) on the negatives at the highest threshold allowed: expect false accepts from "
-        "them; more varied training speech in _unknown_ helps"]
+        "  warning: yes (3 at 0.95) still fire(s) on the negatives at the highest threshold allowed: expect false "
+        "accepts from them"]
