@@ -37,11 +37,17 @@ def fake_set(tmp_path, monkeypatch):
     return root, hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def test_a_set_that_is_not_the_pinned_one_is_refused(fake_set):
+def test_a_set_that_is_not_the_pinned_one_is_refused(fake_set, monkeypatch):
     root, _ = fake_set
     with pytest.raises(AssetError, match=rf"^{root} does not hold the recordings edgetune pins "
-                                         r"\(ktuberling-data 4:22.12.3-1\)$"):
+                                         r"\(ktuberling-data 4:22.12.3-1\)$") as err:
         real_words.recordings()
+    assert err.value.hint == ("it is the installed package: install ktuberling-data=4:22.12.3-1, or leave real words "
+                              "out (`kws-synth --no-real-negatives`)")
+    monkeypatch.setenv("EDGETUNE_CACHE", str(root.parent))  # the same folder, as edgetune's cache
+    with pytest.raises(AssetError) as err:
+        real_words.recordings()
+    assert err.value.hint == f"delete {root} (edgetune's cache); the next use fetches it again"
 
 
 def test_halves_split_by_language_and_drop_repeated_recordings(fake_set, monkeypatch):

@@ -25,7 +25,8 @@ from edgetune.paths import cache_dir
 
 PACKAGE, FOLDER = "ktuberling-data", "usr/share/ktuberling/sounds"
 FILE_NAME = "real-words.wav"  # the tuning half's name in a data set's negatives/
-SOURCE = f"Debian {PACKAGE} 4:22.12.3-1 (KTuberling's spoken object names; GPL-2+)"
+VERSION = "4:22.12.3-1"
+SOURCE = f"Debian {PACKAGE} {VERSION} (KTuberling's spoken object names; GPL-2+)"
 # sha256 over "language/name sha256" lines of every distinct recording, sorted: ktuberling-data 4:22.12.3-1
 SET_SHA256 = "e4b2883ac20536312200695762ff429ddabb5fb1d170b7552cff353367afd468"
 # English and every second of the other languages in alphabetical order; the rest is `tuning`
@@ -52,8 +53,11 @@ def recordings() -> dict[str, list[Path]]:
         by_language.setdefault(path.parent.name, []).append(path)
         lines.append(f"{path.parent.name}/{path.name} {digest}")
     if hashlib.sha256("\n".join(lines).encode()).hexdigest() != SET_SHA256:
-        raise AssetError(f"{root} does not hold the recordings edgetune pins ({PACKAGE} 4:22.12.3-1)",
-                         hint=f"delete {root} if it is edgetune's cache; the next use fetches it again")
+        cached = root.is_relative_to(cache_dir())
+        raise AssetError(f"{root} does not hold the recordings edgetune pins ({PACKAGE} {VERSION})",
+                         hint=f"delete {root} (edgetune's cache); the next use fetches it again" if cached else
+                         f"it is the installed package: install {PACKAGE}={VERSION}, or leave real words out "
+                         "(`kws-synth --no-real-negatives`)")
     return by_language
 
 
