@@ -303,7 +303,7 @@ def test_a_clip_too_long_to_read_whole_is_one_line(tmp_path, monkeypatch):
     assert "use `predict --stream` for long recordings" in e.value.one_line()
     monkeypatch.setattr(audio, "STREAM_BLOCK_FRAMES", 1000)
     sr, blocks = audio.stream_audio(wav)
-    assert sr == 16000 and [len(b) for b in blocks] == [1000] * 48
+    assert sr == 16000 and len(blocks) == 48 and [len(b) for b in blocks] == [1000] * 48
 
 
 # -- 4. an artefact is checked before it runs --------------------------------------------------

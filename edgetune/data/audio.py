@@ -83,9 +83,29 @@ def read_audio(source: Path | str | bytes, *, rel: Path | None = None,
     return _finite(audio, path, where), int(rate)
 
 
-def stream_audio(path: Path) -> tuple[int, Iterator[np.ndarray]]:
-    """The sample rate and an iterator of mono float32 blocks of a recording of any length, with
-    the same checks as `read_audio`, block by block (memory stays one block)."""
+class AudioBlocks:
+    """A recording's mono float32 blocks of STREAM_BLOCK_FRAMES, read one at a time (memory stays
+    one block; iterable once); len() is how many there are, for a progress bar."""
+
+    def __init__(self, f: Any, path: Path) -> None:
+        self._f, self._path = f, path
+        self._blocks = -(-int(f.frames) // STREAM_BLOCK_FRAMES)
+
+    def __len__(self) -> int:
+        return self._blocks
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        with self._f:
+            while True:
+                block = self._f.read(STREAM_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                if not len(block):
+                    return
+                yield _finite(block, self._path, self._path)
+
+
+def stream_audio(path: Path) -> tuple[int, AudioBlocks]:
+    """The sample rate and the mono float32 blocks of a recording of any length, with the same
+    checks as `read_audio`, block by block."""
     path = Path(path)
     f = _open(str(path), path)
     try:
@@ -95,16 +115,7 @@ def stream_audio(path: Path) -> tuple[int, Iterator[np.ndarray]]:
     except DataError:
         f.close()
         raise
-
-    def blocks() -> Iterator[np.ndarray]:
-        with f:
-            while True:
-                block = f.read(STREAM_BLOCK_FRAMES, dtype="float32", always_2d=True)
-                if not len(block):
-                    return
-                yield _finite(block, path, path)
-
-    return int(f.samplerate), blocks()
+    return int(f.samplerate), AudioBlocks(f, path)
 
 
 def require_rate(audio_sr: int, path: Path | str) -> None:

@@ -171,18 +171,14 @@ def calibrate_on(session: Any, labels: list[str], window: int, cfg: StreamConfig
     """`kws_stream.calibrate` on any model behind the session interface, streamed over
     `recordings` ((wav, keyword events) each, as `negative_recordings` lists them). The bar counts
     audio blocks: half an hour of negatives takes ~50 s on 2 cores."""
-    import soundfile as sf
-
-    from edgetune.data.audio import STREAM_BLOCK_FRAMES
     from edgetune.tasks.kws_stream import calibrate, smoothed_posteriors
 
     scored = []
     for wav, events in recordings:
         sr, blocks = stream_audio(wav)
         require_rate(sr, wav)
-        n = -(-sf.info(str(wav)).frames // STREAM_BLOCK_FRAMES)
-        blocks = track(blocks, total=n, desc=f"stream thresholds ({wav.name})", quiet=quiet)
-        times, sm, _, _ = smoothed_posteriors(session, blocks, cfg, sr=sr, window=window)
+        ticks = track(blocks, total=len(blocks), desc=f"stream thresholds ({wav.name})", quiet=quiet)
+        times, sm, _, _ = smoothed_posteriors(session, ticks, cfg, sr=sr, window=window)
         scored.append((times, sm, events))
     return calibrate(scored, labels, cfg, window / SAMPLE_RATE)
 

@@ -330,11 +330,11 @@ def finetune_kws(cfg: TrainConfig, *, quiet: bool = False) -> dict[str, Any]:
     for m in frozen:
         for p in m.parameters():
             p.requires_grad_(False)
-    distill = None
-    if distill_weight(card, weights) > 0:
+    distill, lwf = None, distill_weight(card, weights)
+    if lwf > 0:
         from edgetune.train.speech_mobilenet import ShippedHeadDistiller
 
-        distill = ShippedHeadDistiller(weights.path, model.body, distill_weight(card, weights)).to(device)
+        distill = ShippedHeadDistiller(weights.path, model.body, lwf).to(device)
         groups.append({"params": distill.parameters()})  # at the head's rate
     lr = cfg.lr or DEFAULT_LR[card.arch_name]
     for grp in groups:
