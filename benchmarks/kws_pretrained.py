@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _kws_ab import DEMO_DATA
 from _results import write_section
 from kws_real import STREAM, export_model, exports, score, score_session
-from kws_realneg import WORDS, prepare_words
+from kws_realneg import GENERATED, WORDS, prepare_words, recalibrated, scored
 
 from edgetune.train.speech_mobilenet import MLTK_LABELS
 
@@ -124,31 +123,24 @@ def main(runs: list[Path]) -> None:
               "accepts (FA/h) |", "|---|---|---|---|---|"]
     for name, negatives in CALIBRATIONS.items():
         row = blind(session, negatives)
-        lines.append(f"| {name} | {row['thresholds']} | {row['hits']}/{row['events']} | {row['real_fa']} | "
+        thresholds = ", ".join(f"{k} {v:.2f}" for k, v in row["thresholds"].items())
+        lines.append(f"| {name} | {thresholds} | {row['real_hits']}/{row['real_events']} | {row['real_fa']} | "
                      f"{row['words_fa']} ({row['words_fa_h']:.0f}/h) |")
         print(lines[-1], flush=True)
     write_section("kws-pretrained", "\n".join(lines))
 
 
-CALIBRATIONS = {"the demo's generated negatives": (DEMO_DATA / "negatives" / "speech.wav",),
-                "+ real words (tuning half)": (DEMO_DATA / "negatives" / "speech.wav", WORDS / "tuning.wav")}
+CALIBRATIONS = {"the demo's generated negatives": (GENERATED,), "+ real words (tuning half)": (GENERATED, WORDS / "tuning.wav")}
 
 
 def blind(session: MltkSession, negatives: tuple[Path, ...]) -> dict:
     """The shipped model's per-keyword thresholds calibrated on `negatives` (no keyword events), and
     its score at them on the real stream and the real words' reporting half."""
-    from dataclasses import replace
-
-    from edgetune.tasks.kws import calibrate_on
     from edgetune.tasks.kws_stream import StreamConfig
 
-    cal = calibrate_on(session, list(MLTK_LABELS), WINDOW, StreamConfig(), [(w, []) for w in negatives])
-    cfg = replace(StreamConfig(), thresholds=cal.thresholds)
-    real, words = (score_session(session, list(MLTK_LABELS), WINDOW, cfg, s)
-                   for s in (STREAM, WORDS / "reporting"))
-    return {"thresholds": ", ".join(f"{k} {v:.2f}" for k, v in cal.thresholds.items()), "events": real["events"],
-            "hits": real["at_threshold"]["hits"], "real_fa": real["at_threshold"]["false_accepts"],
-            "words_fa": words["at_threshold"]["false_accepts"], "words_fa_h": words["at_threshold"]["fa_per_hour"]}
+    labels = list(MLTK_LABELS)
+    return scored(session, labels, WINDOW, recalibrated(session, labels, WINDOW, StreamConfig(), negatives),
+                  synthetic=False)
 
 
 if __name__ == "__main__":

@@ -25,9 +25,10 @@ most 0.5 of 7 on average. Otherwise it stays a measured option.
 from __future__ import annotations
 
 import statistics
-import tempfile
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from _kws_ab import DEMO_DATA, STREAM_COLUMNS, seeds_cell, stream_cells
 from _results import write_section
@@ -42,25 +43,26 @@ MODELS = {"speech_embedding_kws, demo recipe": lambda s: HERE / "_work" / "kws-n
 CALIBRATIONS = ("generated", "+ real words")
 
 
-def real_word_thresholds(export: Path) -> dict[str, float]:
-    """The export's model recalibrated (kws_stream.calibrate, through the task) on the demo data's
-    negatives plus the tuning half of the real words."""
-    from edgetune.artifact import open_export
-    from edgetune.contract import DataRef
-    from edgetune.tasks.kws import TASK
+GENERATED = DEMO_DATA / "negatives" / "speech.wav"  # the demo data's generated phrases (it holds real-words.wav too)
 
-    art = open_export(export)
-    with tempfile.TemporaryDirectory() as tmp:
-        neg = Path(tmp) / "negatives"
-        neg.mkdir()
-        # the generated phrases only: since kws-realneg, `make demo`'s data holds real-words.wav as well
-        for wav in (DEMO_DATA / "negatives" / "speech.wav", WORDS / "tuning.wav"):
-            (neg / wav.name).symlink_to(wav)
-            if wav.with_suffix(".json").is_file():
-                (neg / wav.with_suffix(".json").name).symlink_to(wav.with_suffix(".json"))
-        tuned = TASK.tune_postprocess(art.model_file, art.meta.spec, DataRef(root=tmp))
-    assert tuned is not None
-    return tuned[0]["thresholds"]
+
+def recalibrated(session: Any, labels: list[str], window: int, cfg: Any, negatives: Iterable[Path]) -> Any:
+    """`cfg` with per-keyword thresholds calibrated as export calibrates (tasks.kws.calibrate_on) on
+    `negatives`: recordings with no keyword in them."""
+    from edgetune.tasks.kws import calibrate_on
+
+    return replace(cfg, thresholds=calibrate_on(session, labels, window, cfg, [(w, []) for w in negatives]).thresholds)
+
+
+def scored(session: Any, labels: list[str], window: int, cfg: Any, *, synthetic: bool = True) -> dict:
+    """A model at `cfg` on the real words' reporting half (false accepts), the real-voice stream
+    (hits, false accepts) and, if `synthetic`, the demo's synthetic stream (recall)."""
+    streams = {"words": WORDS / "reporting", "real": STREAM, **({"synth": DEMO_DATA / "stream"} if synthetic else {})}
+    r = {k: score_session(session, labels, window, cfg, s) for k, s in streams.items()}
+    row = {"words_fa": r["words"]["at_threshold"]["false_accepts"], "words_fa_h": r["words"]["at_threshold"]["fa_per_hour"],
+           "real_hits": r["real"]["at_threshold"]["hits"], "real_events": r["real"]["events"],
+           "real_fa": r["real"]["at_threshold"]["false_accepts"], "thresholds": cfg.thresholds}
+    return {**row, "synth_recall": r["synth"]["at_threshold"]["recall"]} if synthetic else row
 
 
 def measure(export: Path) -> dict[str, dict]:
@@ -68,14 +70,8 @@ def measure(export: Path) -> dict[str, dict]:
     session, labels, window, cfg = export_model(export)
     out = {}
     for name in CALIBRATIONS:
-        c = cfg if name == "generated" else replace(cfg, thresholds=real_word_thresholds(export))
-        words, real, synth = (score_session(session, labels, window, c, s)
-                              for s in (WORDS / "reporting", STREAM, DEMO_DATA / "stream"))
-        real_events = real["events"]
-        words, real, synth = (r["at_threshold"] for r in (words, real, synth))
-        out[name] = {"words_fa": words["false_accepts"], "words_fa_h": words["fa_per_hour"],
-                     "real_hits": real["hits"], "real_events": real_events, "real_fa": real["false_accepts"],
-                     "synth_recall": synth["recall"], "thresholds": c.thresholds}
+        c = cfg if name == "generated" else recalibrated(session, labels, window, cfg, (GENERATED, WORDS / "tuning.wav"))
+        out[name] = scored(session, labels, window, c)
         print(export, name, {k: v for k, v in out[name].items() if k != "thresholds"}, flush=True)
     return out
 

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import shutil
 import statistics
-from dataclasses import replace
 from pathlib import Path
 
 from _kws_ab import DEMO_DATA, STREAM_COLUMNS, seeds_cell, speech_top1, stream_cells, train_export
 from _results import write_section
-from kws_real import STREAM, export_model, score_session
-from kws_realneg import WORDS, prepare_words
+from kws_real import export_model
+from kws_realneg import GENERATED, prepare_words, recalibrated, scored
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work" / "kws-realunknown"
@@ -68,18 +67,10 @@ def measure(export: Path, negatives: Path) -> dict:
     """An export recalibrated on the generated phrases + `negatives`, scored on the three streams."""
     import json
 
-    from edgetune.tasks.kws import calibrate_on
-
     session, labels, window, cfg = export_model(export)
-    cal = calibrate_on(session, labels, window, cfg, [(DEMO_DATA / "negatives" / "speech.wav", []), (negatives, [])])
-    c = replace(cfg, thresholds=cal.thresholds)
-    words, real, synth = (score_session(session, labels, window, c, s) for s in (WORDS / "reporting", STREAM,
-                                                                                  DEMO_DATA / "stream"))
-    meta = json.loads((export / "export.json").read_text())
-    return {"words_fa": words["at_threshold"]["false_accepts"], "real_hits": real["at_threshold"]["hits"],
-            "real_events": real["events"], "real_fa": real["at_threshold"]["false_accepts"],
-            "synth_recall": synth["at_threshold"]["recall"], "speech_top1": speech_top1(meta),
-            "threshold": statistics.mean(cal.thresholds.values())}
+    row = scored(session, labels, window, recalibrated(session, labels, window, cfg, (GENERATED, negatives)))
+    return {**row, "speech_top1": speech_top1(json.loads((export / "export.json").read_text())),
+            "threshold": statistics.mean(row["thresholds"].values())}
 
 
 def main() -> None:
