@@ -121,8 +121,8 @@ def main(runs: list[Path]) -> None:
               "scored audio in them):", "",
               "| calibrated on | thresholds | real stream: hits | false accepts | real words, reporting half: false "
               "accepts (FA/h) |", "|---|---|---|---|---|"]
-    for name, negatives in CALIBRATIONS.items():
-        row = blind(session, negatives)
+    for name, (negatives, ceiling) in CALIBRATIONS.items():
+        row = blind(session, negatives, ceiling)
         thresholds = ", ".join(f"{k} {v:.2f}" for k, v in row["thresholds"].items())
         lines.append(f"| {name} | {thresholds} | {row['real_hits']}/{row['real_events']} | {row['real_fa']} | "
                      f"{row['words_fa']} ({row['words_fa_h']:.0f}/h) |")
@@ -130,17 +130,26 @@ def main(runs: list[Path]) -> None:
     write_section("kws-pretrained", "\n".join(lines))
 
 
-CALIBRATIONS = {"the demo's generated negatives": (GENERATED,), "+ real words (tuning half)": (GENERATED, WORDS / "tuning.wav")}
+# name → (negatives, highest threshold calibration may set). export's ceiling, kws_stream.CEILING
+# (0.95), is set for heads trained with label smoothing 0.1, whose confident windows sit near 0.9;
+# the shipped model was not, and puts the real keywords at 0.98-1.00, so 0.99 is measured beside it.
+CALIBRATIONS = {"the demo's generated negatives": ((GENERATED,), None),
+                "+ real words (tuning half)": ((GENERATED, WORDS / "tuning.wav"), None),
+                "+ real words (tuning half), ceiling 0.99": ((GENERATED, WORDS / "tuning.wav"), 0.99)}
 
 
-def blind(session: MltkSession, negatives: tuple[Path, ...]) -> dict:
-    """The shipped model's per-keyword thresholds calibrated on `negatives` (no keyword events), and
-    its score at them on the real stream and the real words' reporting half."""
-    from edgetune.tasks.kws_stream import StreamConfig
+def blind(session: MltkSession, negatives: tuple[Path, ...], ceiling: float | None = None) -> dict:
+    """The shipped model's per-keyword thresholds calibrated on `negatives` (no keyword events), at
+    most `ceiling` (None: export's), and its score at them on the real stream and the real words'
+    reporting half."""
+    from unittest import mock
+
+    from edgetune.tasks import kws_stream
 
     labels = list(MLTK_LABELS)
-    return scored(session, labels, WINDOW, recalibrated(session, labels, WINDOW, StreamConfig(), negatives),
-                  synthetic=False)
+    with mock.patch.object(kws_stream, "CEILING", ceiling or kws_stream.CEILING):
+        cfg = recalibrated(session, labels, WINDOW, kws_stream.StreamConfig(), negatives)
+    return scored(session, labels, WINDOW, cfg, synthetic=False)
 
 
 if __name__ == "__main__":
