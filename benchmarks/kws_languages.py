@@ -25,8 +25,9 @@ GAP_S = 0.5
 NOISE_DB = -50.0  # as real_words.write_recording pads its words
 
 
-def word_detections(export: Path) -> dict[Path, list[str]]:
-    """Every reporting-half word → the keywords the export detects in it at its calibrated thresholds."""
+def word_detections(export: Path) -> dict[Path, tuple[float, list[str]]]:
+    """Every reporting-half word → (seconds streamed, the keywords the export detects in it at its
+    calibrated thresholds)."""
     from edgetune.data import real_words
     from edgetune.data.audio import SAMPLE_RATE
     from edgetune.tasks.kws_stream import detect, smoothed_posteriors
@@ -39,21 +40,19 @@ def word_detections(export: Path) -> dict[Path, list[str]]:
         audio = np.pad(real_words.load_word(path), (gap, gap))
         audio += rng.standard_normal(len(audio)).astype(np.float32) * float(10 ** (NOISE_DB / 20))
         times, sm, _, _ = smoothed_posteriors(session, [audio], cfg, sr=SAMPLE_RATE, window=window)
-        out[path] = [d["label"] for d in detect(times, sm, labels, cfg, window / SAMPLE_RATE)]
+        out[path] = (len(audio) / SAMPLE_RATE, [d["label"] for d in detect(times, sm, labels, cfg, window / SAMPLE_RATE)])
     return out
 
 
 def main(runs: list[Path]) -> None:
-    from edgetune.data.audio import SAMPLE_RATE
-    from edgetune.data.real_words import load_word
-
     lines = ["## kws-languages: real spoken words taken for a keyword, language by language (issue 17)", "",
              f"`python benchmarks/kws_languages.py {' '.join(map(str, runs))}`", "",
              "Each word of the real words' reporting half alone, between 0.5 s of faint noise, at the export's "
              "calibrated per-keyword thresholds; every detection is a false accept. FA/h: per hour of that "
              "language's audio as streamed (word + 1 s).", ""]
     for run, target, export in exports(runs):
-        fired = word_detections(export)
+        streamed = word_detections(export)
+        fired = {p: labels for p, (_, labels) in streamed.items()}
         by_lang: dict[str, list[Path]] = {}
         for path in fired:
             by_lang.setdefault(path.parent.name, []).append(path)
@@ -62,7 +61,7 @@ def main(runs: list[Path]) -> None:
         total_fa, total_s = 0, 0.0
         for lang in sorted(by_lang, key=lambda k: (k != "en", k)):
             paths = by_lang[lang]
-            seconds = sum(len(load_word(p)) / SAMPLE_RATE + 2 * GAP_S for p in paths)
+            seconds = sum(streamed[p][0] for p in paths)
             fa = sum(len(fired[p]) for p in paths)
             total_fa, total_s = total_fa + fa, total_s + seconds
             which = ", ".join(f"{p.stem} ({'/'.join(sorted(set(fired[p])))})" for p in paths if fired[p])

@@ -4,6 +4,7 @@ data sets nobody tuned edgetune for (edgetune.data.real_sets says where each com
     python benchmarks/suite.py                       # both halves, every method, at edgetune's chosen size
     python benchmarks/suite.py --half tuning --methods edgetune,adamw-timm --sizes 64,96,128,160,224
     python benchmarks/suite.py --half tuning --methods "edgetune:lr=0.0002+warmup_epochs=3" --sizes 160
+    python benchmarks/suite.py --half tuning-few     # the tuning sets at 10 + 5 images a class
     python benchmarks/suite.py --int8                # every set's default run to each int8 target
     python benchmarks/suite.py --write               # RESULTS.md "suite" from every saved result
     python benchmarks/suite.py --write-half reporting   # that half alone, in "suite-reporting"
@@ -63,6 +64,7 @@ REPORTING = {"mnist-5k": (30, 10, 100), "glyphs": (10, 5, 40), "faces": (30, 10,
 FEW_SHOT = "-10shot"
 TUNING_FEW = {name + FEW_SHOT: (10, 5, test) for name, (_, _, test) in TUNING.items()}
 HALVES = {"tuning": TUNING, "reporting": REPORTING, "tuning-few": TUNING_FEW}
+BOTH = ("tuning", "reporting")  # `--half both`, and the halves `--write` puts in section "suite"
 
 
 @dataclass
@@ -276,8 +278,7 @@ def main() -> None:
                              + "\n".join(_int8_lines(json.loads((WORK / "results" / "int8.json").read_text()))))
     if args.int8:
         return int8_report()
-    sets = {**(TUNING if args.half in ("tuning", "both") else {}), **(REPORTING if args.half in ("reporting", "both") else {}),
-            **(TUNING_FEW if args.half == "tuning-few" else {})}
+    sets = {k: v for half in (BOTH if args.half == "both" else (args.half,)) for k, v in HALVES[half].items()}
     if args.sets:
         sets = {k: v for half in HALVES.values() for k, v in half.items() if k in args.sets.split(",")}
     sizes = [None if s == "default" else int(s) for s in args.sizes.split(",")]
@@ -375,7 +376,7 @@ def _mean_rows(groups: dict[tuple[str, int], dict[int, dict]]) -> list[dict]:
 
 def write(only: str | None = None) -> None:
     """RESULTS.md "suite": one table a half, from every result saved under _work/suite/results;
-    `only` ("tuning" or "reporting"): that half alone, in its own section "suite-<half>" (when the
+    `only` (a key of HALVES): that half alone, in its own section "suite-<half>" (when the
     other half's results are not on this machine: their rows stay where they were written)."""
     rows = {path.stem: json.loads(path.read_text()) for path in sorted((WORK / "results").glob("*.json"))
             if path.stem != "int8"}
@@ -384,9 +385,8 @@ def write(only: str | None = None) -> None:
         for r in results:
             r["default"] = r["method"] == "edgetune" and r["size"] == chosen
     lines = []
-    for half, sets in HALVES.items():
-        if only and half != only or not only and half == "tuning-few":
-            continue
+    for half in (only,) if only else BOTH:
+        sets = HALVES[half]
         lines += [f"\n**{half} half** (test top-1 ± standard error, wall seconds; EfficientNet-Lite0, {EPOCHS} epochs, "
                   f"batch {BATCH}, 2 threads; (default) = the size edgetune chose)\n",
                   "| set | method | px | top-1 | s |", "|---|---|---|---|---|"]
