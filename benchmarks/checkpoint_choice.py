@@ -1,0 +1,114 @@
+"""Which checkpoint should a classification fine-tune hand over: the epoch best on val, or the last?
+
+`edgetune finetune` keeps the epoch with the best val top-1 (the probe-initialised epoch 0
+included). On a small val split those differences are mostly noise, and an early epoch of a
+cosine schedule is taken at a high learning rate. Rule R, checked here on saved runs of the
+suite without retraining: keep the last epoch unless the best beats it on val by more than one
+binomial standard error of the val split, sqrt(p (1 - p) / n) at the best's p. R only ever picks
+the best or the last epoch, and both are saved (checkpoint.pt, last.pt), so its test top-1 is
+measured exactly.
+
+    python benchmarks/checkpoint_choice.py             # every saved default-recipe run of the suite
+    python benchmarks/checkpoint_choice.py --write     # RESULTS.md "checkpoint-choice"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from _results import write_section
+from suite import HALVES, MODEL, WORK, test_top1
+
+RESULTS = WORK / "results" / "checkpoint-choice.json"
+
+
+def is_default_recipe(run: Path) -> bool:
+    """edgetune's default at any size and seed ("edgetune@160", "edgetune_seed=1@default")."""
+    method = run.name.split("@")[0]
+    return method == "edgetune" or (method.startswith("edgetune_seed=") and method.count("=") == 1)
+
+
+def rule_epoch(history: list[dict], kept: int, n_val: int) -> int:
+    """The epoch R keeps, from the run's val history (epoch 0: the probe) and the epoch it kept."""
+    best, last = next(h for h in history if h["epoch"] == kept), history[-1]
+    se = math.sqrt(max(best["top1"] * (1 - best["top1"]), 1e-12) / n_val)
+    return last["epoch"] if best["top1"] - last["top1"] <= se else kept
+
+
+def measure(run: Path, data: Path) -> dict:
+    from edgetune.run import RunDir
+    from edgetune.train.classifier import load_trained, preprocess_for
+    from edgetune.zoo import get_card
+
+    rd = RunDir(run)
+    manifest = rd.read_manifest()
+    record = json.loads((run / "edgetune.json").read_text())
+    history = record.get("results", record)["history"]
+    n_val = sum(1 for p in (data / "val").rglob("*") if p.is_file())
+    last = torch.load(rd.last, map_location="cpu", weights_only=False)
+    kept = last["fit"]["best_epoch"]  # a run whose val was not trusted (keep_last) kept its last epoch already
+    r = rule_epoch(history, kept, n_val)
+    pre = preprocess_for(get_card(MODEL), int(manifest.spec.preprocessing["size"]))
+    labels = list(manifest.labels)
+    top1 = {"kept": test_top1(load_trained(manifest, rd.checkpoint), data, labels, pre)[0]}
+    if r != kept:
+        with tempfile.TemporaryDirectory() as tmp:  # last.pt holds the model beside optimiser state
+            weights = Path(tmp) / "last.pt"
+            torch.save(last["model"], weights)
+            top1["rule"] = test_top1(load_trained(manifest, weights), data, labels, pre)[0]
+    else:
+        top1["rule"] = top1["kept"]
+    return {"set": run.parent.name, "run": run.name, "n_val": n_val, "last_epoch": history[-1]["epoch"],
+            "kept_epoch": kept, "rule_epoch": r, "kept": top1["kept"], "rule": top1["rule"]}
+
+
+def table(rows: list[dict]) -> list[str]:
+    lines = ["| half | set | run | val n | epochs run | kept epoch → test | R's epoch → test | Δ pt |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['half']} | {r['set']} | {r['run']} | {r['n_val']} | {r['last_epoch']} | {r['kept_epoch']} → "
+                     f"{r['kept']:.4f} | {r['rule_epoch']} → {r['rule']:.4f} | {(r['rule'] - r['kept']) * 100:+.1f} |")
+    for half in ("tuning", "reporting"):
+        sub = [r for r in rows if r["half"] == half]
+        if sub:
+            changed = [r for r in sub if r["rule_epoch"] != r["kept_epoch"]]
+            lines.append(f"\n- {half}: {len(sub)} runs, R picks another epoch in {len(changed)}; mean test top-1 kept "
+                         f"{np.mean([r['kept'] for r in sub]):.4f}, R {np.mean([r['rule'] for r in sub]):.4f} "
+                         f"({(np.mean([r['rule'] for r in sub]) - np.mean([r['kept'] for r in sub])) * 100:+.2f} pt)")
+            for name in dict.fromkeys(r["set"] for r in sub):
+                s = [r for r in sub if r["set"] == name]
+                lines.append(f"  - {name}: kept {np.mean([r['kept'] for r in s]):.4f}, R {np.mean([r['rule'] for r in s]):.4f} "
+                             f"over {len(s)} runs")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--write", action="store_true", help="write RESULTS.md from the saved measurements")
+    args = ap.parse_args()
+    if not args.write:
+        torch.set_num_threads(2)
+        half_of = {name: ("reporting" if half == "reporting" else "tuning") for half, sets in HALVES.items() for name in sets}
+        rows = []
+        for run in sorted(p for p in (WORK / "runs").glob("*/*") if (p / "last.pt").is_file() and is_default_recipe(p)):
+            if run.parent.name in half_of:
+                rows.append({"half": half_of[run.parent.name], **measure(run, WORK / "data" / run.parent.name)})
+                print(json.dumps(rows[-1]), flush=True)
+        RESULTS.write_text(json.dumps(rows, indent=1))
+    rows = sorted(json.loads(RESULTS.read_text()), key=lambda r: (r["half"] != "tuning", r["set"], r["run"]))
+    write_section("checkpoint-choice", "\n".join([
+        "## checkpoint-choice: the epoch best on val, or the last one (issue 17)", "",
+        "`python benchmarks/checkpoint_choice.py`, then `--write` (this section)", "",
+        "R: keep the last epoch unless the best (the probe-initialised epoch 0 included) beats it on val by more than "
+        "one binomial standard error of the val split. Saved runs of `benchmarks/suite.py` with edgetune's default "
+        "recipe, every size and seed; test top-1 of the checkpoint each rule keeps.", "", *table(rows)]))
+
+
+if __name__ == "__main__":
+    main()
