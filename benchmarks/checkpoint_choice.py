@@ -25,7 +25,7 @@ import torch
 from _results import write_section
 from suite import HALVES, MODEL, WORK, test_top1
 
-RESULTS = WORK / "results" / "checkpoint-choice.json"
+RESULTS = WORK / "checkpoint-choice.json"  # not in results/, where every file is a set of the suite
 
 
 def is_default_recipe(run: Path) -> bool:
