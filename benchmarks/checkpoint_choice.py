@@ -44,6 +44,7 @@ def rule_epoch(history: list[dict], kept: int, n_val: int) -> int:
 def measure(run: Path, data: Path) -> dict:
     from edgetune.run import RunDir
     from edgetune.train.classifier import load_trained, preprocess_for
+    from edgetune.train.loop import load_checkpoint
     from edgetune.zoo import get_card
 
     rd = RunDir(run)
@@ -51,7 +52,7 @@ def measure(run: Path, data: Path) -> dict:
     record = json.loads((run / "edgetune.json").read_text())
     history = record.get("results", record)["history"]
     n_val = sum(1 for p in (data / "val").rglob("*") if p.is_file())
-    last = torch.load(rd.last, map_location="cpu", weights_only=False)
+    last = load_checkpoint(rd.last)  # tensors and plain values only (weights_only)
     kept = last["fit"]["best_epoch"]  # a run whose val was not trusted (keep_last) kept its last epoch already
     r = rule_epoch(history, kept, n_val)
     pre = preprocess_for(get_card(MODEL), int(manifest.spec.preprocessing["size"]))
