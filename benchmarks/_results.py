@@ -15,7 +15,8 @@ def write_section(name: str, markdown: str) -> None:
     text = RESULTS.read_text() if RESULTS.is_file() else ""
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
-        text = head + block + rest.split(end, 1)[1].lstrip("\n")
+        tail = rest.split(end, 1)[1].lstrip("\n")
+        text = head + block + ("\n" + tail if tail else "")  # one blank line before what follows
     else:
         text = text.rstrip("\n") + ("\n\n" if text else "") + block
     RESULTS.write_text(text)
