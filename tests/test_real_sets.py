@@ -13,22 +13,22 @@ from conftest import invoke, invoke_json
 from edgetune.data import real_sets as rs
 from edgetune.errors import AssetError, DataError
 
+GLYPH_SETS = {"glyphs": rs.GLYPHS, "glyphs-lower": rs.GLYPHS_LOWER}
 
-def _need_liberation() -> None:
-    from edgetune.errors import AssetError
 
+def _need_test_fonts(name: str = "glyphs") -> None:
     try:
-        rs._fonts(fetch=False)
+        rs._fonts(GLYPH_SETS[name], fetch=False)
     except AssetError:
-        pytest.skip("glyphs' test typefaces (Debian fonts-liberation) are not here; `edgetune data real glyphs` "
-                    "fetches them with apt-get download")
+        pytest.skip(f"{name}' test typefaces (Debian {GLYPH_SETS[name].test_package[0]}) are not here; "
+                    f"`edgetune data real {name}` fetches them with apt-get download")
 
 
 @pytest.mark.parametrize("name, classes, side", [("digits", 10, 8), ("faces", 2, 25), ("textures", 3, 64),
-                                                  ("glyphs", 36, 32)])
+                                                  ("glyphs", 36, 32), ("glyphs-lower", 26, 32)])
 def test_installed_sets_hold_real_labelled_images(name, classes, side):
-    if name == "glyphs":
-        _need_liberation()
+    if name in GLYPH_SETS:
+        _need_test_fonts(name)
     pool = rs.SETS.get(name).load()
     assert len(pool.classes) == classes and pool.images.shape[1:3] == (side, side)
     assert pool.images.dtype == np.uint8 and pool.images.max() > 200 and pool.images.min() < 30
@@ -53,14 +53,18 @@ def test_random_splits_are_stratified_and_disjoint():
     assert (rs.sample(pool, {"train": 5, "val": 3, "test": 4}, seed=1)["val"] == idx["val"]).all()  # seeded
 
 
-def test_grouped_sets_keep_their_groups_apart():
-    _need_liberation()
-    glyphs = rs.SETS.get("glyphs").load()
+@pytest.mark.parametrize("name", GLYPH_SETS)
+def test_glyph_sets_keep_their_typefaces_apart(name):
+    _need_test_fonts(name)
+    glyphs = rs.SETS.get(name).load()
     idx = rs.sample(glyphs, {"train": 4, "val": 2, "test": 3}, seed=0)
     assert all((glyphs.split[i] == s).all() for s, i in idx.items())  # typefaces never straddle splits
-    fonts = rs._fonts()
-    names = {s: {f.stem for f in fs} for s, fs in fonts.items()}
-    assert not (names["train"] & names["test"]) and not (names["train"] & names["val"])
+    names = {s: {f.stem for f in fs} for s, fs in rs._fonts(GLYPH_SETS[name]).items()}
+    assert not (names["train"] & names["test"]) and not (names["train"] & names["val"]) and not (names["val"] & names["test"])
+    assert names["test"] == {Path(f).stem for f in GLYPH_SETS[name].test_package[2]}  # every file of the Debian package
+
+
+def test_textures_keep_their_regions_apart():
     textures = rs.SETS.get("textures").load()
     assert {s: int((textures.split == s).sum()) for s in rs.SPLITS} == {"train": 315, "val": 225, "test": 225}
 
