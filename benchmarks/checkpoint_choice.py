@@ -58,7 +58,7 @@ def rule_epoch(history: list[dict], kept: int, n_val: int) -> int:
 def measure(run: Path, data: Path) -> dict:
     from edgetune.run import RunDir
     from edgetune.train.classifier import load_trained, preprocess_for
-    from edgetune.train.loop import load_checkpoint
+    from edgetune.train.loop import average_state_dicts, load_checkpoint
     from edgetune.zoo import get_card
 
     rd = RunDir(run)
@@ -71,7 +71,6 @@ def measure(run: Path, data: Path) -> dict:
     r = rule_epoch(history, kept, n_val)
     pre = preprocess_for(get_card(MODEL), int(manifest.spec.preprocessing["size"]))
     labels = list(manifest.labels)
-    top1 = {"kept": test_top1(load_trained(manifest, rd.checkpoint), data, labels, pre)[0]}
 
     def top1_of(weights: dict[str, torch.Tensor]) -> float:
         with tempfile.TemporaryDirectory() as tmp:  # last.pt holds the model beside optimiser state
@@ -79,16 +78,13 @@ def measure(run: Path, data: Path) -> dict:
             torch.save(weights, path)
             return test_top1(load_trained(manifest, path), data, labels, pre)[0]
 
-    same = kept == history[-1]["epoch"]
+    best = last.get("best_model") or load_checkpoint(rd.checkpoint)  # an averaged run keeps its val-best in last.pt
+    top1 = {"kept": top1_of(best)}
     top1["rule"] = top1_of(last["model"]) if r != kept else top1["kept"]
-    top1["average"] = top1["kept"] if same else top1_of(average(load_checkpoint(rd.checkpoint), last["model"]))
+    same = kept == history[-1]["epoch"]
+    top1["average"] = top1["kept"] if same else top1_of(average_state_dicts(best, last["model"]))
     return {"set": run.parent.name, "run": run.name, "n_val": n_val, "last_epoch": history[-1]["epoch"],
             "kept_epoch": kept, "rule_epoch": r, **top1}
-
-
-def average(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rule A's weights: the mean of two state dicts' float tensors (counters come from `b`)."""
-    return {k: (a[k] + v) / 2 if v.is_floating_point() else v for k, v in b.items()}
 
 
 def table(rows: list[dict]) -> list[str]:

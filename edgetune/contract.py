@@ -123,7 +123,9 @@ class Manifest:
     data: DataRef
     seed: int
     status: str = "done"  # "running" while training; "done" once the best checkpoint is final
-    best: dict[str, Any] | None = None  # {"epoch": e, <metric_name>: value}
+    # what checkpoint.pt holds: {"epoch": e, <metric_name>: its val value}, plus "average_of": [best, last]
+    # when it is the average of two epochs' weights (classify's default, edgetune.train.loop)
+    best: dict[str, Any] | None = None
     weights: WeightsRef | None = None
     checkpoint_sha256: str | None = None  # detect: the pickle's pin, checked before loading
     card: dict[str, Any] | None = None

@@ -20,8 +20,8 @@ def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None 
              lr: float | None = None, batch: int | None = None, img_size: int | None = None, seed: int = 0,
              freeze: str | None = None, keywords: list[str] | tuple[str, ...] | None = None, patience: int | None = None,
              val_split: float | None = None, weights: str | Path | None = None, head_init: str = "probe",
-             threads: int | None = None, bn: str = "frozen", device: str = "auto", pretrained: bool = True,
-             resume: bool = False, cache: str = "auto", quiet: bool = False, verbose: bool = False) -> dict[str, Any]:
+             threads: int | None = None, bn: str = "frozen", checkpoint: str = "average", device: str = "auto",
+             pretrained: bool = True, resume: bool = False, cache: str = "auto", quiet: bool = False, verbose: bool = False) -> dict[str, Any]:
     """Fine-tune the card `model` on `data` into the run directory `out`; returns the finetune
     summary (run, metric_name, metric, best, epochs, seconds). Options as `edgetune finetune --help`."""
     from edgetune.fsutil import ensure_writable_dir
@@ -53,7 +53,7 @@ def finetune(model: str, data: str | Path, out: str | Path, *, task: str | None 
                       batch=batch or runner.default_batch, img_size=img_size, seed=seed, freeze=freeze,
                       patience=patience, val_split=val_split, weights=Path(weights) if weights else None,
                       resume=resume, head_init=head_init, threads=threads, pretrained=pretrained, device=device, bn=bn,
-                      verbose=verbose, cache=cache,
+                      checkpoint=checkpoint, verbose=verbose, cache=cache,
                       keywords=tuple(k.strip() for k in keywords if k.strip()) if keywords else None)
     if launched_by_torchrun() and not runner.data_parallel:
         err = UsageError(f"{card.task} does not train under torchrun",

@@ -44,6 +44,9 @@ from edgetune.train.launcher import secondary_rank
 @click.option("--threads", type=int, default=None, help="Torch threads [default: every core this process may use].")
 @click.option("--bn", type=click.Choice(["frozen", "train"]), default="frozen", show_default=True,
               help="classify: pretrained BatchNorm statistics kept fixed, or updated while training.")
+@click.option("--checkpoint", type=click.Choice(["average", "best"]), default="average", show_default=True,
+              help="classify: the checkpoint handed over is the average of the weights of the epoch best on val and "
+                   "the last epoch (it held better on test data shifted from val), or that best epoch alone.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present) | cpu | cuda[:N].")
 @click.option("--pretrained/--no-pretrained", default=True, show_default=True,
               help="Start from the card's pretrained weights, or from random init (baseline).")
@@ -65,7 +68,7 @@ from edgetune.train.launcher import secondary_rank
 @handle_errors()
 def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, lr: float | None, batch: int | None, img_size: int | None,
              seed: int, freeze: str | None, keywords: str | None, patience: int | None, val_split: float | None, weights: Path | None, head_init: str,
-             threads: int | None, bn: str, device: str, pretrained: bool, resume: bool, cache: str, nproc: int, quiet: bool, verbose: bool,
+             threads: int | None, bn: str, checkpoint: str, device: str, pretrained: bool, resume: bool, cache: str, nproc: int, quiet: bool, verbose: bool,
              as_json: bool) -> None:
     """Fine-tune a pretrained model on your data into a run directory."""
     from edgetune.training import finetune as run_finetune
@@ -85,10 +88,17 @@ def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, l
     result = run_finetune(model, data, out, task=task, epochs=epochs, lr=lr, batch=batch, img_size=img_size, seed=seed,
                           freeze=freeze, keywords=keywords.split(",") if keywords is not None else None,
                           patience=patience, val_split=val_split, weights=weights, head_init=head_init,
-                          threads=threads, bn=bn, device=device, pretrained=pretrained, resume=resume,
+                          threads=threads, bn=bn, checkpoint=checkpoint, device=device, pretrained=pretrained, resume=resume,
                           cache=cache, quiet=quiet or as_json, verbose=verbose)
     if secondary_rank():
         return  # rank 0 reports the job's result
     emit(result, as_json, lambda r: click.echo(
-        f"{r['run']}: best val {r['metric_name']} {r['metric']:.4f} at epoch {r['best']['epoch']} "
+        f"{r['run']}: {_checkpoint_words(r['best'])} val {r['metric_name']} {r['metric']:.4f} "
         f"({r['epochs']} epochs, {r['seconds']:.0f}s)"))
+
+
+def _checkpoint_words(best: dict) -> str:
+    """What checkpoint.pt holds, as the manifest's `best` records it."""
+    if "average_of" in best:
+        return "checkpoint = average of epochs {} (best on val) and {} (last):".format(*best["average_of"])
+    return f"checkpoint = epoch {best['epoch']}, best"

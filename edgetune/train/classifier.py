@@ -228,11 +228,11 @@ def _finetune(cfg: TrainConfig, quiet: bool, stack: contextlib.ExitStack) -> dic
         state = fit(run=run, model=model, optimizer=opt, scheduler=sched, train_epoch=train_epoch,
                     evaluate=lambda: evaluate_top1(model, val_sq, val_y, pre), epochs=cfg.epochs,
                     patience=cfg.patience, on_epoch=on_epoch, resume=cfg.resume, metric_name=METRIC,
-                    initial=initial, started_at=t_start, dist=dist)
+                    initial=initial, started_at=t_start, dist=dist, average_last=cfg.checkpoint == "average")
     if dist.is_main:
         run.write_manifest(manifest.updated(**_results(state, probe_info, "done")))
     return {"run": str(run.path), "task": "classify", "model": card.name, "metric_name": METRIC,
-            "metric": state.best_metric, "best": {"epoch": state.best_epoch, METRIC: state.best_metric},
+            "metric": state.checkpoint_record(METRIC)[METRIC], "best": state.checkpoint_record(METRIC),
             "epochs": state.epoch, "seconds": round(state.seconds, 2), "stopped_early": state.stopped_early,
             "probe": probe_info or None, **dist.record()}
 
@@ -258,5 +258,5 @@ def _manifest(cfg: TrainConfig, card: ModelCard, data: ImageFolderData, pre: Ima
 
 def _results(state: FitState, probe: dict[str, Any], status: str) -> dict[str, Any]:
     return {"status": status, "history": state.history, "probe": probe or None,
-            "best": {"epoch": state.best_epoch, METRIC: state.best_metric},
-            "epochs_done": state.epoch, "stopped_early": state.stopped_early, "seconds": round(state.seconds, 2)}
+            "best": state.checkpoint_record(METRIC), "epochs_done": state.epoch, "stopped_early": state.stopped_early,
+            "seconds": round(state.seconds, 2)}

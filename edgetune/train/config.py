@@ -41,6 +41,8 @@ class TrainConfig:
     threads: int | None = None
     pretrained: bool = True  # False: random init (the baseline that shows what pretraining buys)
     bn: str = "frozen"  # "frozen": keep pretrained BN statistics (eval mode) | "train": update them
+    # classify: checkpoint.pt is the "average" of the val-best and last epochs' weights, or the "best" on val
+    checkpoint: str = "average"
     device: str = "auto"  # "auto" (CUDA when present, else CPU) | "cpu" | "cuda" | "cuda:N"
     keywords: tuple[str, ...] | None = None  # kws: word folders that are keywords (others → _unknown_)
     cache: str = "auto"  # decoded training samples: auto | ram | disk | none (edgetune.data.decoded)
@@ -67,6 +69,8 @@ class TrainConfig:
             raise UsageError(f"--cache must be auto, ram, disk or none, got {self.cache!r}")
         if self.bn not in ("frozen", "train"):
             raise UsageError(f"--bn must be frozen or train, got {self.bn!r}")
+        if self.checkpoint not in ("average", "best"):
+            raise UsageError(f"--checkpoint must be average or best, got {self.checkpoint!r}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise UsageError(f"--device must be auto, cpu or cuda[:N], got {self.device!r}")
         if self.freeze == "backbone" and not self.pretrained:
