@@ -175,7 +175,8 @@ def hand_over_average(run: RunDir, model: torch.nn.Module, state: FitState, eval
     suite's tuning half (benchmarks/checkpoint_choice.py: +1.1 pt over 27 runs, +2.8 on the shifted
     set). Both are points of one fine-tune from one pretrained model, so their average is a model
     of that run (weight averaging along a trajectory, as SWA and WiSE-FT do); BN statistics are
-    fixed in that fine-tune, so averaging needs no BN re-estimation.
+    fixed in the default fine-tune, so averaging needs no BN re-estimation (with `--bn train` the
+    running statistics are averaged too, not re-estimated; that case was not measured).
 
     last.pt keeps the last epoch's weights and gains the val-best's ("best_model"), so a resume
     that trains further starts from the same state as an unaveraged run would.
