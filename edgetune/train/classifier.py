@@ -232,7 +232,7 @@ def _finetune(cfg: TrainConfig, quiet: bool, stack: contextlib.ExitStack) -> dic
     if dist.is_main:
         run.write_manifest(manifest.updated(**_results(state, probe_info, "done")))
     return {"run": str(run.path), "task": "classify", "model": card.name, "metric_name": METRIC,
-            "metric": state.checkpoint_record(METRIC)[METRIC], "best": state.checkpoint_record(METRIC),
+            "metric": (record := state.checkpoint_record(METRIC))[METRIC], "best": record,
             "epochs": state.epoch, "seconds": round(state.seconds, 2), "stopped_early": state.stopped_early,
             "probe": probe_info or None, **dist.record()}
 

@@ -124,6 +124,7 @@ def fit(*, run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer
         state = FitState(**{**ck["fit"], "averaged": None})
         log(f"resuming after epoch {state.epoch} (best {metric_name} {state.best_metric:.4f})", quiet=not dist.is_main)
     start = started_at if started_at is not None and not resume else time.perf_counter() - state.seconds
+    averaging = False  # what an interruption interrupts: an epoch, or the hand-over after the last one
     try:
         for epoch in range(state.epoch + 1, epochs + 1):
             t0 = time.perf_counter()
@@ -155,10 +156,12 @@ def fit(*, run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer
                     quiet=not dist.is_main)
                 break
         if average_last:
+            averaging = True
             hand_over_average(run, model, state, evaluate, metric_name, dist)
     except KeyboardInterrupt as exc:
-        err = Interrupted(f"{'terminated' if isinstance(exc, Terminated) else 'interrupted'} during epoch "
-                          f"{state.epoch + 1}; last completed epoch {state.epoch} is saved in {run.last}",
+        err = Interrupted(f"{'terminated' if isinstance(exc, Terminated) else 'interrupted'} during "
+                          f"{'the checkpoint averaging' if averaging else f'epoch {state.epoch + 1}'}; "
+                          f"last completed epoch {state.epoch} is saved in {run.last}",
                           hint="continue with the same command plus --resume")
         err.exit_code = interruption_code(exc)
         raise err from None
