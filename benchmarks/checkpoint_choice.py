@@ -1,7 +1,7 @@
 """Which checkpoint should a classification fine-tune hand over: the epoch best on val, or the last?
 
-`edgetune finetune` keeps the epoch with the best val top-1 (the probe-initialised epoch 0
-included). On a small val split those differences are mostly noise, and an early epoch of a
+"Kept" below is the epoch with the best val top-1 (the probe-initialised epoch 0 included), which
+`edgetune finetune` handed over until rule A was adopted (now `--checkpoint best`). On a small val split those differences are mostly noise, and an early epoch of a
 cosine schedule is taken at a high learning rate. Rule R, checked here on saved runs of the
 suite without retraining: keep the last epoch unless the best beats it on val by more than one
 binomial standard error of the val split, sqrt(p (1 - p) / n) at the best's p. R only ever picks
@@ -12,7 +12,8 @@ Rule A (added after R, with the shifted tuning set glyphs-lower): hand over the 
 of the kept (val-best) and the last epoch's weights, the same model when they coincide. Both come
 from one fine-tune of one pretrained model with fixed BN statistics, so their average is a model of
 that run (weight averaging along a trajectory, as SWA and WiSE-FT do). Measured exactly from
-checkpoint.pt and last.pt.
+checkpoint.pt and last.pt (a run of the new default keeps the val-best in last.pt's "best_model").
+It passed the decision below (RESULTS.md "checkpoint-choice" notes) and is the default now.
 
 Decision, committed before any run of glyphs-lower or of A: A replaces the default hand-over only if
   1. over every saved default-recipe tuning run, A's mean test top-1 loses ≤ 0.2 pt to the kept
@@ -137,7 +138,8 @@ def main() -> None:
         "## checkpoint-choice: the epoch best on val, or the last one (issue 17)", "",
         "`python benchmarks/checkpoint_choice.py`, then `--write` (this section)", "",
         "R: keep the last epoch unless the best (the probe-initialised epoch 0 included) beats it on val by more than "
-        "one binomial standard error of the val split. Saved runs of `benchmarks/suite.py` with edgetune's default "
+        "one binomial standard error of the val split. A: the average of the kept and the last epoch's weights "
+        "(`edgetune finetune`'s default since it passed its check; `--checkpoint best` hands over the kept one). Saved runs of `benchmarks/suite.py` with edgetune's default "
         "recipe, every size and seed; test top-1 of the checkpoint each rule keeps.", "", *table(rows)]))
 
 

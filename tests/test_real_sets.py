@@ -16,11 +16,11 @@ from edgetune.errors import AssetError, DataError
 GLYPH_SETS = {"glyphs": rs.GLYPHS, "glyphs-lower": rs.GLYPHS_LOWER}
 
 
-def _need_test_fonts(name: str = "glyphs") -> None:
+def _need_test_fonts(name: str) -> None:
     try:
         rs._fonts(GLYPH_SETS[name], fetch=False)
     except AssetError:
-        pytest.skip(f"{name}' test typefaces (Debian {GLYPH_SETS[name].test_package[0]}) are not here; "
+        pytest.skip(f"the test typefaces of {name} (Debian {GLYPH_SETS[name].test_package[0]}) are not here; "
                     f"`edgetune data real {name}` fetches them with apt-get download")
 
 

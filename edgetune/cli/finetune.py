@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -97,7 +98,7 @@ def finetune(task: str | None, model: str, data: Path, out: Path, epochs: int, l
         f"({r['epochs']} epochs, {r['seconds']:.0f}s)"))
 
 
-def _checkpoint_words(best: dict) -> str:
+def _checkpoint_words(best: dict[str, Any]) -> str:
     """What checkpoint.pt holds, as the manifest's `best` records it."""
     if "average_of" in best:
         return "checkpoint = average of epochs {} (best on val) and {} (last):".format(*best["average_of"])
